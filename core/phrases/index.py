@@ -1,0 +1,86 @@
+"""Nearest-prototype search with faiss (paper Eq. 3: top-k phrases = top-k prototypes).
+
+Prototypes are L2-normalised, so inner product = cosine similarity. Small vocabularies use
+exact search; large ones an IVF-PQ (fast-scan) index whose candidates are re-ranked with the
+exact vectors (``RFlat``). :func:`auto_factory` picks one; any faiss factory string overrides it.
+The thresholds come from ``bench/phrase_index.py`` (see ``docs/results.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+#: Up to this many prototypes, exact search is fast enough (< 2 ms per image on 2 CPU cores).
+EXACT_MAX = 200_000
+
+
+def auto_factory(n: int) -> str:
+    """The faiss factory string used for ``n`` prototypes when none is given."""
+    if n <= EXACT_MAX:
+        return "Flat"
+    nlist = 1 << max(10, min(16, round(math.log2(4 * math.sqrt(n)))))
+    return f"IVF{nlist},PQ32x4fs,RFlat"
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - in requirements.txt
+        raise ImportError("phrase search needs faiss: `pip install faiss-cpu`") from exc
+    return faiss
+
+
+class PhraseIndex:
+    """A faiss index over L2-normalised prototypes."""
+
+    def __init__(self, index: object, factory: str, nprobe: int = 32, k_factor: int = 8) -> None:
+        self.index = index
+        self.factory = factory
+        self.nprobe = nprobe
+        self.k_factor = k_factor
+        self._configure()
+
+    def _configure(self) -> None:
+        faiss = _faiss()
+        if "IVF" in self.factory:
+            ivf = faiss.extract_index_ivf(self.index)
+            ivf.nprobe = self.nprobe
+        if "RFlat" in self.factory or "Refine" in self.factory:
+            faiss.downcast_index(self.index).k_factor = self.k_factor
+
+    @classmethod
+    def build(cls, prototypes: np.ndarray, factory: str | None = None, *, seed: int = 0) -> PhraseIndex:
+        """Index ``prototypes`` (rows L2-normalised; zero rows never match)."""
+        faiss = _faiss()
+        x = np.ascontiguousarray(prototypes, dtype=np.float32)
+        fac = factory or auto_factory(len(x))
+        index = faiss.index_factory(x.shape[1], fac, faiss.METRIC_INNER_PRODUCT)
+        if not index.is_trained:
+            rng = np.random.default_rng(seed)
+            n_train = min(len(x), 256 * 1024)
+            sample = x[rng.choice(len(x), n_train, replace=False)] if n_train < len(x) else x
+            index.train(sample)
+        index.add(x)
+        return cls(index, fac)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)`` of the ``k`` nearest prototypes per query (ids -1 when fewer exist)."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None]
+        k = max(1, min(k, self.ntotal))
+        return self.index.search(q, k)
+
+    def save(self, path: str | Path) -> None:
+        _faiss().write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path, factory: str) -> PhraseIndex:
+        return cls(_faiss().read_index(str(path)), factory)

@@ -1,0 +1,336 @@
+"""Fit a workspace: dataset -> features -> phrases -> text vectors -> classifiers -> evaluation.
+
+``fit(data, workspace)`` runs every stage and writes the workspace (see
+:mod:`core.workspace`). Visual features and phrase embeddings are cached by content hash
+(:mod:`core.features`), so an interrupted or repeated fit only recomputes what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.backbones import create_backbone, resolve_device
+from core.classifiers import Classifier, ClassifierConfig
+from core.data.manifest import Dataset, DatasetIssue, load_dataset
+from core.features import FeatureCache, default_cache_dir, embed_images
+from core.metrics import evaluate, per_label_scores
+from core.phrases.crossfit import crossfit_phrases
+from core.phrases.generator import GeneratorConfig, l2n
+from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
+from core.phrases.vocab import extract_phrases
+from core.progress import ProgressFn, TqdmProgress
+from core.text import TextEncoder, phrase_text_vectors
+from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, zero_shot_scores
+
+PHRASE_SOURCES = ("corpus", "imagenet")
+MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
+
+
+@dataclass
+class FitConfig:
+    """Everything that determines a fit (stored in the workspace's ``manifest.json``).
+
+    Attributes:
+        backbone: visual backbone name (:func:`core.backbones.list_backbones`).
+        backbone_weights: optional local checkpoint for the backbone.
+        text_model: sentence-transformers name or local path.
+        phrase_source: ``corpus`` (a generator trained on the dataset's text, cross-fitted) or
+            ``imagenet`` (the backbone's ImageNet-1k head; for collections without text).
+        top_k: phrases averaged into the text vector (the paper: 3).
+        weighting: ``mean`` (the paper) or ``score``.
+        n_folds: cross-fitting folds for the training rows' phrases.
+        label_fraction: keep labels for this share of each label's training rows (the others
+            keep their text only); 1.0 keeps all. For label-scarcity studies.
+        seed: seed of every random choice.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: backbone batch size.
+        projections: compute the 2-D UMAP maps.
+        cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
+    """
+
+    backbone: str = "efficientnet-lite0"
+    backbone_weights: str | None = None
+    text_model: str = "all-MiniLM-L6-v2"
+    phrase_source: str = "corpus"
+    top_k: int = 3
+    weighting: str = "mean"
+    n_folds: int = 5
+    label_fraction: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 32
+    projections: bool = True
+    cache_dir: str | None = None
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitConfig:
+        d = dict(d)
+        gen = GeneratorConfig(**d.pop("generator", {}))
+        clf = ClassifierConfig(**d.pop("classifier", {}))
+        return cls(**d, generator=gen, classifier=clf)
+
+
+def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Mask of training rows that keep their labels: ``fraction`` of each (first) label's rows, at least one."""
+    keep = train & np.array([bool(labs) for labs in labels])
+    if fraction >= 1.0:
+        return keep
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(labels), dtype=bool)
+    by_label: dict[str, list[int]] = {}
+    for i in np.flatnonzero(keep):
+        by_label.setdefault(labels[i][0], []).append(i)
+    for lab in sorted(by_label):
+        idx = np.array(by_label[lab])
+        n = max(1, int(round(fraction * len(idx))))
+        out[rng.permutation(idx)[:n]] = True
+    return out
+
+
+def _label_targets(labels: list[list[str]], names: list[str], multilabel: bool) -> np.ndarray:
+    pos = {n: i for i, n in enumerate(names)}
+    if multilabel:
+        y = np.zeros((len(labels), len(names)), dtype=np.float32)
+        for i, labs in enumerate(labels):
+            for lab in labs:
+                if lab in pos:
+                    y[i, pos[lab]] = 1.0
+        return y
+    return np.array([pos[labs[0]] if labs and labs[0] in pos else -1 for labs in labels], dtype=np.int64)
+
+
+def _embed_phrases(texts: list[str], encoder: TextEncoder, cache_root: Path, progress: ProgressFn) -> np.ndarray:
+    """Phrase embeddings, cached by (model, phrase)."""
+    cache = FeatureCache(cache_root, f"text-{encoder.name}")
+    digests = [hashlib.sha1(t.encode()).digest() for t in texts]
+    todo = [i for i, d in enumerate(digests) if d not in cache]
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    for i, d in enumerate(digests):
+        if d in cache:
+            out[i] = cache.get(d)
+    step = 4096
+    for s in range(0, len(todo), step):
+        chunk = todo[s : s + step]
+        vecs = encoder.encode([texts[i] for i in chunk])
+        out[chunk] = vecs
+        cache.add([digests[i] for i in chunk], vecs)
+        progress("embed phrases", s + len(chunk), len(todo))
+    return out
+
+
+def fit(
+    data: str | Path | Dataset,
+    workspace: str | Path,
+    config: FitConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Fit every model on a dataset and write a workspace folder.
+
+    Args:
+        data: a dataset path (see :func:`core.data.load_dataset`) or a loaded :class:`Dataset`.
+        workspace: output folder (created; an existing workspace there is replaced at the end).
+        config: the fit configuration.
+        progress: progress callback (default: tqdm bars on stderr).
+
+    Returns:
+        The workspace path.
+    """
+    cfg = config or FitConfig()
+    if cfg.phrase_source not in PHRASE_SOURCES:
+        raise ValueError(f"unknown phrase_source {cfg.phrase_source!r}; one of {PHRASE_SOURCES}")
+    prog = progress or TqdmProgress()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ds = data if isinstance(data, Dataset) else load_dataset(data, seed=cfg.seed)
+    ws = Path(workspace).expanduser().resolve()
+    tmp = ws.with_name(ws.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    cache_root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    device = resolve_device(cfg.device)
+    timings["load"] = time.perf_counter() - t0
+
+    # 1. visual features ------------------------------------------------------------------
+    t = time.perf_counter()
+    backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=device)
+    key = f"{cfg.backbone}-{backbone.info.image_size}"
+    if cfg.backbone_weights:
+        key += "-" + hashlib.sha1(str(Path(cfg.backbone_weights).resolve()).encode()).hexdigest()[:8]
+    items = ds.items.reset_index(drop=True)
+    feats, errors = embed_images(
+        list(items["path"]), backbone, cache=FeatureCache(cache_root, key),
+        batch_size=cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128), progress=prog,
+    )
+    issues = list(ds.issues)
+    for i, reason in sorted(errors.items()):
+        issues.append(DatasetIssue(Path(ds.source).name, int(items.at[i, "row"]), reason, items.at[i, "item"]))
+    ok = np.array([i not in errors for i in range(len(items))])
+    items = items[ok].reset_index(drop=True)
+    feats = feats[ok]
+    if len(items) == 0:
+        raise ValueError("no image could be decoded; see the issues: " + "; ".join(map(str, issues[:5])))
+    timings["features"] = time.perf_counter() - t
+
+    # 2. labels kept for training ---------------------------------------------------------
+    labels = list(items["labels"])
+    split = items["split"].to_numpy()
+    train = split != "test"
+    labelled = scarce_labels(labels, train, cfg.label_fraction, cfg.seed)
+    names = sorted({lab for i in np.flatnonzero(labelled) for lab in labels[i]})
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 labels among the labelled training rows, found {names}")
+    y_all = _label_targets(labels, names, ds.multilabel)
+    test = (split == "test") & np.array([bool(labs) for labs in labels])
+    if not ds.multilabel:
+        test &= y_all >= 0  # a test label never seen in training cannot be predicted
+
+    # 3. phrases --------------------------------------------------------------------------
+    t = time.perf_counter()
+    k_store = max(10, cfg.top_k)
+    phrase_lists = [extract_phrases(tx, tg) for tx, tg in zip(items["text"], items["tags"])]
+    fold = np.full(len(items), -1, dtype=np.int64)
+    if cfg.phrase_source == "corpus":
+        corpus = train & np.array([bool(p) for p in phrase_lists])
+        generator, outs = crossfit_phrases(
+            feats, phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=k_store,
+            backbone=cfg.backbone, progress=prog,
+        )
+        generator.save(tmp / "generator")
+        phrase_texts = generator.vocab.phrases
+        bottleneck, ids, scores, fold = outs.bottleneck, outs.ids, outs.scores, outs.fold
+    else:
+        if not backbone.info.has_imagenet_head:
+            raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source='imagenet'")
+        generator = None
+        phrase_texts = imagenet_phrases()
+        ids, scores = imagenet_top_phrases(backbone.imagenet_logits(feats), k_store)
+        bottleneck = None
+    timings["phrase_generator"] = time.perf_counter() - t
+
+    # 4. text vectors ---------------------------------------------------------------------
+    t = time.perf_counter()
+    encoder = TextEncoder(cfg.text_model, device=device)
+    phrase_emb = _embed_phrases(phrase_texts, encoder, cache_root, prog)
+    text_vec = phrase_text_vectors(phrase_emb, ids, scores, k=cfg.top_k, weighting=cfg.weighting)
+    timings["text_embeddings"] = time.perf_counter() - t
+
+    # 5. classifiers ----------------------------------------------------------------------
+    t = time.perf_counter()
+    visual = l2n(feats)
+    inputs = {
+        "baseline": visual,
+        "multimodal": np.concatenate([visual, text_vec], axis=1),
+        "text_only": text_vec,
+    }
+    probs: dict[str, np.ndarray] = {}
+    fit_idx = np.flatnonzero(labelled & ((y_all.sum(1) > 0) if ds.multilabel else (y_all >= 0)))
+    for n_done, (name, x) in enumerate(inputs.items()):
+        clf = Classifier(len(names), ds.multilabel, cfg.classifier).fit(x[fit_idx], y_all[fit_idx])
+        clf.save(tmp / "classifiers", name)
+        probs[name] = clf.predict_proba(x)
+        prog("classifiers", n_done + 1, len(inputs))
+    timings["classifiers"] = time.perf_counter() - t
+
+    # 6. zero-shot ------------------------------------------------------------------------
+    t = time.perf_counter()
+    label_specs = [(n, []) for n in names]
+    if generator is not None:
+        has_proto = np.abs(generator.prototypes).sum(1) > 0
+        mapper = TextToCoEmbedding.fit(phrase_emb[has_proto], generator.prototypes[has_proto])
+        mapper.save(str(tmp / "zeroshot.safetensors"))
+        terms = label_embeddings(
+            label_specs, vocab_index=generator.vocab.index, prototypes=generator.prototypes,
+            embed_text=encoder.encode, mapper=mapper,
+        )
+        zs = zero_shot_scores(bottleneck, terms)
+    else:  # no co-embedding: compare label names with the image's phrase text vector
+        terms = [encoder.encode([n.replace("/", " ")]) for n in names]
+        zs = zero_shot_scores(text_vec, terms)
+    probs["zeroshot"] = scores_to_proba(zs)
+    timings["zeroshot"] = time.perf_counter() - t
+
+    # 7. evaluation -----------------------------------------------------------------------
+    y_test = y_all[test]
+    metrics = {m: evaluate(y_test, probs[m][test], multilabel=ds.multilabel) for m in MODELS}
+    train_counts = (y_all[fit_idx].sum(0) if ds.multilabel else np.bincount(y_all[fit_idx], minlength=len(names)))
+    per_label = {
+        "label": names,
+        "n_train": [int(c) for c in train_counts],
+        "n_test": [int(c) for c in (y_test.sum(0) if ds.multilabel else np.bincount(y_test, minlength=len(names)))],
+    }
+    for m in MODELS:
+        per_label[m] = [None if np.isnan(v) else float(v) for v in per_label_scores(y_test, probs[m][test], multilabel=ds.multilabel)]
+
+    # 8. 2-D maps -------------------------------------------------------------------------
+    t = time.perf_counter()
+    arrays: dict[str, np.ndarray] = {}
+    if cfg.projections and generator is not None:
+        from core.projection import umap_2d
+
+        proto_ids = generator.output_ids
+        joint = np.concatenate([generator.prototypes[proto_ids], bottleneck])
+        xy = umap_2d(joint, seed=cfg.seed, progress=prog)
+        arrays.update(map_prototype_ids=proto_ids.astype(np.int64), map_prototypes=xy[: len(proto_ids)],
+                      map_images=xy[len(proto_ids):])
+    timings["projections"] = time.perf_counter() - t
+
+    # 9. write ----------------------------------------------------------------------------
+    from core.workspace import write_workspace
+
+    items = items.assign(labelled=labelled, fold=fold, is_test=test)
+    arrays.update(visual=feats, text_vec=text_vec, phrase_ids=ids.astype(np.int64), phrase_scores=scores.astype(np.float32),
+                  phrase_embeddings=phrase_emb)
+    if bottleneck is not None:
+        arrays["bottleneck"] = bottleneck
+    timings["total"] = time.perf_counter() - t0
+    manifest = {
+        "format": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": asdict(cfg),
+        "dataset": {
+            "source": ds.source, "fingerprint": ds.fingerprint(), "multilabel": ds.multilabel,
+            "n_items": len(items), "n_issues": len(issues), "meta_columns": ds.meta_columns,
+        },
+        "labels": names,
+        "phrases": list(phrase_texts) if generator is None else None,
+        "n_phrases": len(phrase_texts),
+        "metrics": metrics,
+        "n_test": int(test.sum()),
+        "n_labelled": int(len(fit_idx)),
+        "per_label": per_label,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "versions": _versions(),
+        "device": device,
+    }
+    write_workspace(tmp, manifest, items, issues, arrays, probs)
+    if ws.exists():
+        shutil.rmtree(ws)
+    tmp.rename(ws)
+    return ws
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "numpy", "faiss-cpu", "sentence-transformers", "umap-learn", "scikit-learn"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    import core
+
+    out["core"] = core.__version__
+    return out
+

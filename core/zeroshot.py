@@ -1,0 +1,101 @@
+"""Zero-shot co-embedding baseline (paper §4.3).
+
+A label (a name plus optional synonyms) is placed in the phrase generator's co-embedding
+space term by term: a term that is a vocabulary phrase with a prototype uses that prototype;
+any other term goes through a learned linear map from its text embedding to the co-embedding
+(ridge regression fitted on the vocabulary's (text embedding, prototype) pairs). An image's
+score for a label is the best cosine over the label's terms; the nearest label wins. Works for
+any label set a user types.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from core.phrases.generator import l2n
+from core.phrases.vocab import normalize
+
+
+class TextToCoEmbedding:
+    """Ridge regression ``text embedding -> co-embedding`` (outputs L2-normalised)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        self.weight = weight.astype(np.float32)
+        self.bias = bias.astype(np.float32)
+
+    @classmethod
+    def fit(cls, text_emb: np.ndarray, targets: np.ndarray, *, alpha: float = 1.0) -> TextToCoEmbedding:
+        x_mean, y_mean = text_emb.mean(0), targets.mean(0)
+        x, y = text_emb - x_mean, targets - y_mean
+        w = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)
+        return cls(w, y_mean - x_mean @ w)
+
+    def __call__(self, text_emb: np.ndarray) -> np.ndarray:
+        return l2n(text_emb @ self.weight + self.bias)
+
+    def save(self, path: str) -> None:
+        save_file({"weight": self.weight, "bias": self.bias}, path)
+
+    @classmethod
+    def load(cls, path: str) -> TextToCoEmbedding:
+        t = load_file(path)
+        return cls(t["weight"], t["bias"])
+
+
+def label_terms(label: str, synonyms: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Normalised terms of a label: the name, its last path segment ("animals/mammals" ->
+    "mammals"), and the synonyms."""
+    terms: dict[str, None] = {}
+    for t in (label, label.replace("/", " ").replace("_", " ").replace("-", " "), label.split("/")[-1], *synonyms):
+        n = normalize(t.replace("_", " "))
+        if n:
+            terms.setdefault(n, None)
+    return list(terms)
+
+
+def parse_label_spec(spec: str) -> list[tuple[str, list[str]]]:
+    """Parse ``"cat|kitty, dog|puppy, car"`` into ``[(name, synonyms), ...]`` (also ``;``/newlines)."""
+    out = []
+    for chunk in spec.replace("\n", ",").replace(";", ",").split(","):
+        parts = [p.strip() for p in chunk.split("|") if p.strip()]
+        if parts:
+            out.append((parts[0], parts[1:]))
+    return out
+
+
+def label_embeddings(
+    labels: list[tuple[str, list[str]]],
+    *,
+    vocab_index: dict[str, int],
+    prototypes: np.ndarray,
+    embed_text: object,
+    mapper: TextToCoEmbedding,
+) -> list[np.ndarray]:
+    """Co-embeddings of every label's terms: a list of (n_terms, d) arrays."""
+    out = []
+    for name, syns in labels:
+        vecs = []
+        missing = []
+        for term in label_terms(name, syns):
+            j = vocab_index.get(term)
+            if j is not None and np.abs(prototypes[j]).sum() > 0:
+                vecs.append(prototypes[j])
+            else:
+                missing.append(term)
+        if missing:
+            vecs.extend(mapper(embed_text(missing)))  # type: ignore[operator]
+        out.append(np.stack(vecs).astype(np.float32))
+    return out
+
+
+def zero_shot_scores(embeddings: np.ndarray, term_embeddings: list[np.ndarray]) -> np.ndarray:
+    """(N, L) cosine of each image to its closest term of each label."""
+    return np.stack([(embeddings @ t.T).max(1) for t in term_embeddings], axis=1)
+
+
+def scores_to_proba(scores: np.ndarray, scale: float = 16.0) -> np.ndarray:
+    """Softmax of scaled cosine scores (for ranking metrics and display)."""
+    z = scale * (scores - scores.max(1, keepdims=True))
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
