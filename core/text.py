@@ -39,6 +39,13 @@ class TextEncoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - in requirements.txt
             raise ImportError("text embeddings need `pip install sentence-transformers`") from exc
+        try:  # keep CLI output clean: no "Loading weights" bars from transformers
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+        except ImportError:  # pragma: no cover
+            pass
         self.name = name_or_path or DEFAULT_TEXT_MODEL
         path = resolve_text_model(self.name)
         if Path(path).exists():

@@ -64,6 +64,18 @@ def parse_label_spec(spec: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+def match_labels(typed: list[str], dataset_labels: list[str]) -> dict[str, int]:
+    """Map dataset labels to the index of the typed label naming them ("birds" names
+    "animals/birds"); dataset labels no typed label names are left out."""
+    out: dict[str, int] = {}
+    for j, name in enumerate(typed):
+        n = normalize(name)
+        for lab in dataset_labels:
+            if n in label_terms(lab) and lab not in out:
+                out[lab] = j
+    return out
+
+
 def label_embeddings(
     labels: list[tuple[str, list[str]]],
     *,

@@ -1,0 +1,208 @@
+"""Command line: ``python -m core {fit,predict,evaluate,zeroshot,demo} ...`` (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="efficientnet-lite0", help="visual backbone (default: %(default)s; see `python -m core backbones`)")
+    p.add_argument("--backbone-weights", default=None, help="local checkpoint for the backbone (.safetensors or state dict)")
+    p.add_argument("--text-model", default="all-MiniLM-L6-v2", help="sentence-transformers name or local path (default: packaged %(default)s)")
+    p.add_argument("--phrase-source", default="corpus", choices=["corpus", "imagenet"],
+                   help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head")
+    p.add_argument("--label-fraction", type=float, default=1.0,
+                   help="keep labels for this share of each label's training images; the rest keep their text only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
+    p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
+    p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
+
+
+def _fit_config(args: argparse.Namespace):
+    from core.pipeline import FitConfig
+
+    return FitConfig(
+        backbone=args.backbone, backbone_weights=args.backbone_weights, text_model=args.text_model,
+        phrase_source=args.phrase_source, label_fraction=args.label_fraction, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, projections=not args.no_maps, cache_dir=args.cache_dir,
+    )
+
+
+def _print_metrics(ws) -> None:
+    from core.pipeline import MODELS
+
+    metrics = ws.metrics
+    keys = list(next(iter(metrics.values())).keys())
+    print(f"{'model':<12}" + "".join(f"{k:>12}" for k in keys))
+    for m in MODELS:
+        print(f"{m:<12}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
+    print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from core.pipeline import fit
+    from core.workspace import open_workspace
+
+    path = fit(args.data, args.workspace, _fit_config(args))
+    ws = open_workspace(path)
+    for issue in ws.issues:
+        print(f"skipped: {issue}", file=sys.stderr)
+    print(f"workspace: {path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
+          f"{ws.manifest['timings_s']['total']:.0f} s)")
+    _print_metrics(ws)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.workspace import open_workspace
+
+    ws = open_workspace(args.workspace)
+    results = ws.predict([Path(p) for p in args.images], names=list(args.images), top=args.top)
+    if args.json:
+        print(json.dumps([r.to_dict(args.top) if not isinstance(r, str) else {"image": r.split(": ")[0], "error": r}
+                          for r in results], indent=2))
+        return 0 if all(not isinstance(r, str) for r in results) else 1
+    status = 0
+    for r in results:
+        if isinstance(r, str):
+            print(f"error: {r}", file=sys.stderr)
+            status = 1
+            continue
+        print(r.image)
+        print("  phrases:    " + "; ".join(f"{p} ({s:.2f})" for p, s in r.phrases[: args.top]))
+        print("  baseline:   " + "; ".join(f"{label} {p:.2f}" for label, p in r.baseline[: args.top]))
+        print("  multimodal: " + "; ".join(f"{label} {p:.2f}" for label, p in r.multimodal[: args.top]))
+    return status
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.workspace import open_workspace
+
+    ws = open_workspace(args.workspace)
+    if args.json:
+        print(json.dumps({**ws.metrics, "n_test": ws.manifest["n_test"]}, indent=2))
+    else:
+        _print_metrics(ws)
+    return 0
+
+
+def cmd_zeroshot(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from core.metrics import evaluate
+    from core.workspace import open_workspace
+    from core.zeroshot import parse_label_spec, scores_to_proba
+
+    ws = open_workspace(args.workspace)
+    labels = parse_label_spec(args.labels)
+    if len(labels) < 2:
+        print("error: give at least two labels, e.g. --labels 'cat|kitten,dog,car'", file=sys.stderr)
+        return 2
+    names = [n for n, _ in labels]
+    if args.images:
+        feats, errors = ws.embed([Path(p) for p in args.images])
+        emb, ids, scores = ws.phrase_outputs(feats)
+        from core.text import phrase_text_vectors
+
+        tv = phrase_text_vectors(ws.arrays["phrase_embeddings"], ids, scores, k=ws.config.top_k)
+        proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=tv))
+        out = []
+        for i, img in enumerate(args.images):
+            if i in errors:
+                out.append({"image": img, "error": errors[i]})
+                continue
+            order = np.argsort(-proba[i])[:5]
+            out.append({"image": img, "labels": [{"label": names[j], "prob": float(proba[i, j])} for j in order]})
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            for o in out:
+                print(o["image"] + ": " + (o.get("error") or "; ".join(f"{d['label']} {d['prob']:.2f}" for d in o["labels"])))
+        return 0 if not errors else 1
+    # no images: classify the test split and score the labels that exist in the dataset
+    items = ws.items
+    test = items["is_test"].to_numpy()
+    emb = ws.arrays.get("bottleneck")
+    proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=None if emb is None else emb[test],
+                                               text_vectors=ws.arrays["text_vec"][test]))
+    from core.zeroshot import match_labels
+
+    pos = match_labels(names, ws.labels)
+    truth = np.array([pos.get(labs[0], -1) if len(labs) else -1 for labs in items["labels"][test]])
+    known = truth >= 0
+    result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum())}
+    if known.any():
+        result.update(evaluate(truth[known], proba[known], multilabel=False))
+    print(json.dumps(result, indent=2) if args.json else result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import demo_workspace
+
+    ws = demo_workspace(args.workspace, refit=args.refit)
+    print(f"demo workspace: {ws.path}")
+    _print_metrics(ws)
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from core.backbones import list_backbones
+
+    print("\n".join(list_backbones()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Multimodal image classification that infers context from pixels.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="fit a workspace on a dataset", description="Fit every model on a dataset (manifest or image folder).")
+    p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
+    p.add_argument("--workspace", required=True, help="output folder")
+    _add_fit_options(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="test-split metrics of every model")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("zeroshot", help="classify with label names only", description=(
+        "Zero-shot classification with typed labels ('name|synonym|..., name2, ...'). With images: their top labels; "
+        "without: accuracy on the test split for the labels that exist in the dataset."))
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--labels", required=True, help="comma-separated labels, synonyms after '|'")
+    p.add_argument("images", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_zeroshot)
+
+    p = sub.add_parser("demo", help="fit (once) and open the embedded demo workspace")
+    p.add_argument("--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)")
+    p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("backbones", help="list backbone names")
+    p.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
