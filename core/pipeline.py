@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import shutil
@@ -91,7 +92,7 @@ def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, s
         by_label.setdefault(labels[i][0], []).append(i)
     for lab in sorted(by_label):
         idx = np.array(by_label[lab])
-        n = max(1, int(round(fraction * len(idx))))
+        n = max(1, round(fraction * len(idx)))
         out[rng.permutation(idx)[:n]] = True
     return out
 
@@ -169,8 +170,11 @@ def fit(
         key += "-" + hashlib.sha1(str(Path(cfg.backbone_weights).resolve()).encode()).hexdigest()[:8]
     items = ds.items.reset_index(drop=True)
     feats, errors = embed_images(
-        list(items["path"]), backbone, cache=FeatureCache(cache_root, key),
-        batch_size=cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128), progress=prog,
+        list(items["path"]),
+        backbone,
+        cache=FeatureCache(cache_root, key),
+        batch_size=cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128),
+        progress=prog,
     )
     issues = list(ds.issues)
     for i, reason in sorted(errors.items()):
@@ -203,8 +207,14 @@ def fit(
     if cfg.phrase_source == "corpus":
         corpus = train & np.array([bool(p) for p in phrase_lists])
         generator, outs = crossfit_phrases(
-            feats, phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=k_store,
-            backbone=cfg.backbone, progress=prog,
+            feats,
+            phrase_lists,
+            corpus,
+            cfg.generator,
+            n_folds=cfg.n_folds,
+            k=k_store,
+            backbone=cfg.backbone,
+            progress=prog,
         )
         generator.save(tmp / "generator")
         phrase_texts = generator.vocab.phrases
@@ -250,8 +260,11 @@ def fit(
         mapper = TextToCoEmbedding.fit(phrase_emb[has_proto], generator.prototypes[has_proto])
         mapper.save(str(tmp / "zeroshot.safetensors"))
         terms = label_embeddings(
-            label_specs, vocab_index=generator.vocab.index, prototypes=generator.prototypes,
-            embed_text=encoder.encode, mapper=mapper,
+            label_specs,
+            vocab_index=generator.vocab.index,
+            prototypes=generator.prototypes,
+            embed_text=encoder.encode,
+            mapper=mapper,
         )
         zs = zero_shot_scores(bottleneck, terms)
     else:  # no co-embedding: compare label names with the image's phrase text vector
@@ -263,14 +276,16 @@ def fit(
     # 7. evaluation -----------------------------------------------------------------------
     y_test = y_all[test]
     metrics = {m: evaluate(y_test, probs[m][test], multilabel=ds.multilabel) for m in MODELS}
-    train_counts = (y_all[fit_idx].sum(0) if ds.multilabel else np.bincount(y_all[fit_idx], minlength=len(names)))
+    train_counts = y_all[fit_idx].sum(0) if ds.multilabel else np.bincount(y_all[fit_idx], minlength=len(names))
     per_label = {
         "label": names,
         "n_train": [int(c) for c in train_counts],
         "n_test": [int(c) for c in (y_test.sum(0) if ds.multilabel else np.bincount(y_test, minlength=len(names)))],
     }
     for m in MODELS:
-        per_label[m] = [None if np.isnan(v) else float(v) for v in per_label_scores(y_test, probs[m][test], multilabel=ds.multilabel)]
+        per_label[m] = [
+            None if np.isnan(v) else float(v) for v in per_label_scores(y_test, probs[m][test], multilabel=ds.multilabel)
+        ]
 
     # 8. 2-D maps -------------------------------------------------------------------------
     t = time.perf_counter()
@@ -281,16 +296,22 @@ def fit(
         proto_ids = generator.output_ids
         joint = np.concatenate([generator.prototypes[proto_ids], bottleneck])
         xy = umap_2d(joint, seed=cfg.seed, progress=prog)
-        arrays.update(map_prototype_ids=proto_ids.astype(np.int64), map_prototypes=xy[: len(proto_ids)],
-                      map_images=xy[len(proto_ids):])
+        arrays.update(
+            map_prototype_ids=proto_ids.astype(np.int64), map_prototypes=xy[: len(proto_ids)], map_images=xy[len(proto_ids) :]
+        )
     timings["projections"] = time.perf_counter() - t
 
     # 9. write ----------------------------------------------------------------------------
     from core.workspace import write_workspace
 
     items = items.assign(labelled=labelled, fold=fold, is_test=test)
-    arrays.update(visual=feats, text_vec=text_vec, phrase_ids=ids.astype(np.int64), phrase_scores=scores.astype(np.float32),
-                  phrase_embeddings=phrase_emb)
+    arrays.update(
+        visual=feats,
+        text_vec=text_vec,
+        phrase_ids=ids.astype(np.int64),
+        phrase_scores=scores.astype(np.float32),
+        phrase_embeddings=phrase_emb,
+    )
     if bottleneck is not None:
         arrays["bottleneck"] = bottleneck
     timings["total"] = time.perf_counter() - t0
@@ -299,15 +320,19 @@ def fit(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": asdict(cfg),
         "dataset": {
-            "source": ds.source, "fingerprint": ds.fingerprint(), "multilabel": ds.multilabel,
-            "n_items": len(items), "n_issues": len(issues), "meta_columns": ds.meta_columns,
+            "source": ds.source,
+            "fingerprint": ds.fingerprint(),
+            "multilabel": ds.multilabel,
+            "n_items": len(items),
+            "n_issues": len(issues),
+            "meta_columns": ds.meta_columns,
         },
         "labels": names,
         "phrases": list(phrase_texts) if generator is None else None,
         "n_phrases": len(phrase_texts),
         "metrics": metrics,
         "n_test": int(test.sum()),
-        "n_labelled": int(len(fit_idx)),
+        "n_labelled": len(fit_idx),
         "per_label": per_label,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "versions": _versions(),
@@ -325,12 +350,9 @@ def _versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in ("torch", "numpy", "faiss-cpu", "sentence-transformers", "umap-learn", "scikit-learn"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
     import core
 
     out["core"] = core.__version__
     return out
-

@@ -18,9 +18,7 @@ def _numba_cache() -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "pixctx" / "numba"))
 
 
-def umap_2d(
-    x: np.ndarray, *, seed: int = 0, max_fit: int = 30_000, progress: ProgressFn = silent
-) -> np.ndarray:
+def umap_2d(x: np.ndarray, *, seed: int = 0, max_fit: int = 30_000, progress: ProgressFn = silent) -> np.ndarray:
     """(N, 2) float32 coordinates of L2-normalised vectors (cosine metric). PCA below 10 points."""
     n = len(x)
     progress("2-D map", 0, 1)
@@ -37,9 +35,7 @@ def umap_2d(
         import umap
     except ImportError as exc:  # pragma: no cover - in requirements.txt
         raise ImportError("2-D maps need `pip install umap-learn`") from exc
-    reducer = umap.UMAP(
-        n_components=2, n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1
-    )
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
     if n <= max_fit:
         xy = reducer.fit_transform(x)
     else:

@@ -42,8 +42,9 @@ def write_workspace(
         json.dumps([{"file": i.file, "row": i.row, "image": i.image, "reason": i.reason} for i in issues], indent=1)
     )
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "arrays.safetensors"))
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in predictions.items()},
-              str(folder / "predictions.safetensors"))
+    save_file(
+        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in predictions.items()}, str(folder / "predictions.safetensors")
+    )
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
 
 
@@ -214,7 +215,10 @@ class Workspace:
         return apply_generator(self.generator, feats, k)
 
     def zeroshot_scores(
-        self, labels: list[tuple[str, list[str]]], *, embeddings: np.ndarray | None = None,
+        self,
+        labels: list[tuple[str, list[str]]],
+        *,
+        embeddings: np.ndarray | None = None,
         text_vectors: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, L) zero-shot scores of images (co-embeddings, or text vectors for the ImageNet source)."""
@@ -224,8 +228,13 @@ class Workspace:
             terms = [self.text_encoder.encode([n, *s]) for n, s in labels]
             return zero_shot_scores(text_vectors, terms)  # type: ignore[arg-type]
         gen = self.generator
-        terms = label_embeddings(labels, vocab_index=gen.vocab.index, prototypes=gen.prototypes,
-                                 embed_text=self.text_encoder.encode, mapper=self.zeroshot_mapper)
+        terms = label_embeddings(
+            labels,
+            vocab_index=gen.vocab.index,
+            prototypes=gen.prototypes,
+            embed_text=self.text_encoder.encode,
+            mapper=self.zeroshot_mapper,
+        )
         return zero_shot_scores(embeddings, terms)  # type: ignore[arg-type]
 
     def predict(self, images: list[str | Path | bytes], names: list[str] | None = None, top: int = 5) -> list[Prediction | str]:

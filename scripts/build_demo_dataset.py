@@ -32,10 +32,22 @@ from PIL import Image
 Image.MAX_IMAGE_PIXELS = None  # trusted Debian package; a few drawings were exported very large
 
 EXCLUDED = (
-    "buttons", "computer/buttons", "computer/icons", "computer/connectors", "computer/diagrams",
-    "computer/folders", "computer/network", "logos", "shapes", "special", "unsorted",
-    "signs_and_symbols/flags", "signs_and_symbols/led", "signs_and_symbols/map_symbols",
-    "recreation/games/cards", "transportation/aiga-symbols",
+    "buttons",
+    "computer/buttons",
+    "computer/icons",
+    "computer/connectors",
+    "computer/diagrams",
+    "computer/folders",
+    "computer/network",
+    "logos",
+    "shapes",
+    "special",
+    "unsorted",
+    "signs_and_symbols/flags",
+    "signs_and_symbols/led",
+    "signs_and_symbols/map_symbols",
+    "recreation/games/cards",
+    "transportation/aiga-symbols",
 )
 NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
@@ -47,8 +59,10 @@ CLEAN_RULES = [
     (re.compile(r"\b(19|20)\d\d[-/.](0?[1-9]|1[0-2])[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.](19|20)\d\d\b"), "dates"),
     (re.compile(r"part of the [^.]*? collection\.?", re.I), "'Part of the ... collection' boilerplate"),
     (re.compile(r"^\s*clip ?art by [^-]+ - ", re.I), "'Clipart by AUTHOR - ' prefixes"),
-    (re.compile(r"\b(created|drawn|made) (with|in|using) (inkscape|sodipodi|illustrator|xara)[^.]*\.?", re.I),
-     "'created with Inkscape' boilerplate"),
+    (
+        re.compile(r"\b(created|drawn|made) (with|in|using) (inkscape|sodipodi|illustrator|xara)[^.]*\.?", re.I),
+        "'created with Inkscape' boilerplate",
+    ),
 ]
 GENERIC_TAGS = {"hash", "clip art", "clipart", "image", "media", "png", "svg", "public domain"}
 
@@ -204,13 +218,26 @@ def main() -> None:
         "source": "Debian bookworm main; Open Clip Art Library 0.18",
         "licence": "Public domain dedication (Open Clip Art Library; see debian/copyright of the packages)",
         "excluded_folders": list(EXCLUDED),
-        "rules": {"min_sub": args.min_sub, "min_class": args.min_class, "max_side": args.max_side,
-                  "format": f"WebP quality {args.quality}", "split": "stratified 80/20, random.Random(0)"},
+        "rules": {
+            "min_sub": args.min_sub,
+            "min_class": args.min_class,
+            "max_side": args.max_side,
+            "format": f"WebP quality {args.quality}",
+            "split": "stratified 80/20, random.Random(0)",
+        },
         "counts": {
-            "png_files": len(candidates) + excluded + links, "drawings": len(by_real), "symlinked_copies": links, "excluded_by_folder": excluded, "byte_duplicates": dupes,
-            "without_svg": no_svg, "without_text_or_tags": no_text,
-            "dropped_small_labels": dropped, "images": len(rows), "labels": len(final),
-            "train": sum(r["split"] == "train" for r in rows), "test": sum(r["split"] == "test" for r in rows),
+            "png_files": len(candidates) + excluded + links,
+            "drawings": len(by_real),
+            "symlinked_copies": links,
+            "excluded_by_folder": excluded,
+            "byte_duplicates": dupes,
+            "without_svg": no_svg,
+            "without_text_or_tags": no_text,
+            "dropped_small_labels": dropped,
+            "images": len(rows),
+            "labels": len(final),
+            "train": sum(r["split"] == "train" for r in rows),
+            "test": sum(r["split"] == "test" for r in rows),
             "images_bytes": size,
         },
         "cleaned_rows": dict(cleaned),

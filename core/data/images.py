@@ -36,9 +36,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_image(
-    source: str | Path | bytes, *, max_side: int | None = None, max_pixels: int = MAX_PIXELS
-) -> Image.Image:
+def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image to RGB, applying EXIF orientation.
 
     Args:

@@ -84,7 +84,7 @@ class Dataset:
 
     @property
     def meta_columns(self) -> list[str]:
-        return [c for c in self.items.columns if c not in {"item", "path", "labels", "text", "tags", "split"}]
+        return [c for c in self.items.columns if c not in {"item", "path", "labels", "text", "tags", "split", "row"}]
 
     def fingerprint(self) -> str:
         """Hash of the dataset's rows (paths, labels, text, tags, splits), not of pixels."""
@@ -255,9 +255,7 @@ def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
         split_raw = _clean(row.get("split")).lower()
         split = SPLIT_ALIASES.get(split_raw, "")
         if split_raw and not split:
-            issues.append(
-                DatasetIssue(file_label, rownum, f"unknown split {split_raw!r}; a split will be drawn", image)
-            )
+            issues.append(DatasetIssue(file_label, rownum, f"unknown split {split_raw!r}; a split will be drawn", image))
         seen[image] = rownum
         seen[path.as_posix()] = rownum
         rec: dict[str, object] = {

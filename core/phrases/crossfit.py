@@ -71,7 +71,12 @@ def crossfit_phrases(
     corpus_lists = [phrase_lists[i] for i in corpus_idx]
     vocab = PhraseVocabulary.build(corpus_lists, min_images_softmax=config.min_images_softmax, max_df=config.max_df)
     full = fit_phrase_generator(
-        features[corpus_idx], corpus_lists, config, vocab=vocab, backbone=backbone, progress=progress,
+        features[corpus_idx],
+        corpus_lists,
+        config,
+        vocab=vocab,
+        backbone=backbone,
+        progress=progress,
         stage="phrase generator (all text)",
     )
     emb, ids, scores = apply_generator(full, features, k)
@@ -83,8 +88,13 @@ def crossfit_phrases(
             held = corpus_idx[assignment == f]
             kept = corpus_idx[assignment != f]
             gen = fit_phrase_generator(
-                features[kept], [phrase_lists[i] for i in kept], config, vocab=vocab, backbone=backbone,
-                progress=progress, stage=f"phrase generator (fold {f + 1}/{n_folds})",
+                features[kept],
+                [phrase_lists[i] for i in kept],
+                config,
+                vocab=vocab,
+                backbone=backbone,
+                progress=progress,
+                stage=f"phrase generator (fold {f + 1}/{n_folds})",
             )
             e, i_, s = apply_generator(gen, features[held], k)
             emb[held], ids[held], scores[held] = e, i_, s

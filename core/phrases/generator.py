@@ -101,10 +101,7 @@ class PhraseGenerator:
     @torch.inference_mode()
     def encode(self, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Bottleneck embeddings (N, bottleneck_dim), L2-normalised."""
-        out = [
-            self.encoder(self._prep(features[i : i + batch_size])).numpy()
-            for i in range(0, len(features), batch_size)
-        ]
+        out = [self.encoder(self._prep(features[i : i + batch_size])).numpy() for i in range(0, len(features), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.config.bottleneck_dim), np.float32)
 
     @property
@@ -130,10 +127,7 @@ class PhraseGenerator:
     def top_phrases(self, features: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k ``(phrase, cosine score)`` per image, best first."""
         scores, ids = self.search(self.encode(features), k)
-        return [
-            [(self.vocab.phrases[j], float(s)) for s, j in zip(srow, irow) if j >= 0]
-            for srow, irow in zip(scores, ids)
-        ]
+        return [[(self.vocab.phrases[j], float(s)) for s, j in zip(srow, irow) if j >= 0] for srow, irow in zip(scores, ids)]
 
     # --- persistence -----------------------------------------------------------------
     def save(self, folder: str | Path) -> None:

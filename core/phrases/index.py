@@ -36,7 +36,7 @@ def _faiss():
 class PhraseIndex:
     """A faiss index over L2-normalised prototypes."""
 
-    def __init__(self, index: object, factory: str, nprobe: int = 32, k_factor: int = 8) -> None:
+    def __init__(self, index: object, factory: str, nprobe: int = 64, k_factor: int = 16) -> None:
         self.index = index
         self.factory = factory
         self.nprobe = nprobe

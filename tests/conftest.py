@@ -1,0 +1,70 @@
+"""Shared fixtures: a small real subset of the embedded demo dataset and one fitted workspace."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "assets" / "demo"
+# Six well-separated demo labels, 14 images each: small enough to fit in seconds.
+SMALL_LABELS = ["animals/birds", "food/fruit", "recreation/music", "transportation/vehicles", "plants/flowers", "tools/weapons"]
+PER_LABEL = 14
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+
+
+def demo_rows() -> list[dict[str, str]]:
+    with (DEMO / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_subset(dest: Path, labels: list[str] = SMALL_LABELS, per_label: int = PER_LABEL) -> Path:
+    """Copy ``per_label`` demo images of each label (their own train/test split kept) to ``dest``."""
+    rows = []
+    for label in labels:
+        own = [r for r in demo_rows() if r["label"] == label]
+        test = [r for r in own if r["split"] == "test"][: max(3, per_label // 4)]
+        train = [r for r in own if r["split"] == "train"][: per_label - len(test)]
+        rows += train + test
+    (dest / "images").mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        shutil.copy(DEMO / r["image"], dest / r["image"])
+    with (dest / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["PIXCTX_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_subset(tmp_path_factory.mktemp("small"))
+
+
+@pytest.fixture(scope="session")
+def fitted_workspace(small_dataset: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from core.classifiers import ClassifierConfig
+    from core.phrases.generator import GeneratorConfig
+    from core.pipeline import FitConfig, fit
+    from core.progress import silent
+
+    cfg = FitConfig(
+        seed=0,
+        n_folds=3,
+        cache_dir=str(cache_dir),
+        generator=GeneratorConfig(epochs=20),
+        classifier=ClassifierConfig(max_epochs=120, patience=15),
+    )
+    return fit(small_dataset, tmp_path_factory.mktemp("ws") / "small-ws", cfg, progress=silent)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import numpy as np
+
+from core.classifiers import Classifier, ClassifierConfig, stratified_holdout
+
+
+def _blobs(n=300, d=20, c=4, seed=0):
+    r = np.random.default_rng(seed)
+    centers = r.normal(size=(c, d)) * 3
+    y = r.integers(0, c, n)
+    return (centers[y] + r.normal(size=(n, d))).astype(np.float32), y
+
+
+def test_learns_and_round_trips(tmp_path):
+    x, y = _blobs()
+    clf = Classifier(4, False, ClassifierConfig(max_epochs=60)).fit(x[:200], y[:200])
+    p = clf.predict_proba(x[200:])
+    assert np.allclose(p.sum(1), 1, atol=1e-5) and (p.argmax(1) == y[200:]).mean() > 0.9
+    clf.save(tmp_path, "m")
+    again = Classifier.load(tmp_path, "m")
+    assert np.allclose(again.predict_proba(x[200:]), p, atol=1e-6)
+    assert (tmp_path / "m.safetensors").exists() and (tmp_path / "m.json").exists()
+
+
+def test_multilabel_sigmoid():
+    x, y = _blobs()
+    yy = np.eye(4, dtype=np.float32)[y]
+    yy[:, 3] = y % 2 == 0
+    p = Classifier(4, True, ClassifierConfig(max_epochs=60)).fit(x[:200], yy[:200]).predict_proba(x[200:])
+    assert p.shape == (100, 4) and ((p > 0.5) == (yy[200:] > 0.5)).mean() > 0.85
+
+
+def test_seeded_fits_are_reproducible():
+    x, y = _blobs(n=120)
+    a = Classifier(4, False, ClassifierConfig(max_epochs=20, seed=1)).fit(x, y).predict_proba(x)
+    b = Classifier(4, False, ClassifierConfig(max_epochs=20, seed=1)).fit(x, y).predict_proba(x)
+    assert np.array_equal(a, b)
+
+
+def test_holdout_keeps_small_classes_for_training():
+    y = np.array([0] * 20 + [1] * 2)
+    m = stratified_holdout(y, 0.15, 0)
+    assert m[:20].sum() == 3 and m[20:].sum() == 0

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import DEMO, ROOT, demo_rows
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_help_on_every_command():
+    for cmd in ("fit", "predict", "evaluate", "zeroshot", "demo", "backbones"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and "usage" in r.stdout
+
+
+def test_evaluate_json_keys(fitted_workspace):
+    r = run("evaluate", "--workspace", str(fitted_workspace), "--json")
+    d = json.loads(r.stdout)
+    assert set(d) == {"baseline", "multimodal", "text_only", "zeroshot", "n_test"}
+    assert set(d["baseline"]) == {"top1", "top5", "macro_f1"} and d["n_test"] > 0
+
+
+def test_predict_json_schema(fitted_workspace):
+    img = next(r["image"] for r in demo_rows() if r["label"] == "animals/birds")
+    r = run("predict", "--workspace", str(fitted_workspace), str(DEMO / img), "--json")
+    assert r.returncode == 0, r.stderr
+    (d,) = json.loads(r.stdout)
+    assert set(d) >= {"image", "phrases", "baseline", "multimodal"}
+    assert {"phrase", "score"} == set(d["phrases"][0]) and {"label", "prob"} == set(d["baseline"][0])
+    probs = [x["prob"] for x in d["multimodal"]]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_zeroshot_with_typed_labels(fitted_workspace):
+    img = next(r["image"] for r in demo_rows() if r["label"] == "food/fruit")
+    r = run(
+        "zeroshot", "--workspace", str(fitted_workspace), "--labels", "fruit|apple,bird,music,truck", str(DEMO / img), "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    (d,) = json.loads(r.stdout)
+    assert {x["label"] for x in d["labels"]} == {"fruit", "bird", "music", "truck"}
+    r = run("zeroshot", "--workspace", str(fitted_workspace), "--labels", "birds,fruit,music,vehicles,flowers,weapons", "--json")
+    d = json.loads(r.stdout)
+    assert d["n_scored"] > 0 and d["top1"] > 1 / 6
+
+
+def test_errors_are_clear(tmp_path):
+    r = run("evaluate", "--workspace", str(tmp_path))
+    assert r.returncode == 2 and "not a fitted workspace" in r.stderr
+    r = run("fit", str(tmp_path / "nothing"), "--workspace", str(tmp_path / "ws"))
+    assert r.returncode == 2 and "dataset not found" in r.stderr

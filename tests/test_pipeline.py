@@ -1,0 +1,138 @@
+"""End to end on a small real subset of the demo: fit -> reopen -> predict -> evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from core.workspace import open_workspace
+from tests.conftest import DEMO, demo_rows
+
+
+def test_workspace_contents(fitted_workspace):
+    ws = open_workspace(fitted_workspace)
+    files = {p.name for p in fitted_workspace.iterdir()}
+    assert {
+        "manifest.json",
+        "items.parquet",
+        "arrays.safetensors",
+        "predictions.safetensors",
+        "generator",
+        "classifiers",
+    } <= files
+    assert not list(fitted_workspace.rglob("*.pkl")) and not list(fitted_workspace.rglob("*.pickle"))
+    m = ws.manifest
+    assert m["dataset"]["fingerprint"] and m["versions"]["torch"] and m["config"]["backbone"] == "efficientnet-lite0"
+    assert set(m["metrics"]) == {"baseline", "multimodal", "text_only", "zeroshot"}
+    for _model, metrics in m["metrics"].items():
+        assert set(metrics) == {"top1", "top5", "macro_f1"}
+    # six separable demo labels: the visual baseline must be far above chance (1/6)
+    assert m["metrics"]["baseline"]["top1"] > 0.6
+    assert m["metrics"]["multimodal"]["top1"] > 0.5
+    n = len(ws.items)
+    assert ws.arrays["map_images"].shape == (n, 2) and len(ws.arrays["map_prototypes"]) == len(ws.arrays["map_prototype_ids"])
+    assert ws.predictions["multimodal"].shape == (n, len(ws.labels))
+    # training rows got cross-fitted phrases, test rows the full generator's
+    items = ws.items
+    assert (items.loc[items["split"] == "test", "fold"] == -1).all()
+    assert (items.loc[items["split"] == "train", "fold"] >= 0).all()
+
+
+def test_predict_new_image_gives_sensible_phrases(fitted_workspace):
+    ws = open_workspace(fitted_workspace)
+    used = set(ws.items["item"])
+    unseen = [r for r in demo_rows() if r["label"] == "food/fruit" and r["image"] not in used][:3]
+    out = ws.predict([DEMO / r["image"] for r in unseen] + [b"junk"], names=[r["image"] for r in unseen] + ["junk"])
+    assert isinstance(out[-1], str) and "junk" in out[-1]
+    for pred in out[:-1]:
+        d = pred.to_dict()
+        assert set(d) >= {"image", "phrases", "baseline", "multimodal"}
+        assert d["multimodal"][0]["prob"] >= d["multimodal"][-1]["prob"]
+    # drawings of fruit: most get a fruit label and a fruit-ish phrase
+    assert sum(p.multimodal[0][0] == "food/fruit" for p in out[:-1]) >= 2
+    fruity = {"fruit", "apple", "pear", "banana", "orange", "cherry", "cherries", "lemon", "strawberry", "grapes", "food"}
+    assert sum(any(w in fruity for ph, _ in p.phrases[:5] for w in ph.split()) for p in out[:-1]) >= 2
+
+
+def test_reproducible_for_a_seed(fitted_workspace, small_dataset, cache_dir, tmp_path):
+    from core.pipeline import fit
+    from core.progress import silent
+
+    ws1 = open_workspace(fitted_workspace)
+    again = fit(small_dataset, tmp_path / "again", ws1.config, progress=silent)
+    ws2 = open_workspace(again)
+    assert ws2.metrics == ws1.metrics
+    assert np.array_equal(ws2.arrays["phrase_ids"], ws1.arrays["phrase_ids"])
+
+
+def test_bad_files_are_reported_and_fit_goes_on(small_dataset, cache_dir, tmp_path):
+    from core.classifiers import ClassifierConfig
+    from core.phrases.generator import GeneratorConfig
+    from core.pipeline import FitConfig, fit
+    from core.progress import silent
+
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset, data)
+    (data / "images" / "zero.png").write_bytes(b"")
+    (data / "images" / "text.png").write_text("I am a text file, not a PNG")
+    good = next((data / "images").glob("*.webp")).read_bytes()
+    (data / "images" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + good[40:400])
+    extra = [
+        "images/missing.jpg,food/fruit,a missing apple,,train,x",
+        "images/zero.png,food/fruit,an empty file,,train,x",
+        "images/text.png,food/fruit,a text file,,train,x",
+        "images/corrupt.jpg,food/fruit,a corrupt jpeg,,train,x",
+    ]
+    with (data / "manifest.csv").open("a") as fh:
+        fh.write("\n".join(extra) + "\n")
+    cfg = FitConfig(
+        n_folds=2,
+        projections=False,
+        cache_dir=str(cache_dir),
+        generator=GeneratorConfig(epochs=5),
+        classifier=ClassifierConfig(max_epochs=20),
+    )
+    ws = open_workspace(fit(data, tmp_path / "ws", cfg, progress=silent))
+    bad = {i.image: i.reason for i in ws.issues}
+    assert set(bad) == {"images/missing.jpg", "images/zero.png", "images/text.png", "images/corrupt.jpg"}
+    assert "not found" in bad["images/missing.jpg"] and "0 bytes" in bad["images/zero.png"]
+    assert all(i.row is not None for i in ws.issues)
+    assert ws.manifest["dataset"]["n_issues"] == 4
+
+
+def test_label_fraction_keeps_text_but_drops_labels(small_dataset, cache_dir, tmp_path):
+    from core.phrases.generator import GeneratorConfig
+    from core.pipeline import FitConfig, fit, scarce_labels
+    from core.progress import silent
+
+    labels = [["a"]] * 10 + [["b"]] * 4
+    keep = scarce_labels(labels, np.ones(14, bool), 0.2, 0)
+    assert keep[:10].sum() == 2 and keep[10:].sum() == 1
+    cfg = FitConfig(
+        label_fraction=0.3, n_folds=2, projections=False, cache_dir=str(cache_dir), generator=GeneratorConfig(epochs=5)
+    )
+    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    train = ws.items["split"] == "train"
+    assert ws.manifest["n_labelled"] == int(ws.items["labelled"].sum()) < train.sum() * 0.5
+    # phrase generator still saw the text of every training row
+    assert (ws.items.loc[train, "fold"] >= 0).all()
+
+
+def test_imagenet_phrase_source(small_dataset, cache_dir, tmp_path):
+    from core.classifiers import ClassifierConfig
+    from core.pipeline import FitConfig, fit
+    from core.progress import silent
+
+    cfg = FitConfig(
+        phrase_source="imagenet", projections=False, cache_dir=str(cache_dir), classifier=ClassifierConfig(max_epochs=20)
+    )
+    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    assert len(ws.phrases) == 1000 and "generator" not in {p.name for p in ws.path.iterdir()}
+    fruit_row = int(np.flatnonzero(ws.items["labels"].map(lambda ls: ls == ["food/fruit"]))[0])
+    assert ws.item_phrases(fruit_row, 3)
+    json.dumps(ws.item_prediction(fruit_row).to_dict())
+    with pytest.raises(ValueError, match="ImageNet"):
+        ws.generator  # noqa: B018
