@@ -132,8 +132,8 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         return 2
     names = [n for n, _ in labels]
     if args.images:
-        feats, errors = ws.embed([Path(p) for p in args.images])
-        emb, ids, scores = ws.phrase_outputs(feats)
+        _, gen_in, errors = ws.embed([Path(p) for p in args.images])
+        emb, ids, scores = ws.phrase_outputs(gen_in)
         from core.text import phrase_text_vectors
 
         tv = phrase_text_vectors(ws.arrays["phrase_embeddings"], ids, scores, k=ws.config.top_k)

@@ -12,12 +12,12 @@ import hashlib
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from core.backbones import create_backbone, resolve_device
+from core.backbones import Backbone, create_backbone, resolve_device
 from core.classifiers import Classifier, ClassifierConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.features import FeatureCache, default_cache_dir, embed_images
@@ -41,6 +41,8 @@ class FitConfig:
     Attributes:
         backbone: visual backbone name (:func:`core.backbones.list_backbones`).
         backbone_weights: optional local checkpoint for the backbone.
+        generator_backbone: a second backbone whose features the phrase generator sees in
+            addition to the classifier's (the paper's generator is a different, stronger network).
         text_model: sentence-transformers name or local path.
         phrase_source: ``corpus`` (a generator trained on the dataset's text, cross-fitted) or
             ``imagenet`` (the backbone's ImageNet-1k head; for collections without text).
@@ -58,6 +60,7 @@ class FitConfig:
 
     backbone: str = "efficientnet-lite0"
     backbone_weights: str | None = None
+    generator_backbone: str | None = None
     text_model: str = "all-MiniLM-L6-v2"
     phrase_source: str = "corpus"
     top_k: int = 3
@@ -95,6 +98,19 @@ def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, s
         n = max(1, round(fraction * len(idx)))
         out[rng.permutation(idx)[:n]] = True
     return out
+
+
+def cache_key(backbone: Backbone, weights: str | None) -> str:
+    """Feature-cache key of a backbone configuration."""
+    key = f"{backbone.name}-{backbone.info.image_size}"
+    if weights:
+        key += "-" + hashlib.sha1(str(Path(weights).resolve()).encode()).hexdigest()[:8]
+    return key
+
+
+def generator_input(features: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+    """What the phrase generator sees: the classifier's features, plus a second backbone's if any."""
+    return features if extra is None else np.concatenate([l2n(features), l2n(extra)], axis=1)
 
 
 def _label_targets(labels: list[list[str]], names: list[str], multilabel: bool) -> np.ndarray:
@@ -147,8 +163,12 @@ def fit(
         The workspace path.
     """
     cfg = config or FitConfig()
+    # one seed drives everything: label draws, generator, classifiers, maps
+    cfg = replace(cfg, generator=replace(cfg.generator, seed=cfg.seed), classifier=replace(cfg.classifier, seed=cfg.seed))
     if cfg.phrase_source not in PHRASE_SOURCES:
         raise ValueError(f"unknown phrase_source {cfg.phrase_source!r}; one of {PHRASE_SOURCES}")
+    if cfg.phrase_source == "imagenet" and cfg.generator_backbone:
+        raise ValueError("generator_backbone applies to the corpus phrase generator, not to phrase_source='imagenet'")
     prog = progress or TqdmProgress()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -165,23 +185,31 @@ def fit(
     # 1. visual features ------------------------------------------------------------------
     t = time.perf_counter()
     backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=device)
-    key = f"{cfg.backbone}-{backbone.info.image_size}"
-    if cfg.backbone_weights:
-        key += "-" + hashlib.sha1(str(Path(cfg.backbone_weights).resolve()).encode()).hexdigest()[:8]
     items = ds.items.reset_index(drop=True)
+    batch = cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128)
     feats, errors = embed_images(
         list(items["path"]),
         backbone,
-        cache=FeatureCache(cache_root, key),
-        batch_size=cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128),
+        cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
+        batch_size=batch,
         progress=prog,
     )
+    if cfg.generator_backbone:
+        second = create_backbone(cfg.generator_backbone, device=device)
+        gen_extra, _ = embed_images(
+            list(items["path"]),
+            second,
+            cache=FeatureCache(cache_root, cache_key(second, None)),
+            batch_size=batch,
+            progress=lambda s, d, n: prog("embed images (generator backbone)", d, n),
+        )
     issues = list(ds.issues)
     for i, reason in sorted(errors.items()):
         issues.append(DatasetIssue(Path(ds.source).name, int(items.at[i, "row"]), reason, items.at[i, "item"]))
     ok = np.array([i not in errors for i in range(len(items))])
     items = items[ok].reset_index(drop=True)
     feats = feats[ok]
+    gen_feats = generator_input(feats, gen_extra[ok] if cfg.generator_backbone else None)
     if len(items) == 0:
         raise ValueError("no image could be decoded; see the issues: " + "; ".join(map(str, issues[:5])))
     timings["features"] = time.perf_counter() - t
@@ -207,7 +235,7 @@ def fit(
     if cfg.phrase_source == "corpus":
         corpus = train & np.array([bool(p) for p in phrase_lists])
         generator, outs = crossfit_phrases(
-            feats,
+            gen_feats,
             phrase_lists,
             corpus,
             cfg.generator,
@@ -218,14 +246,15 @@ def fit(
         )
         generator.save(tmp / "generator")
         phrase_texts = generator.vocab.phrases
-        bottleneck, ids, scores, fold = outs.bottleneck, outs.ids, outs.scores, outs.fold
+        bottleneck, ids, scores, fold = outs.embedding, outs.ids, outs.scores, outs.fold
+        bottleneck_crossfit = outs.bottleneck
     else:
         if not backbone.info.has_imagenet_head:
             raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source='imagenet'")
         generator = None
         phrase_texts = imagenet_phrases()
         ids, scores = imagenet_top_phrases(backbone.imagenet_logits(feats), k_store)
-        bottleneck = None
+        bottleneck = bottleneck_crossfit = None
     timings["phrase_generator"] = time.perf_counter() - t
 
     # 4. text vectors ---------------------------------------------------------------------
@@ -313,7 +342,8 @@ def fit(
         phrase_embeddings=phrase_emb,
     )
     if bottleneck is not None:
-        arrays["bottleneck"] = bottleneck
+        arrays["bottleneck"] = bottleneck  # full generator: one space for maps, neighbours, zero-shot
+        arrays["bottleneck_crossfit"] = bottleneck_crossfit  # what a classifier may train on (ablations)
     timings["total"] = time.perf_counter() - t0
     manifest = {
         "format": 1,

@@ -161,6 +161,13 @@ class Workspace:
         return create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device)
 
     @cached_property
+    def generator_backbone(self):
+        from core.backbones import create_backbone
+
+        name = self.config.generator_backbone
+        return create_backbone(name, device=self.device) if name else None
+
+    @cached_property
     def text_encoder(self):
         from core.text import TextEncoder
 
@@ -186,25 +193,25 @@ class Workspace:
         )
 
     # --- new images ----------------------------------------------------------------------
-    def embed(self, images: list[str | Path | bytes]) -> tuple[np.ndarray, dict[int, str]]:
-        """Backbone features of new images (paths or bytes); ``errors`` maps index -> reason."""
-        from core.data.images import ImageError, load_image
+    def embed(self, images: list[str | Path | bytes]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Features of new images (paths or bytes): ``(classifier features, generator input, errors)``,
+        errors mapping index -> reason."""
+        from core.data.images import ImageError
+        from core.pipeline import generator_input
 
-        bb = self.backbone
-        arrays, ok, errors = [], [], {}
+        decoded, errors = {}, {}
         for i, img in enumerate(images):
             try:
-                arrays.append(bb.preprocess(load_image(img, max_side=2 * bb.info.image_size)))
-                ok.append(i)
+                decoded[i] = _decode(img)
             except ImageError as exc:
                 errors[i] = str(exc)
-        feats = np.zeros((len(images), bb.dim), dtype=np.float32)
-        if arrays:
-            feats[ok] = np.concatenate([bb.embed_batch(np.stack(arrays[b : b + 32])) for b in range(0, len(arrays), 32)])
-        return feats, errors
+        feats = _embed_decoded(self.backbone, decoded, len(images))
+        second = self.generator_backbone
+        extra = _embed_decoded(second, decoded, len(images)) if second is not None else None
+        return feats, generator_input(feats, extra), errors
 
     def phrase_outputs(self, feats: np.ndarray, k: int = 10) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """(co-embedding or None, phrase ids, scores) for backbone features."""
+        """(co-embedding or None, phrase ids, scores) for generator inputs (see :meth:`embed`)."""
         if self.config.phrase_source == "imagenet":
             from core.phrases.imagenet import imagenet_top_phrases
 
@@ -249,8 +256,8 @@ class Workspace:
         from core.zeroshot import scores_to_proba
 
         cfg = self.config
-        feats, errors = self.embed(images)
-        emb, ids, scores = self.phrase_outputs(feats)
+        feats, gen_in, errors = self.embed(images)
+        emb, ids, scores = self.phrase_outputs(gen_in)
         text_vec = phrase_text_vectors(self.arrays["phrase_embeddings"], ids, scores, k=cfg.top_k, weighting=cfg.weighting)
         visual = l2n(feats)
         inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], 1), "text_only": text_vec}
@@ -272,6 +279,21 @@ class Workspace:
                 )
             )
         return out
+
+
+def _decode(image: str | Path | bytes):
+    from core.data.images import load_image
+
+    return load_image(image, max_side=1024)
+
+
+def _embed_decoded(backbone, decoded: dict, n: int) -> np.ndarray:
+    out = np.zeros((n, backbone.dim), dtype=np.float32)
+    rows = sorted(decoded)
+    for b in range(0, len(rows), 32):
+        chunk = rows[b : b + 32]
+        out[chunk] = backbone.embed_batch(np.stack([backbone.preprocess(decoded[i]) for i in chunk]))
+    return out
 
 
 def open_workspace(path: str | Path, device: str = "cpu") -> Workspace:

@@ -52,14 +52,14 @@ left, right = st.columns([1, 1])
 with left:
     st.subheader("Label distribution")
     counts = pd.Series([lab for labs in items["labels"] for lab in labs]).value_counts()
-    fig = px.bar(x=counts.values, y=counts.index, orientation="h", labels={"x": "images", "y": ""}, height=max(300, 16 * len(counts)))
+    fig = px.bar(
+        x=counts.values, y=counts.index, orientation="h", labels={"x": "images", "y": ""}, height=max(300, 16 * len(counts))
+    )
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed"))
     st.plotly_chart(fig, width="stretch")
 with right:
     st.subheader("Test images")
-    show = st.radio(
-        "Show", ["Random", "Multimodal fixed the baseline", "Multimodal broke it"], horizontal=True, key="home_show"
-    )
+    show = st.radio("Show", ["Random", "Multimodal fixed the baseline", "Multimodal broke it"], horizontal=True, key="home_show")
     test = np.flatnonzero(items["is_test"].to_numpy())
     pred = ws.predictions
     labels = np.array(ws.labels)

@@ -23,7 +23,8 @@ from core.progress import ProgressFn, silent
 class PhraseOutputs:
     """Per-image outputs of the phrase generator."""
 
-    bottleneck: np.ndarray  # (N, d) co-embedding
+    bottleneck: np.ndarray  # (N, d) co-embedding by the generator that produced the row's phrases
+    embedding: np.ndarray  # (N, d) co-embedding by the full generator: one space for every row (maps, zero-shot)
     ids: np.ndarray  # (N, k) vocabulary ids, best first, -1 = none
     scores: np.ndarray  # (N, k) cosine scores
     fold: np.ndarray  # (N,) fold that produced the row, -1 = full generator
@@ -80,6 +81,7 @@ def crossfit_phrases(
         stage="phrase generator (all text)",
     )
     emb, ids, scores = apply_generator(full, features, k)
+    shared = emb.copy()
     fold = np.full(len(features), -1, dtype=np.int64)
     if n_folds > 1 and len(corpus_idx) >= 2 * n_folds:
         rng = np.random.default_rng(config.seed)
@@ -99,4 +101,4 @@ def crossfit_phrases(
             e, i_, s = apply_generator(gen, features[held], k)
             emb[held], ids[held], scores[held] = e, i_, s
             fold[held] = f
-    return full, PhraseOutputs(emb, ids, scores, fold)
+    return full, PhraseOutputs(emb, shared, ids, scores, fold)
