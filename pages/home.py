@@ -11,6 +11,12 @@ import streamlit as st
 
 from pages.common import MODEL_NAMES, StreamlitProgress, current_workspace, workspace_sidebar
 
+
+
+def _mark(ok: bool) -> str:
+    return ":green[**✓**]" if ok else ":red[**✗**]"
+
+
 workspace_sidebar()
 st.title("Pixel Context")
 st.caption(
@@ -82,8 +88,8 @@ with right:
             pm = labels[pred["multimodal"][row].argmax()]
             phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
             st.caption(
-                f"**{truth[row]}**  \nbaseline: {'✅' if b_ok[row] else '❌'} {pb}  \n"
-                f"multimodal: {'✅' if m_ok[row] else '❌'} {pm}  \n_{phrases}_"
+                f"**{truth[row]}**  \nbaseline: {_mark(b_ok[row])} {pb}  \n"
+                f"multimodal: {_mark(m_ok[row])} {pm}  \n_{phrases}_"
             )
 
 with st.sidebar.expander("Fit a new workspace"):
