@@ -12,7 +12,6 @@ import streamlit as st
 from pages.common import MODEL_NAMES, StreamlitProgress, current_workspace, workspace_sidebar
 
 
-
 def _mark(ok: bool) -> str:
     return ":green[**✓**]" if ok else ":red[**✗**]"
 
@@ -88,8 +87,7 @@ with right:
             pm = labels[pred["multimodal"][row].argmax()]
             phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
             st.caption(
-                f"**{truth[row]}**  \nbaseline: {_mark(b_ok[row])} {pb}  \n"
-                f"multimodal: {_mark(m_ok[row])} {pm}  \n_{phrases}_"
+                f"**{truth[row]}**  \nbaseline: {_mark(b_ok[row])} {pb}  \nmultimodal: {_mark(m_ok[row])} {pm}  \n_{phrases}_"
             )
 
 with st.sidebar.expander("Fit a new workspace"):
