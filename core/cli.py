@@ -21,8 +21,11 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--phrase-source",
         default="corpus",
-        choices=["corpus", "imagenet"],
-        help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head",
+        help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head; "
+        "or the folder of a generator saved by `python -m core phrases fit`",
+    )
+    p.add_argument(
+        "--generator-backbone", default=None, help="second backbone the phrase generator also sees (e.g. efficientnet-lite2)"
     )
     p.add_argument(
         "--label-fraction",
@@ -45,6 +48,7 @@ def _fit_config(args: argparse.Namespace):
         backbone_weights=args.backbone_weights,
         text_model=args.text_model,
         phrase_source=args.phrase_source,
+        generator_backbone=args.generator_backbone,
         label_fraction=args.label_fraction,
         seed=args.seed,
         device=args.device,
@@ -179,6 +183,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_phrases_fit(args: argparse.Namespace) -> int:
+    from core.corpus import fit_corpus_generator
+
+    gen = fit_corpus_generator(
+        args.data,
+        args.out,
+        backbone=args.backbone,
+        generator_backbone=args.generator_backbone,
+        include_test=args.include_test,
+        device=args.device,
+        cache_dir=args.cache_dir,
+    )
+    print(f"phrase generator: {args.out} ({len(gen.vocab):,} phrases, {len(gen.class_ids):,} softmax classes)")
+    print(f"use it with: python -m core fit DATA --workspace WS --phrase-source {args.out}")
+    return 0
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
     from core.backbones import list_backbones
 
@@ -232,6 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("phrases", help="reusable phrase generators")
+    psub = p.add_subparsers(dest="phrases_command", required=True)
+    q = psub.add_parser(
+        "fit",
+        help="fit a phrase generator on the text of one or more datasets",
+        description="Fit a phrase generator on every row with text (labelled or not) of one or more datasets, "
+        "and save it for `fit --phrase-source FOLDER`.",
+    )
+    q.add_argument("data", nargs="+", help="datasets (manifests or folders)")
+    q.add_argument("--out", required=True, help="folder to write the generator to")
+    q.add_argument("--backbone", default="efficientnet-lite0")
+    q.add_argument("--generator-backbone", default=None, help="second backbone the generator also sees")
+    q.add_argument("--include-test", action="store_true", help="also learn from rows marked test")
+    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--cache-dir", default=None)
+    q.set_defaults(func=cmd_phrases_fit)
 
     p = sub.add_parser("backbones", help="list backbone names")
     p.set_defaults(func=cmd_backbones)

@@ -19,18 +19,19 @@ import numpy as np
 
 from core.backbones import Backbone, create_backbone, resolve_device
 from core.classifiers import Classifier, ClassifierConfig
+from core.corpus import generator_input_name
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.features import FeatureCache, default_cache_dir, embed_images
 from core.metrics import evaluate, per_label_scores
 from core.phrases.crossfit import crossfit_phrases
-from core.phrases.generator import GeneratorConfig, l2n
+from core.phrases.generator import GeneratorConfig, PhraseGenerator, l2n
 from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import TextEncoder, phrase_text_vectors
 from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, zero_shot_scores
 
-PHRASE_SOURCES = ("corpus", "imagenet")
+PHRASE_SOURCES = ("corpus", "imagenet")  # or the folder of a saved generator (core.corpus)
 MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
 
 
@@ -44,8 +45,9 @@ class FitConfig:
         generator_backbone: a second backbone whose features the phrase generator sees in
             addition to the classifier's (the paper's generator is a different, stronger network).
         text_model: sentence-transformers name or local path.
-        phrase_source: ``corpus`` (a generator trained on the dataset's text, cross-fitted) or
-            ``imagenet`` (the backbone's ImageNet-1k head; for collections without text).
+        phrase_source: ``corpus`` (a generator trained on the dataset's text, cross-fitted),
+            ``imagenet`` (the backbone's ImageNet-1k head; for collections without text), or the
+            folder of a generator saved by :func:`core.corpus.fit_corpus_generator`.
         top_k: phrases averaged into the text vector (the paper: 3).
         weighting: ``mean`` (the paper) or ``score``.
         n_folds: cross-fitting folds for the training rows' phrases.
@@ -98,6 +100,31 @@ def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, s
         n = max(1, round(fraction * len(idx)))
         out[rng.permutation(idx)[:n]] = True
     return out
+
+
+def _apply_saved_generator(
+    cfg: FitConfig, gen_feats: np.ndarray, items, k: int
+) -> tuple[PhraseGenerator, np.ndarray, np.ndarray, np.ndarray, list[DatasetIssue]]:
+    """Phrases from a generator fitted elsewhere; warns about images whose captions it has seen."""
+    from core.corpus import corpus_digests, generator_input_name
+    from core.features import file_digest
+    from core.phrases.crossfit import apply_generator
+
+    gen = PhraseGenerator.load(cfg.phrase_source)
+    expected = generator_input_name(cfg.backbone, cfg.generator_backbone)
+    if gen.backbone and gen.backbone != expected:
+        raise ValueError(f"the saved generator reads {gen.backbone!r} features, this fit uses {expected!r}")
+    seen = corpus_digests(cfg.phrase_source)
+    leaks = []
+    if seen:
+        for row, path, item, split in zip(items["row"], items["path"], items["item"], items["split"]):
+            if file_digest(path) in seen:
+                what = "test image whose caption trained the phrase generator: its test metrics are optimistic"
+                if split != "test":
+                    what = "training image whose caption trained the phrase generator (no cross-fitting possible)"
+                leaks.append(DatasetIssue("phrase generator", int(row), what, str(item)))
+    emb, ids, scores = apply_generator(gen, gen_feats, k)
+    return gen, emb, ids, scores, leaks
 
 
 def cache_key(backbone: Backbone, weights: str | None) -> str:
@@ -165,8 +192,9 @@ def fit(
     cfg = config or FitConfig()
     # one seed drives everything: label draws, generator, classifiers, maps
     cfg = replace(cfg, generator=replace(cfg.generator, seed=cfg.seed), classifier=replace(cfg.classifier, seed=cfg.seed))
-    if cfg.phrase_source not in PHRASE_SOURCES:
-        raise ValueError(f"unknown phrase_source {cfg.phrase_source!r}; one of {PHRASE_SOURCES}")
+    external = cfg.phrase_source not in PHRASE_SOURCES
+    if external and not (Path(cfg.phrase_source) / "generator.json").is_file():
+        raise ValueError(f"phrase_source {cfg.phrase_source!r} is neither one of {PHRASE_SOURCES} nor a saved generator folder")
     if cfg.phrase_source == "imagenet" and cfg.generator_backbone:
         raise ValueError("generator_backbone applies to the corpus phrase generator, not to phrase_source='imagenet'")
     prog = progress or TqdmProgress()
@@ -241,13 +269,19 @@ def fit(
             cfg.generator,
             n_folds=cfg.n_folds,
             k=k_store,
-            backbone=cfg.backbone,
+            backbone=generator_input_name(cfg.backbone, cfg.generator_backbone),
             progress=prog,
         )
         generator.save(tmp / "generator")
         phrase_texts = generator.vocab.phrases
         bottleneck, ids, scores, fold = outs.embedding, outs.ids, outs.scores, outs.fold
         bottleneck_crossfit = outs.bottleneck
+    elif external:
+        generator, bottleneck, ids, scores, leaks = _apply_saved_generator(cfg, gen_feats, items, k_store)
+        generator.save(tmp / "generator")
+        phrase_texts = generator.vocab.phrases
+        bottleneck_crossfit = bottleneck
+        issues += leaks
     else:
         if not backbone.info.has_imagenet_head:
             raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source='imagenet'")

@@ -162,7 +162,8 @@ def main() -> None:
         return parts[0]
 
     seen_md5: set[str] = set()
-    rows, no_svg, dupes, no_text = [], 0, 0, 0
+    rows, no_svg, dupes, no_text, same_picture = [], 0, 0, 0, 0
+    seen_thumbs: set[str] = set()
     cleaned = Counter()
     for png, rel, parts in candidates:
         digest = hashlib.md5(png.read_bytes()).hexdigest()
@@ -183,7 +184,24 @@ def main() -> None:
         if not text and not tags:
             no_text += 1
             continue
-        rows.append({"png": png, "rel": rel, "label": label_of(parts), "text": text, "tags": ";".join(dict.fromkeys(tags))})
+        buf = io.BytesIO()
+        to_rgb_thumbnail(png, args.max_side).save(buf, "WEBP", quality=args.quality, method=6)
+        thumb = buf.getvalue()
+        thumb_digest = hashlib.md5(thumb).hexdigest()
+        if thumb_digest in seen_thumbs:  # different files, same picture (e.g. only metadata differs)
+            same_picture += 1
+            continue
+        seen_thumbs.add(thumb_digest)
+        rows.append(
+            {
+                "thumb": thumb,
+                "png": png,
+                "rel": rel,
+                "label": label_of(parts),
+                "text": text,
+                "tags": ";".join(dict.fromkeys(tags)),
+            }
+        )
     counts = Counter(r["label"] for r in rows)
     dropped = {lab: n for lab, n in counts.items() if n < args.min_class}
     rows = [r for r in rows if r["label"] not in dropped]
@@ -198,9 +216,7 @@ def main() -> None:
             n += 1
             name = f"{stem}-{n}.webp"
         names.add(name)
-        buf = io.BytesIO()
-        to_rgb_thumbnail(r["png"], args.max_side).save(buf, "WEBP", quality=args.quality, method=6)
-        (out_images / name).write_bytes(buf.getvalue())
+        (out_images / name).write_bytes(r["thumb"])
         r["image"] = f"images/{name}"
         r["folder"] = r["rel"].parent.as_posix()
     stratified_split(rows)
@@ -231,6 +247,7 @@ def main() -> None:
             "symlinked_copies": links,
             "excluded_by_folder": excluded,
             "byte_duplicates": dupes,
+            "identical_thumbnails": same_picture,
             "without_svg": no_svg,
             "without_text_or_tags": no_text,
             "dropped_small_labels": dropped,

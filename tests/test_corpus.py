@@ -1,0 +1,60 @@
+"""A phrase generator fitted on other text, saved, and applied to a dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.workspace import open_workspace
+from tests.conftest import SMALL_LABELS, write_subset
+
+
+@pytest.fixture(scope="module")
+def corpus_generator(tmp_path_factory, cache_dir, small_dataset):
+    from core.corpus import fit_corpus_generator
+    from core.phrases.generator import GeneratorConfig
+    from core.progress import silent
+
+    # a second collection, disjoint from the small dataset's images, with the same kinds of pictures
+    other = write_subset(tmp_path_factory.mktemp("other"), SMALL_LABELS, per_label=30)
+    folder = tmp_path_factory.mktemp("gen") / "gen"
+    fit_corpus_generator([other, small_dataset], folder, config=GeneratorConfig(epochs=15), cache_dir=cache_dir, progress=silent)
+    return folder
+
+
+def test_saved_generator_is_applied_and_its_leaks_reported(corpus_generator, small_dataset, cache_dir, tmp_path):
+    from core.classifiers import ClassifierConfig
+    from core.pipeline import FitConfig, fit
+    from core.progress import silent
+
+    assert (corpus_generator / "corpus.safetensors").is_file()
+    cfg = FitConfig(
+        phrase_source=str(corpus_generator),
+        projections=False,
+        cache_dir=str(cache_dir),
+        classifier=ClassifierConfig(max_epochs=30),
+    )
+    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    assert (ws.path / "generator" / "generator.json").is_file()
+    # the corpus held the small dataset's training rows (not its test rows): each is reported
+    leaks = [i for i in ws.issues if i.file == "phrase generator"]
+    n_train = int((ws.items["split"] == "train").sum())
+    assert len(leaks) == n_train and all("training image" in i.reason for i in leaks)
+    assert ws.metrics["multimodal"]["top1"] > 1 / 6
+    assert np.all(ws.items["fold"] == -1)
+
+
+def test_backbone_mismatch_is_refused(corpus_generator, small_dataset, cache_dir, tmp_path):
+    from core.pipeline import FitConfig, fit
+    from core.progress import silent
+
+    cfg = FitConfig(phrase_source=str(corpus_generator), generator_backbone="efficientnet-lite2", cache_dir=str(cache_dir))
+    with pytest.raises(ValueError, match="reads 'efficientnet-lite0' features"):
+        fit(small_dataset, tmp_path / "ws", cfg, progress=silent)
+
+
+def test_unknown_phrase_source(small_dataset, tmp_path):
+    from core.pipeline import FitConfig, fit
+
+    with pytest.raises(ValueError, match="neither"):
+        fit(small_dataset, tmp_path / "ws", FitConfig(phrase_source=str(tmp_path)))
