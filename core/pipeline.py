@@ -29,7 +29,7 @@ from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import TextEncoder, phrase_text_vectors
-from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, zero_shot_scores
+from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores
 
 PHRASE_SOURCES = ("corpus", "imagenet")  # or the folder of a saved generator (core.corpus)
 MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
@@ -308,6 +308,7 @@ def fit(
     }
     probs: dict[str, np.ndarray] = {}
     fit_idx = np.flatnonzero(labelled & ((y_all.sum(1) > 0) if ds.multilabel else (y_all >= 0)))
+    prog("classifiers", 0, len(inputs))
     for n_done, (name, x) in enumerate(inputs.items()):
         clf = Classifier(len(names), ds.multilabel, cfg.classifier).fit(x[fit_idx], y_all[fit_idx])
         clf.save(tmp / "classifiers", name)
@@ -331,7 +332,7 @@ def fit(
         )
         zs = zero_shot_scores(bottleneck, terms)
     else:  # no co-embedding: compare label names with the image's phrase text vector
-        terms = [encoder.encode([n.replace("/", " ")]) for n in names]
+        terms = text_label_embeddings(label_specs, encoder.encode)
         zs = zero_shot_scores(text_vec, terms)
     probs["zeroshot"] = scores_to_proba(zs)
     timings["zeroshot"] = time.perf_counter() - t

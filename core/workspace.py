@@ -229,10 +229,10 @@ class Workspace:
         text_vectors: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, L) zero-shot scores of images (co-embeddings, or text vectors for the ImageNet source)."""
-        from core.zeroshot import label_embeddings, zero_shot_scores
+        from core.zeroshot import label_embeddings, text_label_embeddings, zero_shot_scores
 
         if self.config.phrase_source == "imagenet":
-            terms = [self.text_encoder.encode([n, *s]) for n, s in labels]
+            terms = text_label_embeddings(labels, self.text_encoder.encode)
             return zero_shot_scores(text_vectors, terms)  # type: ignore[arg-type]
         gen = self.generator
         terms = label_embeddings(

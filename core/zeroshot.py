@@ -101,6 +101,12 @@ def label_embeddings(
     return out
 
 
+def text_label_embeddings(labels: list[tuple[str, list[str]]], embed_text: object) -> list[np.ndarray]:
+    """Text embeddings of every label's terms, for workspaces without a co-embedding (ImageNet
+    phrase source): images are then compared through their phrase text vectors."""
+    return [embed_text(label_terms(name, syns)) for name, syns in labels]  # type: ignore[operator]
+
+
 def zero_shot_scores(embeddings: np.ndarray, term_embeddings: list[np.ndarray]) -> np.ndarray:
     """(N, L) cosine of each image to its closest term of each label."""
     return np.stack([(embeddings @ t.T).max(1) for t in term_embeddings], axis=1)

@@ -93,6 +93,7 @@ class PhraseGenerator:
         self.prototypes = prototypes
         self.backbone = backbone
         self._index: PhraseIndex | None = None
+        self._distinct: np.ndarray | None = None
 
     # --- inference -------------------------------------------------------------------
     def _prep(self, features: np.ndarray) -> torch.Tensor:
@@ -106,10 +107,14 @@ class PhraseGenerator:
 
     @property
     def output_ids(self) -> np.ndarray:
-        """Vocabulary ids of the index rows."""
+        """Vocabulary ids of the index rows: softmax classes ("small"), or one phrase per distinct
+        prototype ("large"; phrases carried by exactly the same images share one prototype, and only
+        the most frequent of them is searched, so the top-k are k different things)."""
         if self.config.output_space == "small":
             return self.class_ids
-        return np.flatnonzero(np.abs(self.prototypes).sum(1) > 0)
+        if self._distinct is None:
+            self._distinct = distinct_prototype_ids(self.prototypes)
+        return self._distinct
 
     @property
     def index(self) -> PhraseIndex:
@@ -156,6 +161,13 @@ class PhraseGenerator:
         enc.load_state_dict({k[8:]: torch.from_numpy(v) for k, v in t.items() if k.startswith("encoder.")})
         vocab = PhraseVocabulary.load(folder / "vocab.json")
         return cls(cfg, vocab, enc, t["feature_mean"], t["class_ids"], t["class_weights"], t["prototypes"], meta["backbone"])
+
+
+def distinct_prototype_ids(prototypes: np.ndarray) -> np.ndarray:
+    """Ids of the first (most frequent) phrase of every distinct non-zero prototype, in vocabulary order."""
+    nonzero = np.flatnonzero(np.abs(prototypes).sum(1) > 0)
+    _, first = np.unique(np.round(prototypes[nonzero], 5), axis=0, return_index=True)
+    return nonzero[np.sort(first)]
 
 
 def compute_prototypes(embeddings: np.ndarray, incidence: sparse.csr_matrix) -> np.ndarray:
