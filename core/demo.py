@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -30,5 +31,10 @@ def demo_workspace(path: str | Path | None = None, *, refit: bool = False, progr
         data = demo_dataset_path()
         if not (data / "manifest.csv").is_file():
             raise FileNotFoundError(f"demo dataset not found at {data} (set PIXCTX_DEMO_DATA)")
-        fit(data, ws_path, FitConfig(), progress=progress)
+        ws_path.parent.mkdir(parents=True, exist_ok=True)
+        # Two app sessions (or an app and the CLI) opening at once: one fits, the other waits for it.
+        with open(ws_path.with_name(ws_path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if refit or not is_workspace(ws_path):
+                fit(data, ws_path, FitConfig(), progress=progress)
     return open_workspace(ws_path)
