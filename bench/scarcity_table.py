@@ -1,6 +1,6 @@
 """Markdown table of ``bench/results/label_scarcity_*.json`` (as in ``docs/results.md``).
 
-    python bench/scarcity_table.py tuxpaint ifct-food emoji demo
+python bench/scarcity_table.py tuxpaint ifct-food emoji demo
 """
 
 from __future__ import annotations

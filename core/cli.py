@@ -22,6 +22,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         "--phrase-source",
         default="corpus",
         help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head; "
+        "corpus+imagenet: both; "
         "or the folder of a generator saved by `python -m core phrases fit`",
     )
     p.add_argument(
@@ -136,11 +137,9 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         return 2
     names = [n for n, _ in labels]
     if args.images:
-        _, gen_in, errors = ws.embed([Path(p) for p in args.images])
-        emb, ids, scores = ws.phrase_outputs(gen_in)
-        from core.text import phrase_text_vectors
-
-        tv = phrase_text_vectors(ws.arrays["phrase_embeddings"], ids, scores, k=ws.config.top_k)
+        feats, gen_in, errors = ws.embed([Path(p) for p in args.images])
+        emb, ids, scores = ws.phrase_outputs(feats, gen_in)
+        tv = ws.text_vectors(ids, scores)
         proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=tv))
         out = []
         for i, img in enumerate(args.images):

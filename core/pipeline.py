@@ -23,15 +23,16 @@ from core.corpus import generator_input_name
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.features import FeatureCache, default_cache_dir, embed_images
 from core.metrics import evaluate, per_label_scores
+from core.phrases.combined import COMBINED, combine_outputs, image_text_vectors
 from core.phrases.crossfit import crossfit_phrases
 from core.phrases.generator import GeneratorConfig, PhraseGenerator, l2n
 from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
-from core.text import TextEncoder, phrase_text_vectors
+from core.text import TextEncoder
 from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores
 
-PHRASE_SOURCES = ("corpus", "imagenet")  # or the folder of a saved generator (core.corpus)
+PHRASE_SOURCES = ("corpus", "imagenet", COMBINED)  # or the folder of a saved generator (core.corpus)
 MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
 
 
@@ -46,7 +47,8 @@ class FitConfig:
             addition to the classifier's (the paper's generator is a different, stronger network).
         text_model: sentence-transformers name or local path.
         phrase_source: ``corpus`` (a generator trained on the dataset's text, cross-fitted),
-            ``imagenet`` (the backbone's ImageNet-1k head; for collections without text), or the
+            ``imagenet`` (the backbone's ImageNet-1k head; for collections without text),
+            ``corpus+imagenet`` (both, one text vector per source, concatenated), or the
             folder of a generator saved by :func:`core.corpus.fit_corpus_generator`.
         top_k: phrases averaged into the text vector (the paper: 3).
         weighting: ``mean`` (the paper) or ``score``.
@@ -213,6 +215,8 @@ def fit(
     # 1. visual features ------------------------------------------------------------------
     t = time.perf_counter()
     backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=device)
+    if cfg.phrase_source in ("imagenet", COMBINED) and not backbone.info.has_imagenet_head:
+        raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source={cfg.phrase_source!r}")
     items = ds.items.reset_index(drop=True)
     batch = cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128)
     feats, errors = embed_images(
@@ -260,7 +264,7 @@ def fit(
     k_store = max(10, cfg.top_k)
     phrase_lists = [extract_phrases(tx, tg) for tx, tg in zip(items["text"], items["tags"])]
     fold = np.full(len(items), -1, dtype=np.int64)
-    if cfg.phrase_source == "corpus":
+    if cfg.phrase_source in ("corpus", COMBINED):
         corpus = train & np.array([bool(p) for p in phrase_lists])
         generator, outs = crossfit_phrases(
             gen_feats,
@@ -283,19 +287,25 @@ def fit(
         bottleneck_crossfit = bottleneck
         issues += leaks
     else:
-        if not backbone.info.has_imagenet_head:
-            raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source='imagenet'")
         generator = None
         phrase_texts = imagenet_phrases()
         ids, scores = imagenet_top_phrases(backbone.imagenet_logits(feats), k_store)
         bottleneck = bottleneck_crossfit = None
+    if cfg.phrase_source == COMBINED:
+        half = k_store // 2
+        ids, scores = combine_outputs(
+            (ids, scores), imagenet_top_phrases(backbone.imagenet_logits(feats), half), len(phrase_texts), half
+        )
+        phrase_texts = [*phrase_texts, *imagenet_phrases()]
     timings["phrase_generator"] = time.perf_counter() - t
 
     # 4. text vectors ---------------------------------------------------------------------
     t = time.perf_counter()
     encoder = TextEncoder(cfg.text_model, device=device)
     phrase_emb = _embed_phrases(phrase_texts, encoder, cache_root, prog)
-    text_vec = phrase_text_vectors(phrase_emb, ids, scores, k=cfg.top_k, weighting=cfg.weighting)
+    text_vec = image_text_vectors(
+        phrase_emb, ids, scores, top_k=cfg.top_k, weighting=cfg.weighting, combined=cfg.phrase_source == COMBINED
+    )
     timings["text_embeddings"] = time.perf_counter() - t
 
     # 5. classifiers ----------------------------------------------------------------------
@@ -321,7 +331,8 @@ def fit(
     label_specs = [(n, []) for n in names]
     if generator is not None:
         has_proto = np.abs(generator.prototypes).sum(1) > 0
-        mapper = TextToCoEmbedding.fit(phrase_emb[has_proto], generator.prototypes[has_proto])
+        corpus_emb = phrase_emb[: len(generator.vocab)]  # combined sources append the ImageNet phrases
+        mapper = TextToCoEmbedding.fit(corpus_emb[has_proto], generator.prototypes[has_proto])
         mapper.save(str(tmp / "zeroshot.safetensors"))
         terms = label_embeddings(
             label_specs,
@@ -393,7 +404,7 @@ def fit(
             "meta_columns": ds.meta_columns,
         },
         "labels": names,
-        "phrases": list(phrase_texts) if generator is None else None,
+        "phrases": list(phrase_texts) if generator is None or cfg.phrase_source == COMBINED else None,
         "n_phrases": len(phrase_texts),
         "metrics": metrics,
         "n_test": int(test.sum()),

@@ -210,16 +210,38 @@ class Workspace:
         extra = _embed_decoded(second, decoded, len(images)) if second is not None else None
         return feats, generator_input(feats, extra), errors
 
-    def phrase_outputs(self, feats: np.ndarray, k: int = 10) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-        """(co-embedding or None, phrase ids, scores) for generator inputs (see :meth:`embed`)."""
-        if self.config.phrase_source == "imagenet":
-            from core.phrases.imagenet import imagenet_top_phrases
+    def phrase_outputs(
+        self, feats: np.ndarray, gen_in: np.ndarray, k: int = 10
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """(co-embedding or None, phrase ids, scores) of new images from :meth:`embed`'s outputs."""
+        from core.phrases.combined import COMBINED, combine_outputs
+        from core.phrases.crossfit import apply_generator
+        from core.phrases.imagenet import imagenet_top_phrases
 
+        source = self.config.phrase_source
+        if source == "imagenet":
             ids, scores = imagenet_top_phrases(self.backbone.imagenet_logits(feats), k)
             return None, ids, scores
-        from core.phrases.crossfit import apply_generator
+        emb, ids, scores = apply_generator(self.generator, gen_in, k)
+        if source == COMBINED:
+            half = k // 2
+            inet = imagenet_top_phrases(self.backbone.imagenet_logits(feats), half)
+            ids, scores = combine_outputs((ids, scores), inet, len(self.generator.vocab), half)
+        return emb, ids, scores
 
-        return apply_generator(self.generator, feats, k)
+    def text_vectors(self, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Text vectors of images from their phrase ids and scores, as at fit time."""
+        from core.phrases.combined import COMBINED, image_text_vectors
+
+        cfg = self.config
+        return image_text_vectors(
+            self.arrays["phrase_embeddings"],
+            ids,
+            scores,
+            top_k=cfg.top_k,
+            weighting=cfg.weighting,
+            combined=cfg.phrase_source == COMBINED,
+        )
 
     def zeroshot_scores(
         self,
@@ -252,13 +274,11 @@ class Workspace:
             be decoded.
         """
         from core.phrases.generator import l2n
-        from core.text import phrase_text_vectors
         from core.zeroshot import scores_to_proba
 
-        cfg = self.config
         feats, gen_in, errors = self.embed(images)
-        emb, ids, scores = self.phrase_outputs(gen_in)
-        text_vec = phrase_text_vectors(self.arrays["phrase_embeddings"], ids, scores, k=cfg.top_k, weighting=cfg.weighting)
+        emb, ids, scores = self.phrase_outputs(feats, gen_in)
+        text_vec = self.text_vectors(ids, scores)
         visual = l2n(feats)
         inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], 1), "text_only": text_vec}
         probs = {m: self.classifiers[m].predict_proba(x) for m, x in inputs.items()}

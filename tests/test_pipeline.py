@@ -136,3 +136,28 @@ def test_imagenet_phrase_source(small_dataset, cache_dir, tmp_path):
     json.dumps(ws.item_prediction(fruit_row).to_dict())
     with pytest.raises(ValueError, match="ImageNet"):
         ws.generator  # noqa: B018
+
+
+def test_combined_phrase_sources(small_dataset, cache_dir, tmp_path):
+    from core.classifiers import ClassifierConfig
+    from core.phrases.generator import GeneratorConfig
+    from core.pipeline import FitConfig, fit
+    from core.progress import silent
+
+    cfg = FitConfig(
+        phrase_source="corpus+imagenet",
+        n_folds=2,
+        projections=False,
+        cache_dir=str(cache_dir),
+        generator=GeneratorConfig(epochs=5),
+        classifier=ClassifierConfig(max_epochs=20),
+    )
+    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    n_corpus = len(ws.generator.vocab)
+    assert len(ws.phrases) == n_corpus + 1000
+    ids = ws.arrays["phrase_ids"]
+    assert (ids[:, :5] < n_corpus).all() and (ids[:, 5:] >= n_corpus).all()  # five from each source
+    assert ws.arrays["text_vec"].shape[1] == 2 * ws.arrays["phrase_embeddings"].shape[1]
+    row = int(np.flatnonzero(ws.items["is_test"])[0])
+    (pred,) = ws.predict([ws.items.at[row, "path"]])
+    assert [p for p, _ in pred.phrases] == [p for p, _ in ws.item_phrases(row)]
