@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.workspace import open_workspace
-from tests.conftest import SMALL_LABELS, write_subset
+from tests.conftest import SMALL_LABELS, quick_fit, write_subset
 
 
 @pytest.fixture(scope="module")
@@ -23,18 +22,9 @@ def corpus_generator(tmp_path_factory, cache_dir, small_dataset):
 
 
 def test_saved_generator_is_applied_and_its_leaks_reported(corpus_generator, small_dataset, cache_dir, tmp_path):
-    from core.classifiers import ClassifierConfig
-    from core.pipeline import FitConfig, fit
-    from core.progress import silent
 
     assert (corpus_generator / "corpus.safetensors").is_file()
-    cfg = FitConfig(
-        phrase_source=str(corpus_generator),
-        projections=False,
-        cache_dir=str(cache_dir),
-        classifier=ClassifierConfig(max_epochs=30),
-    )
-    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    ws = quick_fit(small_dataset, tmp_path / "ws", cache_dir, max_epochs=30, phrase_source=str(corpus_generator))
     assert (ws.path / "generator" / "generator.json").is_file()
     # the corpus held the small dataset's training rows (not its test rows): each is reported
     leaks = [i for i in ws.issues if i.file == "phrase generator"]

@@ -9,15 +9,10 @@ import sys
 
 import numpy as np
 
-from core.workspace import open_workspace
-from tests.conftest import ROOT
+from tests.conftest import ROOT, quick_fit
 
 
 def test_multilabel_fit_and_evaluate(small_dataset, cache_dir, tmp_path):
-    from core.classifiers import ClassifierConfig
-    from core.phrases.generator import GeneratorConfig
-    from core.pipeline import FitConfig, fit
-    from core.progress import silent
 
     with (small_dataset / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -37,14 +32,7 @@ def test_multilabel_fit_and_evaluate(small_dataset, cache_dir, tmp_path):
                     "split": r["split"],
                 }
             )
-    cfg = FitConfig(
-        n_folds=2,
-        projections=False,
-        cache_dir=str(cache_dir),
-        generator=GeneratorConfig(epochs=10),
-        classifier=ClassifierConfig(max_epochs=60),
-    )
-    ws = open_workspace(fit(data, tmp_path / "ws", cfg, progress=silent))
+    ws = quick_fit(data, tmp_path / "ws", cache_dir, epochs=10, max_epochs=60)
     assert ws.multilabel and len(ws.labels) == 12
     for model in ("baseline", "multimodal", "text_only", "zeroshot"):
         assert set(ws.metrics[model]) == {"mAP", "mAP_img", "precision_at_3", "recall_at_3"}

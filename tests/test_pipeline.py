@@ -10,7 +10,7 @@ import pytest
 
 from core.phrases.imagenet import imagenet_phrases
 from core.workspace import open_workspace
-from tests.conftest import DEMO, demo_rows
+from tests.conftest import DEMO, demo_rows, quick_fit
 
 
 def test_workspace_contents(fitted_workspace):
@@ -70,10 +70,6 @@ def test_reproducible_for_a_seed(fitted_workspace, small_dataset, cache_dir, tmp
 
 
 def test_bad_files_are_reported_and_fit_goes_on(small_dataset, cache_dir, tmp_path):
-    from core.classifiers import ClassifierConfig
-    from core.phrases.generator import GeneratorConfig
-    from core.pipeline import FitConfig, fit
-    from core.progress import silent
 
     data = tmp_path / "data"
     shutil.copytree(small_dataset, data)
@@ -89,14 +85,7 @@ def test_bad_files_are_reported_and_fit_goes_on(small_dataset, cache_dir, tmp_pa
     ]
     with (data / "manifest.csv").open("a") as fh:
         fh.write("\n".join(extra) + "\n")
-    cfg = FitConfig(
-        n_folds=2,
-        projections=False,
-        cache_dir=str(cache_dir),
-        generator=GeneratorConfig(epochs=5),
-        classifier=ClassifierConfig(max_epochs=20),
-    )
-    ws = open_workspace(fit(data, tmp_path / "ws", cfg, progress=silent))
+    ws = quick_fit(data, tmp_path / "ws", cache_dir)
     bad = {i.image: i.reason for i in ws.issues}
     assert set(bad) == {"images/missing.jpg", "images/zero.png", "images/text.png", "images/corrupt.jpg"}
     assert "not found" in bad["images/missing.jpg"] and "0 bytes" in bad["images/zero.png"]
@@ -105,17 +94,12 @@ def test_bad_files_are_reported_and_fit_goes_on(small_dataset, cache_dir, tmp_pa
 
 
 def test_label_fraction_keeps_text_but_drops_labels(small_dataset, cache_dir, tmp_path):
-    from core.phrases.generator import GeneratorConfig
-    from core.pipeline import FitConfig, fit, scarce_labels
-    from core.progress import silent
+    from core.pipeline import scarce_labels
 
     labels = [["a"]] * 10 + [["b"]] * 4
     keep = scarce_labels(labels, np.ones(14, bool), 0.2, 0)
     assert keep[:10].sum() == 2 and keep[10:].sum() == 1
-    cfg = FitConfig(
-        label_fraction=0.3, n_folds=2, projections=False, cache_dir=str(cache_dir), generator=GeneratorConfig(epochs=5)
-    )
-    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    ws = quick_fit(small_dataset, tmp_path / "ws", cache_dir, label_fraction=0.3)
     train = ws.items["split"] == "train"
     assert ws.manifest["n_labelled"] == int(ws.items["labelled"].sum()) < train.sum() * 0.5
     # phrase generator still saw the text of every training row
@@ -123,14 +107,8 @@ def test_label_fraction_keeps_text_but_drops_labels(small_dataset, cache_dir, tm
 
 
 def test_imagenet_phrase_source(small_dataset, cache_dir, tmp_path):
-    from core.classifiers import ClassifierConfig
-    from core.pipeline import FitConfig, fit
-    from core.progress import silent
 
-    cfg = FitConfig(
-        phrase_source="imagenet", projections=False, cache_dir=str(cache_dir), classifier=ClassifierConfig(max_epochs=20)
-    )
-    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    ws = quick_fit(small_dataset, tmp_path / "ws", cache_dir, phrase_source="imagenet")
     assert len(ws.phrases) == len(imagenet_phrases()) > 1000 and "generator" not in {p.name for p in ws.path.iterdir()}
     fruit_row = int(np.flatnonzero(ws.items["labels"].map(lambda ls: ls == ["food/fruit"]))[0])
     assert ws.item_phrases(fruit_row, 3)
@@ -140,20 +118,8 @@ def test_imagenet_phrase_source(small_dataset, cache_dir, tmp_path):
 
 
 def test_combined_phrase_sources(small_dataset, cache_dir, tmp_path):
-    from core.classifiers import ClassifierConfig
-    from core.phrases.generator import GeneratorConfig
-    from core.pipeline import FitConfig, fit
-    from core.progress import silent
 
-    cfg = FitConfig(
-        phrase_source="corpus+imagenet",
-        n_folds=2,
-        projections=False,
-        cache_dir=str(cache_dir),
-        generator=GeneratorConfig(epochs=5),
-        classifier=ClassifierConfig(max_epochs=20),
-    )
-    ws = open_workspace(fit(small_dataset, tmp_path / "ws", cfg, progress=silent))
+    ws = quick_fit(small_dataset, tmp_path / "ws", cache_dir, phrase_source="corpus+imagenet")
     n_corpus = len(ws.generator.vocab)
     assert len(ws.phrases) == n_corpus + len(imagenet_phrases())
     ids = ws.arrays["phrase_ids"]
