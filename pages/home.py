@@ -50,7 +50,7 @@ st.dataframe(metrics.style.format("{:.3f}"), width="stretch")
 if multi < base:
     st.warning(
         f"Here the multimodal model is below the baseline ({multi:.3f} vs {base:.3f} {key}). The phrases help most "
-        "where labels are scarce and captions plentiful; see the Compare page for where each model wins."
+        "where labels are scarce and captions plentiful: fit with a share of the labels (sidebar), or see docs/results.md."
     )
 
 left, right = st.columns([1, 1])
