@@ -33,8 +33,6 @@ class ClassifierConfig:
     max_epochs: int = 300
     patience: int = 25
     val_fraction: float = 0.15
-    standardize: bool = True
-    modality_dropout: float = 0.0
     seed: int = 0
 
 
@@ -68,10 +66,7 @@ def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 class Classifier:
     """A standardising two-layer MLP classifier."""
 
-    def __init__(
-        self, n_classes: int, multilabel: bool, config: ClassifierConfig | None = None, blocks: list[int] | None = None
-    ) -> None:
-        self.blocks = blocks
+    def __init__(self, n_classes: int, multilabel: bool, config: ClassifierConfig | None = None) -> None:
         self.n_classes = n_classes
         self.multilabel = multilabel
         self.config = config or ClassifierConfig()
@@ -104,10 +99,7 @@ class Classifier:
             order = rng.permutation(len(x))
             for b in range(0, len(x), cfg.batch_size):
                 idx = torch.from_numpy(order[b : b + cfg.batch_size])
-                xb = xt[idx]
-                if cfg.modality_dropout > 0 and self.blocks and len(self.blocks) > 1:
-                    xb = self._drop_modalities(xb)
-                loss = self._loss(net(xb), yt[idx])
+                loss = self._loss(net(xt[idx]), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -125,25 +117,10 @@ class Classifier:
             return net, best_epoch
         return net, epochs
 
-    def _drop_modalities(self, xb: torch.Tensor) -> torch.Tensor:
-        """Zero (= the training mean) each non-visual block of a row with probability ``modality_dropout``,
-        so the net cannot lean on the weaker modality alone."""
-        xb = xb.clone()
-        start = self.blocks[0]  # type: ignore[index]
-        for size in self.blocks[1:]:  # type: ignore[index]
-            drop = torch.rand(len(xb)) < self.config.modality_dropout
-            xb[drop, start : start + size] = 0.0
-            start += size
-        return xb
-
     def fit(self, x: np.ndarray, y: np.ndarray) -> Classifier:
         """Train on features ``x`` (N, D) and labels ``y`` ((N,) ints or (N, C) 0/1)."""
         x = np.asarray(x, dtype=np.float32)
-        if self.config.standardize:
-            self.mean, self.std = x.mean(0), x.std(0) + 1e-6
-        else:  # inputs used as given (e.g. L2-normalised blocks), scaled to unit average variance
-            self.mean = np.zeros(x.shape[1], np.float32)
-            self.std = np.full(x.shape[1], float(np.sqrt((x.var(0)).mean())) + 1e-6, np.float32)
+        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         xs = (x - self.mean) / self.std
         cfg = self.config
         val_mask = stratified_holdout(y, cfg.val_fraction, cfg.seed)
@@ -178,7 +155,6 @@ class Classifier:
             "multilabel": self.multilabel,
             "in_dim": int(self.mean.shape[0]),
             "best_epochs": self.best_epochs,
-            "blocks": self.blocks,
             "config": asdict(self.config),
         }
         (folder / f"{name}.json").write_text(json.dumps(meta, indent=2))
@@ -187,7 +163,7 @@ class Classifier:
     def load(cls, folder: str | Path, name: str) -> Classifier:
         folder = Path(folder)
         meta = json.loads((folder / f"{name}.json").read_text())
-        clf = cls(meta["n_classes"], meta["multilabel"], ClassifierConfig(**meta["config"]), meta.get("blocks"))
+        clf = cls(meta["n_classes"], meta["multilabel"], ClassifierConfig(**meta["config"]))
         t = load_file(str(folder / f"{name}.safetensors"))
         clf.mean, clf.std, clf.best_epochs = t["mean"], t["std"], meta["best_epochs"]
         net = _net(meta["in_dim"], meta["n_classes"], clf.config)

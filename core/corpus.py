@@ -19,7 +19,7 @@ from safetensors.numpy import load_file, save_file
 
 from core.backbones import create_backbone, resolve_device
 from core.data.manifest import load_dataset
-from core.features import FeatureCache, default_cache_dir, embed_images, file_digest
+from core.features import FeatureCache, default_cache_dir, embed_images
 from core.phrases.generator import GeneratorConfig, PhraseGenerator, fit_phrase_generator
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
@@ -77,7 +77,7 @@ def fit_corpus_generator(
     feats = []
     errors: set[int] = set()
     for bb in bbs:
-        f, err = embed_images(paths, bb, cache=FeatureCache(cache_root, cache_key(bb, None)), progress=prog)
+        f, err, digests = embed_images(paths, bb, cache=FeatureCache(cache_root, cache_key(bb, None)), progress=prog)
         feats.append(f)
         errors |= set(err)
     ok = np.array([i not in errors for i in range(len(paths))])
@@ -86,8 +86,8 @@ def fit_corpus_generator(
     gen = fit_phrase_generator(x, [lst for lst, k in zip(lists, ok) if k], config, backbone=name, progress=prog)
     out = Path(out)
     gen.save(out)
-    digests = np.frombuffer(b"".join(file_digest(p) for p, k in zip(paths, ok) if k), dtype=np.uint8).reshape(-1, 20)
-    save_file({"sha1": digests}, str(out / "corpus.safetensors"))
+    seen = np.frombuffer(b"".join(d for d, k in zip(digests, ok) if k), dtype=np.uint8).reshape(-1, 20)
+    save_file({"sha1": seen}, str(out / "corpus.safetensors"))
     (out / "corpus.json").write_text(
         json.dumps(
             {

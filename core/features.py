@@ -78,7 +78,7 @@ def embed_images(
     chunk_size: int = 256,
     workers: int = 4,
     progress: ProgressFn = silent,
-) -> tuple[np.ndarray, dict[int, str]]:
+) -> tuple[np.ndarray, dict[int, str], list[bytes | None]]:
     """Embed images, reusing cached features.
 
     Args:
@@ -91,8 +91,9 @@ def embed_images(
         progress: ``progress("embed images", done, total)``.
 
     Returns:
-        ``(features, errors)``: an ``(N, dim)`` float32 array (rows of failed images are zero)
-        and ``{index: reason}`` for images that could not be decoded.
+        ``(features, errors, digests)``: an ``(N, dim)`` float32 array (rows of failed images are
+        zero), ``{index: reason}`` for images that could not be decoded, and each file's SHA-1
+        (``None`` where it could not be read).
     """
     n = len(paths)
     feats = np.zeros((n, backbone.dim), dtype=np.float32)
@@ -145,4 +146,4 @@ def embed_images(
             done += len(chunk) - len(ok_idx)
             progress("embed images", done, n)
     progress("embed images", n, n)
-    return feats, errors
+    return feats, errors, digests

@@ -105,11 +105,10 @@ def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, s
 
 
 def _apply_saved_generator(
-    cfg: FitConfig, gen_feats: np.ndarray, items, k: int
+    cfg: FitConfig, gen_feats: np.ndarray, items, digests: list[bytes | None], k: int
 ) -> tuple[PhraseGenerator, np.ndarray, np.ndarray, np.ndarray, list[DatasetIssue]]:
     """Phrases from a generator fitted elsewhere; warns about images whose captions it has seen."""
     from core.corpus import corpus_digests, generator_input_name
-    from core.features import file_digest
     from core.phrases.crossfit import apply_generator
 
     gen = PhraseGenerator.load(cfg.phrase_source)
@@ -119,8 +118,8 @@ def _apply_saved_generator(
     seen = corpus_digests(cfg.phrase_source)
     leaks = []
     if seen:
-        for row, path, item, split in zip(items["row"], items["path"], items["item"], items["split"]):
-            if file_digest(path) in seen:
+        for row, digest, item, split in zip(items["row"], digests, items["item"], items["split"]):
+            if digest in seen:
                 what = "test image whose caption trained the phrase generator: its test metrics are optimistic"
                 if split != "test":
                     what = "training image whose caption trained the phrase generator (no cross-fitting possible)"
@@ -219,7 +218,7 @@ def fit(
         raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source={cfg.phrase_source!r}")
     items = ds.items.reset_index(drop=True)
     batch = cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128)
-    feats, errors = embed_images(
+    feats, errors, digests = embed_images(
         list(items["path"]),
         backbone,
         cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
@@ -228,7 +227,7 @@ def fit(
     )
     if cfg.generator_backbone:
         second = create_backbone(cfg.generator_backbone, device=device)
-        gen_extra, _ = embed_images(
+        gen_extra, _, _ = embed_images(
             list(items["path"]),
             second,
             cache=FeatureCache(cache_root, cache_key(second, None)),
@@ -241,6 +240,7 @@ def fit(
     ok = np.array([i not in errors for i in range(len(items))])
     items = items[ok].reset_index(drop=True)
     feats = feats[ok]
+    digests = [d for d, keep in zip(digests, ok) if keep]
     gen_feats = generator_input(feats, gen_extra[ok] if cfg.generator_backbone else None)
     if len(items) == 0:
         raise ValueError("no image could be decoded; see the issues: " + "; ".join(map(str, issues[:5])))
@@ -281,7 +281,7 @@ def fit(
         bottleneck, ids, scores, fold = outs.embedding, outs.ids, outs.scores, outs.fold
         bottleneck_crossfit = outs.bottleneck
     elif external:
-        generator, bottleneck, ids, scores, leaks = _apply_saved_generator(cfg, gen_feats, items, k_store)
+        generator, bottleneck, ids, scores, leaks = _apply_saved_generator(cfg, gen_feats, items, digests, k_store)
         generator.save(tmp / "generator")
         phrase_texts = generator.vocab.phrases
         bottleneck_crossfit = bottleneck

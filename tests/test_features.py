@@ -13,14 +13,15 @@ def test_cache_reuses_and_resumes(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     cache = FeatureCache(tmp_path / "c", "lite0")
-    first, errors = embed_images([*paths[:6], str(bad)], bb, cache=cache, chunk_size=4)
+    first, errors, digests = embed_images([*paths[:6], str(bad)], bb, cache=cache, chunk_size=4)
     assert list(errors) == [6] and "not a decodable image" in errors[6]
+    assert all(len(d) == 20 for d in digests)
     shards = sorted((tmp_path / "c" / "features" / "lite0").glob("*.safetensors"))
     assert len(shards) == 2  # one per chunk: an interruption loses at most a chunk
     # a fresh process (new cache object) only computes the 4 missing images
     seen = []
     cache2 = FeatureCache(tmp_path / "c", "lite0")
-    full, errors2 = embed_images(paths, bb, cache=cache2, progress=lambda s, d, t: seen.append(d))
+    full, errors2, _ = embed_images(paths, bb, cache=cache2, progress=lambda s, d, t: seen.append(d))
     assert not errors2 and seen[0] == 6
     assert np.allclose(full[:6], first[:6], atol=1e-6)
     assert len(list((tmp_path / "c" / "features" / "lite0").glob("*.safetensors"))) == 3

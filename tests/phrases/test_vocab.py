@@ -17,25 +17,7 @@ def test_long_text_only_gives_ngrams():
 
 
 def test_vocabulary_counts_softmax_and_max_df(tmp_path):
-    lists = [
-        ["cat", "pet"],
-        ["cat"],
-        ["dog", "pet"],
-        ["pet", "rare"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-        ["pet"],
-    ]
+    lists = [["cat", "pet"], ["cat"], ["dog", "pet"], ["pet", "rare"], *[["pet"]] * 13]
     v = PhraseVocabulary.build(lists, min_images_softmax=2, max_df=0.5)
     assert "pet" not in v.index  # on 16/17 images: says nothing about any one image
     assert v.phrases[0] == "cat" and v.counts[0] == 2 and v.softmax[0]
