@@ -63,6 +63,7 @@ class Prediction:
     multimodal: list[tuple[str, float]]
     text_only: list[tuple[str, float]]
     zeroshot: list[tuple[str, float]]
+    features: np.ndarray | None = None  # classifier visual features of a new image (for neighbours)
 
     def to_dict(self, top: int = 5) -> dict:
         def pairs(key: str, xs: list[tuple[str, float]]) -> list[dict]:
@@ -296,6 +297,7 @@ class Workspace:
                     image=names[i],
                     phrases=[(self.phrases[j], float(s)) for j, s in zip(ids[i], scores[i]) if j >= 0],
                     **{m: _ranked(self.labels, probs[m][i], top) for m in probs},
+                    features=feats[i],
                 )
             )
         return out

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core.demo import demo_workspace, demo_workspace_path
-from core.workspace import Workspace, is_workspace, open_workspace
+from core.explore import Explorer, probability_table
+from core.workspace import Prediction, Workspace, is_workspace, open_workspace
 
 MODEL_NAMES = {"baseline": "Baseline (visual)", "multimodal": "Multimodal", "text_only": "Text only", "zeroshot": "Zero-shot"}
 
@@ -36,8 +38,32 @@ def load_workspace(path: str, mtime: float) -> Workspace:
     return open_workspace(path)
 
 
+@st.cache_resource(show_spinner=False)
+def load_explorer(path: str, mtime: float) -> Explorer:
+    """The workspace's precomputed gallery views, shared by all sessions."""
+    return Explorer(load_workspace(path, mtime))
+
+
+def _stamp(path: Path) -> tuple[str, float]:
+    return str(path), (path / "manifest.json").stat().st_mtime
+
+
 def _open(path: Path) -> Workspace:
-    return load_workspace(str(path), (path / "manifest.json").stat().st_mtime)
+    return load_workspace(*_stamp(path))
+
+
+def explorer_for(ws: Workspace) -> Explorer:
+    return load_explorer(*_stamp(ws.path))
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the pipeline on the image…")
+def predict_image(ws_path: str, mtime: float, data: bytes, name: str) -> Prediction | str:
+    """The whole pipeline on one uploaded image (cached by content): a Prediction or an error."""
+    return load_workspace(ws_path, mtime).predict([data], names=[name], top=10_000)[0]
+
+
+def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction | str:
+    return predict_image(*_stamp(ws.path), data, name)
 
 
 def current_workspace() -> Workspace | None:
@@ -67,3 +93,77 @@ def workspace_sidebar() -> None:
         if typed != current:
             st.session_state["workspace_path"] = typed.strip()
             st.rerun()
+
+
+def _verdict(pred_label: str, truth: list[str] | None) -> str:
+    if not truth:
+        return pred_label
+    return f":green[✓ {pred_label}]" if pred_label in truth else f":red[✗ {pred_label}]"
+
+
+def render_detail(
+    ex: Explorer,
+    pred: Prediction,
+    image: str | bytes,
+    truth: list[str] | None,
+    neighbours: list[tuple[int, float]],
+    key: str,
+) -> None:
+    """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours.
+
+    Clicking a neighbour opens it in Explore (through the ``item`` query parameter).
+    """
+    import plotly.express as px
+
+    top, info = st.columns([1, 2])
+    with top:
+        st.image(image, width="stretch")
+    with info:
+        st.markdown(f"**{pred.image}**")
+        if truth is not None:
+            st.markdown("True label: " + (", ".join(f"`{t}`" for t in truth) or "_none_"))
+        st.markdown(
+            "  \n".join(
+                f"{MODEL_NAMES[m]}: {_verdict(getattr(pred, m)[0][0], truth)} ({getattr(pred, m)[0][1]:.2f})"
+                for m in ("baseline", "multimodal", "text_only", "zeroshot")
+            )
+        )
+    st.markdown("**Generated phrases** (the top 3 make the text vector)")
+    phrases = pd.DataFrame(pred.phrases[:10], columns=["phrase", "score"])
+    st.dataframe(
+        phrases,
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(phrases), 250),
+        column_config={"score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f")},
+    )
+    table = probability_table(pred)
+    fig = px.bar(
+        table,
+        x="probability",
+        y="label",
+        color="model",
+        barmode="group",
+        orientation="h",
+        height=80 + 28 * table["label"].nunique(),
+        color_discrete_map={"baseline": "#94a3b8", "multimodal": "#2563eb"},
+        range_x=[0, 1],
+    )
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), legend_title=None)
+    st.plotly_chart(fig, width="stretch", key=f"{key}_bars")
+    st.markdown("**Zero-shot** top labels: " + ", ".join(f"{n} ({p:.2f})" for n, p in pred.zeroshot[:3]))
+    if neighbours:
+        st.markdown("**Nearest images** (visual cosine)")
+        cols = st.columns(4)
+        items = ex.ws.items
+        for n, (row, sim) in enumerate(neighbours[:8]):
+            with cols[n % 4]:
+                st.image(items.at[row, "path"], width="stretch")
+                labs = ", ".join(items.at[row, "labels"]) or "—"
+                if st.button(f"{labs} · {sim:.2f}", key=f"{key}_nb_{row}", width="stretch"):
+                    open_item(str(items.at[row, "item"]))
+
+
+def open_item(item: str) -> None:
+    """Show ``item`` in Explore's detail view (shareable: the item is in the URL)."""
+    st.switch_page("pages/explore.py", query_params={"item": item})

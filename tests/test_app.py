@@ -38,3 +38,107 @@ def test_demo_is_fitted_in_the_page_on_first_run(small_dataset, cache_dir, tmp_p
     assert not at.exception
     assert (tmp_path / "demo-ws" / "manifest.json").is_file()
     assert any(m.label == "Images" for m in at.metric)
+
+
+def _page(app: AppTest, page: str) -> AppTest:
+    app.run()
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def _markdown(app: AppTest) -> list[str]:
+    return [m.value for m in app.markdown]
+
+
+def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
+    _page(app, "explore")
+    total = _markdown(app)[0]
+    assert total.startswith("**") and "of" in total
+    app.radio(key="ex_correct").set_value("Wrong").run()
+    assert _markdown(app)[0] != total
+    app.radio(key="ex_correct").set_value("Any").run()
+    app.selectbox(key="ex_split").set_value("test").run()
+    assert not app.exception and _markdown(app)[0] != total
+    # open the first image: the detail view shows it and the URL names it
+    first = next(b for b in app.button if b.key.startswith("ex_open_"))
+    first.click().run()
+    assert not app.exception
+    item = app.query_params["item"]
+    assert any(item in m for m in _markdown(app))
+    assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
+    # a shared URL opens the same detail
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    again.session_state["workspace_path"] = str(fitted_workspace)
+    again.query_params["item"] = item
+    again.run()
+    again.switch_page("pages/explore.py").run()
+    assert any(item in m for m in _markdown(again))
+
+
+def test_explore_phrase_search_narrows_the_gallery(app):
+    _page(app, "explore")
+    before = _markdown(app)[0]
+    app.text_input(key="ex_phrase").set_value("zzzz no such phrase").run()
+    assert _markdown(app)[0] != before and any("No image matches" in i.value for i in app.info)
+
+
+def test_try_an_image_upload_and_bad_file(app, small_dataset):
+    _page(app, "try_image")
+    image = next((small_dataset / "images").iterdir())
+    app.file_uploader(key="try_upload").set_value(
+        [(image.name, image.read_bytes(), "image/webp"), ("notes.txt", b"hello", "text/plain")]
+    ).run()
+    assert not app.exception
+    assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
+    assert any("notes.txt" in e.value and "not a decodable image" in e.value for e in app.error)
+
+
+def test_try_an_image_runs_a_test_image_live(app):
+    _page(app, "try_image")
+    box = app.selectbox(key="try_sample")
+    box.set_value(box.options[1]).run()
+    assert not app.exception
+    assert any(m.startswith("True label") for m in _markdown(app))
+
+
+def test_compare_page_wins_and_losses(app):
+    _page(app, "compare")
+    assert any("Per-label" in h.value for h in app.subheader)
+    assert app.dataframe and not app.exception
+    wins = _markdown(app)[-1]
+    app.radio(key="cmp_which").set_value(app.radio(key="cmp_which").options[1]).run()
+    assert not app.exception
+    app.selectbox(key="cmp_label").set_value("animals/birds").run()
+    assert not app.exception and any(m.endswith("test images") for m in _markdown(app))
+    assert wins.endswith("test images")
+
+
+def test_zeroshot_page_typed_labels_change_the_scores(app):
+    _page(app, "zeroshot")
+    default = [m.value for m in app.metric]
+    app.text_area(key="zs_labels").set_value("birds|bird, fruit|apple").run()
+    assert not app.exception
+    assert [m.value for m in app.metric] != default
+    assert app.metric[0].value == "2 / 6"
+    app.text_area(key="zs_labels").set_value("birds").run()
+    assert any("at least two labels" in w.value for w in app.warning)
+
+
+def test_zeroshot_page_uploaded_image(app, small_dataset):
+    _page(app, "zeroshot")
+    app.radio(key="zs_source").set_value("Uploaded images").run()
+    image = next((small_dataset / "images").iterdir())
+    app.file_uploader(key="zs_upload").set_value((image.name, image.read_bytes(), "image/webp")).run()
+    assert not app.exception and any(image.name in m for m in _markdown(app))
+
+
+def test_prototype_map_phrase_highlight_selects_phrases(app):
+    _page(app, "prototype_map")
+    assert any("Select points" in i.value for i in app.info)
+    app.text_input(key="map_query").set_value("bird").run()
+    assert not app.exception
+    assert any(m.endswith("phrases selected**") for m in _markdown(app))
+    app.radio(key="map_colour").set_value("Phrase frequency").run()
+    app.toggle(key="map_images").set_value(True).run()
+    assert not app.exception

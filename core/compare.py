@@ -1,0 +1,114 @@
+"""Model comparisons on the test split: per-label deltas, confusion matrices, PR curves, and
+zero-shot classification with labels a user types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.explore import Explorer
+from core.metrics import pr_curve
+from core.workspace import Workspace
+from core.zeroshot import match_labels, scores_to_proba
+
+
+def per_label_table(explorer: Explorer) -> pd.DataFrame:
+    """One row per label: training and test counts, each model's per-label score (F1, or AP for
+    multi-label) and ``delta`` = multimodal - baseline, sorted by ``delta`` (largest gain first)."""
+    df = pd.DataFrame(explorer.ws.manifest["per_label"]).astype({m: float for m in ("baseline", "multimodal")})
+    df["delta"] = df["multimodal"] - df["baseline"]
+    return df.sort_values("delta", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def confusion_matrix(explorer: Explorer, model: str) -> np.ndarray:
+    """(L, L) counts on the single-label test rows: row = true label, column = ``model``'s top label."""
+    test = np.flatnonzero(explorer.ws.items["is_test"].to_numpy())
+    true = explorer.truth[test].argmax(1)
+    n = len(explorer.labels)
+    return np.bincount(true * n + explorer.top[model][test], minlength=n * n).reshape(n, n)
+
+
+def top_confusions(explorer: Explorer, model: str, k: int = 15) -> pd.DataFrame:
+    """The ``k`` most frequent (true, predicted) mistakes of ``model`` on the test split."""
+    cm = confusion_matrix(explorer, model).astype(float)
+    np.fill_diagonal(cm, 0)
+    flat = np.argsort(-cm, axis=None)[:k]
+    n = len(explorer.labels)
+    rows = [{"true": explorer.labels[f // n], "predicted": explorer.labels[f % n], "images": int(cm.flat[f])} for f in flat]
+    return pd.DataFrame([r for r in rows if r["images"] > 0], columns=["true", "predicted", "images"])
+
+
+def pr_curves(explorer: Explorer, models: tuple[str, ...] = ("baseline", "multimodal")) -> pd.DataFrame:
+    """Micro-averaged precision/recall curves on the test split (long format, for plotting)."""
+    test = np.flatnonzero(explorer.ws.items["is_test"].to_numpy())
+    frames = []
+    for m in models:
+        precision, recall = pr_curve(explorer.truth[test], explorer.ws.predictions[m][test])
+        step = max(1, len(precision) // 2000)  # plot at most ~2,000 points per curve
+        frames.append(pd.DataFrame({"model": m, "recall": recall[::step], "precision": precision[::step]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class ZeroShotReport:
+    """Zero-shot classification of workspace rows with typed labels.
+
+    Attributes:
+        typed: the typed label names, in order.
+        proba: (N, len(typed)) probabilities (softmax of scaled cosines).
+        rows: the workspace rows scored.
+        matched: dataset label -> index of the typed label naming it.
+        accuracy: top-1 of the zero-shot model on rows whose true label is matched (NaN if none).
+        trained_accuracy: top-1 of each trained model on the same rows, among all dataset labels.
+        n_evaluated: how many rows the accuracies count.
+    """
+
+    typed: list[str]
+    proba: np.ndarray
+    rows: np.ndarray
+    matched: dict[str, int]
+    accuracy: float
+    trained_accuracy: dict[str, float]
+    n_evaluated: int
+
+
+def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], rows: np.ndarray) -> ZeroShotReport:
+    """Classify workspace ``rows`` among typed ``labels`` (``(name, synonyms)`` pairs, as from
+    :func:`core.zeroshot.parse_label_spec`) and compare with the trained models where the typed
+    names match dataset labels (``"birds"`` matches ``"animals/birds"``)."""
+    if len(labels) < 2:
+        raise ValueError("type at least two labels")
+    ws = explorer.ws
+    emb = ws.arrays.get("bottleneck")
+    scores = ws.zeroshot_scores(
+        labels,
+        embeddings=None if emb is None else emb[rows],
+        text_vectors=ws.arrays["text_vec"][rows],
+    )
+    proba = scores_to_proba(scores)
+    typed = [name for name, _ in labels]
+    matched = match_labels(typed, explorer.labels)
+    target = np.full(len(rows), -1)
+    for lab, j in matched.items():
+        col = explorer.labels.index(lab)
+        hit = explorer.truth[rows, col] & (target < 0)
+        target[hit] = j
+    ok = target >= 0
+    acc = float((proba[ok].argmax(1) == target[ok]).mean()) if ok.any() else float("nan")
+    trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in ("baseline", "multimodal")}
+    return ZeroShotReport(typed, proba, rows, matched, acc, trained, int(ok.sum()))
+
+
+def zeroshot_images(
+    ws: Workspace, images: list[str | bytes], labels: list[tuple[str, list[str]]]
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Zero-shot probabilities of new images among typed ``labels``: ``(proba (N, L), errors)``,
+    errors mapping the index of an image that could not be decoded to the reason."""
+    if len(labels) < 2:
+        raise ValueError("type at least two labels")
+    feats, gen_in, errors = ws.embed(list(images))
+    emb, ids, scores = ws.phrase_outputs(feats, gen_in)
+    proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=ws.text_vectors(ids, scores)))
+    return proba, errors

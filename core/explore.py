@@ -1,0 +1,162 @@
+"""Fast views over a fitted workspace: gallery filters, phrase search, neighbours, one image's detail.
+
+An :class:`Explorer` precomputes, once per workspace, every per-image quantity the gallery
+filters on (each model's top label and confidence, correctness, which model fixed or broke
+what), so a filter over 100,000 images is a handful of vectorised numpy operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from core.phrases.generator import l2n
+from core.phrases.vocab import normalize
+from core.workspace import Prediction, Workspace
+
+MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
+CHANGES = ("any", "fixed", "broke", "both right", "both wrong")
+
+
+@dataclass
+class GalleryFilter:
+    """What the gallery shows. Empty lists and ``None`` mean "no constraint".
+
+    Attributes:
+        true_labels: images with any of these true labels.
+        split: ``train``, ``test`` or ``None`` for both.
+        model: the model whose prediction, correctness and confidence the next fields test.
+        predicted: images whose top label under ``model`` is one of these.
+        correct: ``True`` (top label is a true label), ``False``, or ``None``.
+        change: multimodal against baseline: ``fixed`` (baseline wrong, multimodal right),
+            ``broke`` (the reverse), ``both right``, ``both wrong``, or ``any``.
+        confidence: inclusive range of ``model``'s top probability.
+        phrase: images whose generated phrases contain this text.
+    """
+
+    true_labels: list[str] = field(default_factory=list)
+    split: str | None = None
+    model: str = "multimodal"
+    predicted: list[str] = field(default_factory=list)
+    correct: bool | None = None
+    change: str = "any"
+    confidence: tuple[float, float] = (0.0, 1.0)
+    phrase: str = ""
+
+
+class Explorer:
+    """Precomputed per-image predictions of one workspace, and the queries the app runs on them."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+        self.labels = workspace.labels
+        self._label_index = {name: j for j, name in enumerate(self.labels)}
+        items = workspace.items
+        self.n = len(items)
+        self.truth = np.zeros((self.n, len(self.labels)), dtype=bool)
+        for i, labs in enumerate(items["labels"]):
+            for lab in labs:
+                j = self._label_index.get(lab)
+                if j is not None:
+                    self.truth[i, j] = True
+        self.has_truth = self.truth.any(1)
+        self.split = items["split"].to_numpy()
+        preds = workspace.predictions
+        self.top = {m: preds[m].argmax(1) for m in MODELS}
+        self.confidence = {m: preds[m].max(1) for m in MODELS}
+        self.correct = {m: self.truth[np.arange(self.n), self.top[m]] for m in MODELS}
+
+    # --- gallery ------------------------------------------------------------------------
+    def filter(self, f: GalleryFilter) -> np.ndarray:
+        """Row indices matching ``f``, in dataset order."""
+        if f.model not in MODELS:
+            raise ValueError(f"unknown model {f.model!r}; one of {MODELS}")
+        if f.change not in CHANGES:
+            raise ValueError(f"unknown change {f.change!r}; one of {CHANGES}")
+        keep = np.ones(self.n, dtype=bool)
+        if f.true_labels:
+            keep &= self.truth[:, self._ids(f.true_labels)].any(1)
+        if f.split:
+            keep &= self.split == f.split
+        if f.predicted:
+            keep &= np.isin(self.top[f.model], self._ids(f.predicted))
+        if f.correct is not None:
+            keep &= self.has_truth & (self.correct[f.model] == f.correct)
+        if f.change != "any":
+            b, m = self.correct["baseline"], self.correct["multimodal"]
+            want = {"fixed": ~b & m, "broke": b & ~m, "both right": b & m, "both wrong": ~b & ~m}[f.change]
+            keep &= self.has_truth & want
+        lo, hi = f.confidence
+        if lo > 0.0 or hi < 1.0:
+            c = self.confidence[f.model]
+            keep &= (c >= lo) & (c <= hi)
+        if f.phrase.strip():
+            keep &= self.phrase_match(f.phrase)
+        return np.flatnonzero(keep)
+
+    def _ids(self, names: list[str]) -> np.ndarray:
+        unknown = [n for n in names if n not in self._label_index]
+        if unknown:
+            raise ValueError(f"unknown label(s): {', '.join(unknown)}")
+        return np.array([self._label_index[n] for n in names], dtype=np.int64)
+
+    @cached_property
+    def _normalized_phrases(self) -> list[str]:
+        return [normalize(p) for p in self.ws.phrases]
+
+    def matching_phrase_ids(self, query: str) -> np.ndarray:
+        """Vocabulary ids of the phrases containing ``query`` (case and accents ignored)."""
+        q = normalize(query)
+        if not q:
+            return np.zeros(0, dtype=np.int64)
+        return np.array([j for j, p in enumerate(self._normalized_phrases) if q in p], dtype=np.int64)
+
+    def phrase_match(self, query: str, k: int = 10) -> np.ndarray:
+        """Mask of images with a phrase containing ``query`` among their top ``k`` generated phrases."""
+        ids = self.ws.arrays["phrase_ids"][:, :k]
+        return np.isin(ids, self.matching_phrase_ids(query)).any(1)
+
+    # --- one image ------------------------------------------------------------------------
+    def true_labels(self, row: int) -> list[str]:
+        return list(self.ws.items.at[row, "labels"])
+
+    def prediction(self, row: int) -> Prediction:
+        """Phrases and every model's full label ranking for a workspace image."""
+        return self.ws.item_prediction(row, top=len(self.labels))
+
+    @cached_property
+    def _visual(self) -> np.ndarray:
+        return l2n(self.ws.arrays["visual"])
+
+    def neighbours(self, query: int | np.ndarray, k: int = 8) -> list[tuple[int, float]]:
+        """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;
+        the row itself is left out."""
+        vec = self._visual[query] if isinstance(query, (int, np.integer)) else l2n(np.atleast_2d(query))[0]
+        sims = self._visual @ vec
+        if isinstance(query, (int, np.integer)):
+            sims[query] = -np.inf
+        k = min(k, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+        top = top[np.argsort(-sims[top])]
+        return [(int(i), float(sims[i])) for i in top if np.isfinite(sims[i])]
+
+    def row_of(self, item: str) -> int | None:
+        """Row of an item id (the image path as written in the manifest), or ``None``."""
+        return self._item_rows.get(item)
+
+    @cached_property
+    def _item_rows(self) -> dict[str, int]:
+        return {str(it): i for i, it in enumerate(self.ws.items["item"])}
+
+
+def probability_table(pred: Prediction, top: int = 5) -> pd.DataFrame:
+    """Baseline and multimodal probabilities of the labels either model ranks in its top ``top``
+    (long format: ``label``, ``model``, ``probability``), best multimodal label first."""
+    base, multi = dict(pred.baseline), dict(pred.multimodal)
+    names = list(dict.fromkeys([n for n, _ in pred.multimodal[:top]] + [n for n, _ in pred.baseline[:top]]))
+    rows = [{"label": n, "model": "baseline", "probability": base.get(n, 0.0)} for n in names]
+    rows += [{"label": n, "model": "multimodal", "probability": multi.get(n, 0.0)} for n in names]
+    return pd.DataFrame(rows)

@@ -1,0 +1,124 @@
+"""Compare: where does the multimodal model beat the visual baseline, and why?"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
+from core.explore import GalleryFilter
+from pages.common import MODEL_NAMES, current_workspace, explorer_for, open_item, workspace_sidebar
+
+HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
+
+workspace_sidebar()
+ws = current_workspace()
+if ws is None:
+    st.stop()
+ex = explorer_for(ws)
+st.title("Compare models")
+metric_name = "AP" if ws.multilabel else "F1"
+
+st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
+st.dataframe(pd.DataFrame(ws.metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
+
+table = per_label_table(ex)
+left, right = st.columns(2)
+with left:
+    st.subheader(f"Per-label {metric_name}: multimodal − baseline")
+    fig = px.bar(
+        table.dropna(subset=["delta"]),
+        x="delta",
+        y="label",
+        orientation="h",
+        color="delta",
+        color_continuous_scale="RdBu",
+        color_continuous_midpoint=0,
+        hover_data=["n_train", "n_test", "baseline", "multimodal"],
+        height=max(320, 18 * len(table)),
+    )
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), coloraxis_showscale=False)
+    st.plotly_chart(fig, width="stretch")
+with right:
+    st.subheader("Gain against training examples")
+    st.caption("The paper's few-shot view: does the phrase context help labels with few training images most?")
+    fig = px.scatter(
+        table.dropna(subset=["delta"]),
+        x="n_train",
+        y="delta",
+        hover_name="label",
+        log_x=True,
+        labels={"n_train": "training images with this label", "delta": f"Δ {metric_name}"},
+        height=360,
+    )
+    fig.add_hline(y=0, line_dash="dot", line_color="#64748b")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    st.plotly_chart(fig, width="stretch")
+    st.dataframe(
+        table[["label", "n_train", "n_test", "baseline", "multimodal", "delta"]],
+        hide_index=True,
+        width="stretch",
+        height=300,
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("baseline", "multimodal", "delta")},
+    )
+
+if ws.multilabel:
+    st.subheader("Precision–recall (micro-averaged, test split)")
+    curves = pr_curves(ex)
+    fig = px.line(curves, x="recall", y="precision", color="model", height=420, range_y=[0, 1.02])
+    st.plotly_chart(fig, width="stretch")
+else:
+    st.subheader("Confusion matrices (test split)")
+    if len(ex.labels) <= HEATMAP_MAX_LABELS:
+        short = [lab.split("/")[-1] for lab in ex.labels]
+        fig = make_subplots(rows=1, cols=2, subplot_titles=[MODEL_NAMES["baseline"], MODEL_NAMES["multimodal"]])
+        for col, model in enumerate(("baseline", "multimodal"), start=1):
+            cm = confusion_matrix(ex, model)
+            fig.add_trace(
+                go.Heatmap(
+                    z=cm,
+                    x=short,
+                    y=short,
+                    coloraxis="coloraxis",
+                    hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_yaxes(autorange="reversed")
+        fig.update_layout(height=620, coloraxis=dict(colorscale="Blues"), margin=dict(l=0, r=0, t=30, b=0))
+        st.plotly_chart(fig, width="stretch")
+    c1, c2 = st.columns(2)
+    for col, model in zip((c1, c2), ("baseline", "multimodal")):
+        col.markdown(f"**{MODEL_NAMES[model]}: most frequent mistakes**")
+        col.dataframe(top_confusions(ex, model, 10), hide_index=True, width="stretch")
+
+st.subheader("Where the multimodal model wins and loses")
+st.caption("Test images the two models disagree on, with the generated phrases that fed the multimodal model.")
+c1, c2 = st.columns([1, 2])
+which = c1.radio(
+    "Show", ["Wins (baseline wrong, multimodal right)", "Losses (baseline right, multimodal wrong)"], key="cmp_which"
+)
+label = c2.selectbox("True label", ["All", *ex.labels], key="cmp_label")
+rows = ex.filter(
+    GalleryFilter(
+        split="test", change="fixed" if which.startswith("Wins") else "broke", true_labels=[] if label == "All" else [label]
+    )
+)
+st.markdown(f"**{len(rows)}** test images")
+labels = np.array(ex.labels)
+grid = st.columns(6)
+for n, row in enumerate(rows[:24]):
+    with grid[n % 6]:
+        st.image(ws.items.at[row, "path"], width="stretch")
+        phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+        st.caption(
+            f"**{', '.join(ws.items.at[row, 'labels'])}**  \nbaseline: {labels[ex.top['baseline'][row]]}  \n"
+            f"multimodal: {labels[ex.top['multimodal'][row]]}  \n_{phrases}_"
+        )
+        if st.button("Details", key=f"cmp_open_{row}", width="stretch"):
+            open_item(str(ws.items.at[row, "item"]))

@@ -1,0 +1,86 @@
+"""Zero-shot: classify with labels you type, through the phrase generator's co-embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.compare import zeroshot_images, zeroshot_report
+from core.workspace import Prediction
+from core.zeroshot import parse_label_spec
+from pages.common import MODEL_NAMES, current_workspace, explorer_for, predict_upload, workspace_sidebar
+
+workspace_sidebar()
+ws = current_workspace()
+if ws is None:
+    st.stop()
+ex = explorer_for(ws)
+st.title("Zero-shot")
+st.caption(
+    "No training labels: each typed label (and its synonyms) is placed in the phrase generator's co-embedding "
+    "space, through its phrase prototype when the phrase is in the vocabulary and a learned text→co-embedding "
+    "map otherwise; the nearest label wins. Names that match dataset labels are scored against the truth."
+)
+
+default = ", ".join(dict.fromkeys(lab.split("/")[-1] for lab in ex.labels))
+spec = st.text_area("Labels (comma-separated; synonyms after `|`, e.g. `car|automobile, bird|parrot`)", default, key="zs_labels")
+labels = parse_label_spec(spec)
+source = st.radio("Classify", ["The test split", "Uploaded images"], horizontal=True, key="zs_source")
+if len(labels) < 2:
+    st.warning("Type at least two labels.")
+    st.stop()
+typed = [name for name, _ in labels]
+
+if source == "The test split":
+    rows = np.flatnonzero(ws.items["is_test"].to_numpy())
+    with st.spinner("Scoring the test split…"):
+        report = zeroshot_report(ex, labels, rows)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Typed labels matching dataset labels", f"{len(report.matched)} / {len(ex.labels)}")
+    c2.metric("Zero-shot top-1 (matched rows)", "—" if np.isnan(report.accuracy) else f"{report.accuracy:.3f}")
+    for col, m in zip((c3, c4), ("baseline", "multimodal")):
+        v = report.trained_accuracy[m]
+        col.metric(f"{MODEL_NAMES[m]} top-1 (same rows)", "—" if np.isnan(v) else f"{v:.3f}")
+    st.caption(
+        f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label. The trained "
+        "models choose among all dataset labels, the zero-shot model among the typed ones."
+    )
+    top = report.proba.argmax(1)
+    counts = pd.Series(np.asarray(typed)[top]).value_counts().reindex(typed, fill_value=0)
+    fig = px.bar(x=counts.index, y=counts.values, labels={"x": "", "y": "test images"}, height=320)
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    st.plotly_chart(fig, width="stretch")
+    pick = st.selectbox("Show test images predicted as", typed, key="zs_show")
+    shown = report.rows[top == typed.index(pick)][:18]
+    grid = st.columns(6)
+    for n, row in enumerate(shown):
+        with grid[n % 6]:
+            st.image(ws.items.at[row, "path"], width="stretch")
+            st.caption(", ".join(ws.items.at[row, "labels"]))
+    if len(shown) == 0:
+        st.info(f"No test image is predicted as {pick!r}.")
+else:
+    uploads = st.file_uploader("Images", accept_multiple_files=True, key="zs_upload")
+    if not uploads:
+        st.info("Upload one or more images.")
+        st.stop()
+    proba, errors = zeroshot_images(ws, [u.getvalue() for u in uploads], labels)
+    for i, up in enumerate(uploads):
+        with st.container(border=True):
+            if i in errors:
+                st.error(f"{up.name}: {errors[i]}")
+                continue
+            c1, c2 = st.columns([1, 2])
+            c1.image(up.getvalue(), width="stretch")
+            order = np.argsort(-proba[i])[:5]
+            fig = px.bar(x=proba[i][order], y=np.asarray(typed)[order], orientation="h", range_x=[0, 1], height=220)
+            fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), xaxis_title=None)
+            c2.markdown(f"**{up.name}**")
+            trained = predict_upload(ws, up.getvalue(), up.name)
+            if isinstance(trained, Prediction):
+                c2.caption(
+                    " · ".join(f"{MODEL_NAMES[m]} (trained): {getattr(trained, m)[0][0]}" for m in ("baseline", "multimodal"))
+                )
+            c2.plotly_chart(fig, width="stretch", key=f"zs_bar_{i}")

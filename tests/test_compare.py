@@ -1,0 +1,50 @@
+"""Model comparisons and zero-shot with typed labels on a real fitted workspace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.compare import confusion_matrix, per_label_table, top_confusions, zeroshot_images, zeroshot_report
+from core.explore import Explorer
+from core.workspace import open_workspace
+
+
+@pytest.fixture(scope="module")
+def ex(fitted_workspace) -> Explorer:
+    return Explorer(open_workspace(fitted_workspace))
+
+
+def test_confusion_matrix_matches_metrics(ex):
+    cm = confusion_matrix(ex, "multimodal")
+    assert cm.sum() == ex.ws.manifest["n_test"]
+    assert np.trace(cm) / cm.sum() == pytest.approx(ex.ws.metrics["multimodal"]["top1"])
+    mistakes = top_confusions(ex, "multimodal", 3)
+    assert (mistakes["true"] != mistakes["predicted"]).all()
+    assert mistakes["images"].is_monotonic_decreasing
+
+
+def test_per_label_table_sorted_by_gain(ex):
+    table = per_label_table(ex)
+    assert set(table["label"]) == set(ex.labels)
+    assert table["delta"].dropna().is_monotonic_decreasing
+    np.testing.assert_allclose(table["delta"], table["multimodal"] - table["baseline"])
+
+
+def test_zeroshot_report_with_typed_synonyms(ex):
+    rows = np.flatnonzero(ex.ws.items["is_test"].to_numpy())
+    labels = [("birds", ["bird"]), ("fruit", ["apple"]), ("music", ["guitar"]), ("flowers", ["flower"])]
+    report = zeroshot_report(ex, labels, rows)
+    assert report.proba.shape == (len(rows), 4)
+    assert set(report.matched) == {"animals/birds", "food/fruit", "recreation/music", "plants/flowers"}
+    assert report.n_evaluated == sum(ex.truth[r, [ex.labels.index(m) for m in report.matched]].any() for r in rows)
+    assert report.accuracy > 0.25  # four well-separated labels: better than chance
+    with pytest.raises(ValueError, match="two labels"):
+        zeroshot_report(ex, labels[:1], rows)
+
+
+def test_zeroshot_images_reports_undecodable_files(ex):
+    path = ex.ws.items.at[0, "path"]
+    proba, errors = zeroshot_images(ex.ws, [path, b"not an image"], [("birds", []), ("fruit", [])])
+    assert proba.shape == (2, 2) and list(errors) == [1]
+    assert np.isclose(proba[0].sum(), 1.0)
