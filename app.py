@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="Pixel Context", page_icon="🖼️", layout="wide")
+st.set_page_config(page_title="Pixel Context", page_icon=":material/image_search:", layout="wide")
 
 # Sections leave room for the pages to come (semantic search, annotation, tag neighbourhoods).
 pages = {
     "Explore": [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("pages/explore.py", title="Explore", icon="🔎", url_path="explore"),
-        st.Page("pages/try_image.py", title="Try an image", icon="📤", url_path="try"),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/explore.py", title="Explore", icon=":material/photo_library:", url_path="explore"),
+        st.Page("pages/try_image.py", title="Try an image", icon=":material/upload:", url_path="try"),
     ],
     "Models": [
-        st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
-        st.Page("pages/zeroshot.py", title="Zero-shot", icon="🏷️", url_path="zeroshot"),
-        st.Page("pages/prototype_map.py", title="Prototype map", icon="🗺️", url_path="map"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/zeroshot.py", title="Zero-shot", icon=":material/label:", url_path="zeroshot"),
+        st.Page("pages/prototype_map.py", title="Prototype map", icon=":material/scatter_plot:", url_path="map"),
     ],
 }
 st.navigation(pages).run()

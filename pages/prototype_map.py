@@ -44,33 +44,42 @@ query = c3.text_input("Highlight phrases containing", key="map_query", placehold
 shown, sampled = display_sample(protos)
 fig = go.Figure()
 hover = "%{hovertext}<br>%{customdata[2]} images<extra></extra>"
-custom = shown[["vocab_id"]].assign(kind=PROTOTYPE, images=shown["images"]).to_numpy()
-if colour == "Nearest label":
+if colour == "Nearest label":  # one trace per label: the legend names the colours
     palette = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
-    colours = {lab: palette[i % len(palette)] for i, lab in enumerate(ex.labels)}
-    marker = dict(size=5, color=shown["label"].map(colours), opacity=0.75)
+    for i, (label, group) in enumerate(shown.groupby("label", sort=True)):
+        fig.add_trace(
+            go.Scattergl(
+                x=group["x"],
+                y=group["y"],
+                mode="markers",
+                name=label,
+                hovertext=group["phrase"] + " · " + label,
+                marker=dict(size=5, color=palette[i % len(palette)], opacity=0.8),
+                hovertemplate=hover,
+                customdata=group[["vocab_id"]].assign(kind=PROTOTYPE, images=group["images"]).to_numpy(),
+            )
+        )
 else:
-    marker = dict(
-        size=5,
-        color=shown["images"],
-        colorscale="Viridis",
-        cmin=1,
-        cmax=max(int(shown["images"].quantile(0.99)), 2),
-        colorbar=dict(title="images"),
-        opacity=0.75,
+    fig.add_trace(
+        go.Scattergl(
+            x=shown["x"],
+            y=shown["y"],
+            mode="markers",
+            name="prototypes",
+            hovertext=shown["phrase"] + " · " + shown["label"],
+            marker=dict(
+                size=5,
+                color=shown["images"],
+                colorscale="Viridis",
+                cmin=1,
+                opacity=0.8,
+                cmax=max(int(shown["images"].quantile(0.99)), 2),
+                colorbar=dict(title="images"),
+            ),
+            customdata=shown[["vocab_id"]].assign(kind=PROTOTYPE, images=shown["images"]).to_numpy(),
+            hovertemplate=hover,
+        )
     )
-fig.add_trace(
-    go.Scattergl(
-        x=shown["x"],
-        y=shown["y"],
-        mode="markers",
-        marker=marker,
-        hovertext=shown["phrase"] + " · " + shown["label"],
-        customdata=custom,
-        hovertemplate=hover,
-        name="prototypes",
-    )
-)
 if show_images:
     img_shown, img_sampled = display_sample(images)
     sampled |= img_sampled
@@ -107,7 +116,7 @@ fig.update_layout(
     height=640,
     margin=dict(l=0, r=0, t=10, b=0),
     dragmode="lasso",
-    showlegend=show_images,
+    showlegend=colour == "Nearest label" or show_images,
     xaxis=dict(visible=False),
     yaxis=dict(visible=False),
 )

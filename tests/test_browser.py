@@ -1,0 +1,139 @@
+"""A real browser (headless Chromium) walks every page of the running app.
+
+Screenshots land in ``.cache/screenshots/`` (ignored by git). Skipped, with the reason, where no
+Chromium or chromedriver is installed (Debian: ``apt-get install chromium chromium-driver``;
+``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SHOTS = ROOT / ".cache" / "screenshots"
+PAGES = {"home": "", "explore": "explore", "try": "try", "compare": "compare", "zeroshot": "zeroshot", "map": "map"}
+
+
+def _browser_paths() -> tuple[str, str] | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    return (chromium, driver) if chromium and driver else None
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        _browser_paths() is None,
+        reason="no Chromium: install Debian's chromium and chromium-driver to run the real-browser test",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(fitted_workspace, cache_dir):
+    port = _free_port()
+    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(fitted_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"]
+    cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start:\n" + (proc.stdout.read() if proc.stdout else ""))
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = _browser_paths()  # type: ignore[misc]
+    opts = Options()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,1800"):
+        opts.add_argument(arg)
+    d = webdriver.Chrome(service=Service(chromedriver), options=opts)
+    yield d
+    d.quit()
+
+
+def _settle(driver, timeout: float = 120.0) -> None:
+    """Wait until the page has rendered and the script has stopped running."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.time() + timeout
+    quiet_since = None
+    while time.time() < deadline:
+        app = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"]')
+        running = not app or app[0].get_attribute("data-test-script-state") == "running"
+        has_title = bool(driver.find_elements(By.CSS_SELECTOR, "h1"))
+        if not running and has_title:
+            quiet_since = quiet_since or time.time()
+            if time.time() - quiet_since > 1.5:  # images and charts get a moment to draw
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.25)
+    raise AssertionError(f"page did not settle in {timeout:.0f} s: {driver.current_url}")
+
+
+def _check(driver, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    _settle(driver)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')]
+    assert not errors, f"{name}: exception shown on the page: {errors[0][:500]}"
+
+
+def test_every_page_renders_in_a_real_browser(server, driver, fitted_workspace, small_dataset):
+    from selenium.webdriver.common.by import By
+
+    for name, path in PAGES.items():
+        driver.get(f"{server}/{path}")
+        _check(driver, name)
+    # the detail view from a shared URL
+    from core.workspace import open_workspace
+
+    item = open_workspace(fitted_workspace).items.at[0, "item"]
+    driver.get(f"{server}/explore?item={item}")
+    _check(driver, "explore-detail")
+    assert "Generated phrases" in driver.page_source
+    # an upload through the real file input
+    driver.get(f"{server}/try")
+    _settle(driver)
+    image = next((small_dataset / "images").iterdir())
+    driver.find_element(By.CSS_SELECTOR, 'input[type="file"]').send_keys(str(image))
+    deadline = time.time() + 120
+    while "Generated phrases" not in driver.page_source and time.time() < deadline:
+        time.sleep(0.5)
+    _check(driver, "try-upload")
+    assert "Generated phrases" in driver.page_source
