@@ -18,5 +18,8 @@ pages = {
         st.Page("pages/zeroshot.py", title="Zero-shot", icon=":material/label:", url_path="zeroshot"),
         st.Page("pages/prototype_map.py", title="Prototype map", icon=":material/scatter_plot:", url_path="map"),
     ],
+    "Label": [
+        st.Page("pages/annotate.py", title="Annotate", icon=":material/edit_note:", url_path="annotate"),
+    ],
 }
 st.navigation(pages).run()

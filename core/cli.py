@@ -1,4 +1,4 @@
-"""Command line: ``python -m core {fit,predict,evaluate,zeroshot,demo} ...`` (``--help`` on each)."""
+"""Command line: ``python -m core {fit,predict,evaluate,zeroshot,demo,phrases,backbones,labels} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backbones", help="list backbone names")
     p.set_defaults(func=cmd_backbones)
+
+    from core.labels.cli import add_labels_parser
+
+    add_labels_parser(sub)
     return parser
 
 

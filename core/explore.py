@@ -15,9 +15,9 @@ import pandas as pd
 
 from core.phrases.generator import l2n
 from core.phrases.vocab import normalize
+from core.pipeline import MODELS
 from core.workspace import Prediction, Workspace
 
-MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
 CHANGES = ("any", "fixed", "broke", "both right", "both wrong")
 
 

@@ -141,7 +141,8 @@ def generator_input(features: np.ndarray, extra: np.ndarray | None) -> np.ndarra
     return features if extra is None else np.concatenate([l2n(features), l2n(extra)], axis=1)
 
 
-def _label_targets(labels: list[list[str]], names: list[str], multilabel: bool) -> np.ndarray:
+def label_targets(labels: list[list[str]], names: list[str], multilabel: bool) -> np.ndarray:
+    """Class indices (single-label; -1 for none or unknown) or a 0/1 matrix (multi-label)."""
     pos = {n: i for i, n in enumerate(names)}
     if multilabel:
         y = np.zeros((len(labels), len(names)), dtype=np.float32)
@@ -254,7 +255,7 @@ def fit(
     names = sorted({lab for i in np.flatnonzero(labelled) for lab in labels[i]})
     if len(names) < 2:
         raise ValueError(f"need at least 2 labels among the labelled training rows, found {names}")
-    y_all = _label_targets(labels, names, ds.multilabel)
+    y_all = label_targets(labels, names, ds.multilabel)
     test = (split == "test") & np.array([bool(labs) for labs in labels])
     if not ds.multilabel:
         test &= y_all >= 0  # a test label never seen in training cannot be predicted
@@ -316,14 +317,8 @@ def fit(
         "multimodal": np.concatenate([visual, text_vec], axis=1),
         "text_only": text_vec,
     }
-    probs: dict[str, np.ndarray] = {}
     fit_idx = np.flatnonzero(labelled & ((y_all.sum(1) > 0) if ds.multilabel else (y_all >= 0)))
-    prog("classifiers", 0, len(inputs))
-    for n_done, (name, x) in enumerate(inputs.items()):
-        clf = Classifier(len(names), ds.multilabel, cfg.classifier).fit(x[fit_idx], y_all[fit_idx])
-        clf.save(tmp / "classifiers", name)
-        probs[name] = clf.predict_proba(x)
-        prog("classifiers", n_done + 1, len(inputs))
+    probs = train_classifiers(inputs, y_all, fit_idx, len(names), ds.multilabel, cfg.classifier, tmp / "classifiers", prog)
     timings["classifiers"] = time.perf_counter() - t
 
     # 6. zero-shot ------------------------------------------------------------------------
@@ -349,18 +344,7 @@ def fit(
     timings["zeroshot"] = time.perf_counter() - t
 
     # 7. evaluation -----------------------------------------------------------------------
-    y_test = y_all[test]
-    metrics = {m: evaluate(y_test, probs[m][test], multilabel=ds.multilabel) for m in MODELS}
-    train_counts = y_all[fit_idx].sum(0) if ds.multilabel else np.bincount(y_all[fit_idx], minlength=len(names))
-    per_label = {
-        "label": names,
-        "n_train": [int(c) for c in train_counts],
-        "n_test": [int(c) for c in (y_test.sum(0) if ds.multilabel else np.bincount(y_test, minlength=len(names)))],
-    }
-    for m in MODELS:
-        per_label[m] = [
-            None if np.isnan(v) else float(v) for v in per_label_scores(y_test, probs[m][test], multilabel=ds.multilabel)
-        ]
+    metrics, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ds.multilabel)
 
     # 8. 2-D maps -------------------------------------------------------------------------
     t = time.perf_counter()
@@ -419,6 +403,46 @@ def fit(
         shutil.rmtree(ws)
     tmp.rename(ws)
     return ws
+
+
+def train_classifiers(
+    inputs: dict[str, np.ndarray],
+    y_all: np.ndarray,
+    fit_idx: np.ndarray,
+    n_classes: int,
+    multilabel: bool,
+    config: ClassifierConfig,
+    folder: Path,
+    progress: ProgressFn,
+) -> dict[str, np.ndarray]:
+    """Fit one classifier per input (rows ``fit_idx``), save it under ``folder``, and return
+    every row's probabilities per model."""
+    probs: dict[str, np.ndarray] = {}
+    progress("classifiers", 0, len(inputs))
+    for n_done, (name, x) in enumerate(inputs.items()):
+        clf = Classifier(n_classes, multilabel, config).fit(x[fit_idx], y_all[fit_idx])
+        clf.save(folder, name)
+        probs[name] = clf.predict_proba(x)
+        progress("classifiers", n_done + 1, len(inputs))
+    return probs
+
+
+def evaluate_models(
+    probs: dict[str, np.ndarray], y_all: np.ndarray, test: np.ndarray, fit_idx: np.ndarray, names: list[str], multilabel: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, list]]:
+    """Test metrics of every model, and the per-label table (training/test counts, per-label scores)."""
+    y_test = y_all[test]
+    metrics = {m: evaluate(y_test, probs[m][test], multilabel=multilabel) for m in probs}
+
+    def counts(y: np.ndarray) -> list[int]:
+        c = y.sum(0) if multilabel else np.bincount(y[y >= 0], minlength=len(names))
+        return [int(v) for v in c]
+
+    per_label: dict[str, list] = {"label": names, "n_train": counts(y_all[fit_idx]), "n_test": counts(y_test)}
+    for m in probs:
+        scores = per_label_scores(y_test, probs[m][test], multilabel=multilabel)
+        per_label[m] = [None if np.isnan(v) else float(v) for v in scores]
+    return metrics, per_label
 
 
 def _versions() -> dict[str, str]:

@@ -44,6 +44,20 @@ def load_explorer(path: str, mtime: float) -> Explorer:
     return Explorer(load_workspace(path, mtime))
 
 
+@st.cache_resource(show_spinner=False)
+def _label_store(path: str, mtime: float, url: str):
+    from core.labels.session import open_label_store
+
+    return open_label_store(load_workspace(path, mtime), url)
+
+
+def label_store(ws: Workspace):
+    """The workspace's label store (one engine per workspace and database, shared by sessions)."""
+    from core.labels.session import label_db_url
+
+    return _label_store(*_stamp(ws.path), str(label_db_url(ws)))
+
+
 def _stamp(path: Path) -> tuple[str, float]:
     return str(path), (path / "manifest.json").stat().st_mtime
 

@@ -1,0 +1,126 @@
+"""Refit the classifiers with corrected labels, reusing every stored embedding.
+
+Visual features, phrases and text vectors do not depend on labels, so a retrain only refits
+the three classifiers (seconds to a minute), recomputes zero-shot scores for the new label set,
+and rewrites the workspace's predictions, metrics and labels. Corrected training rows count
+as labelled (a labeler labelled them, or confirmed their label); corrected test rows change the test truth, and the
+"before" metrics are the old models scored on that same corrected truth.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from core.labels.queue import OOF_FILE
+from core.labels.session import current_labels, dataset_labels
+from core.labels.store import SET, UNDO, LabelStore
+from core.metrics import evaluate
+from core.phrases.generator import l2n
+from core.pipeline import MODELS, evaluate_models, label_targets, train_classifiers
+from core.progress import ProgressFn, silent
+from core.workspace import Workspace
+from core.zeroshot import scores_to_proba
+
+
+@dataclass
+class RetrainReport:
+    """Metrics of the old and the new models on the same (corrected) test truth."""
+
+    before: dict[str, dict[str, float]]
+    after: dict[str, dict[str, float]]
+    n_corrected: int
+    n_labelled: int
+    labels: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "before": self.before,
+            "after": self.after,
+            "n_corrected": self.n_corrected,
+            "n_labelled": self.n_labelled,
+            "labels": self.labels,
+        }
+
+
+def _expand(proba: np.ndarray, old: list[str], new: list[str]) -> np.ndarray:
+    """Old-label-space probabilities laid out in the new label space (zeros for new labels)."""
+    out = np.zeros((len(proba), len(new)), dtype=np.float32)
+    pos = {n: j for j, n in enumerate(new)}
+    for j, name in enumerate(old):
+        if name in pos:
+            out[:, pos[name]] = proba[:, j]
+    return out
+
+
+def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) -> RetrainReport:
+    """Refit the classifiers of ``ws`` on the store's current labels and rewrite the workspace.
+
+    Returns:
+        Metrics before and after on the corrected test split.
+
+    Raises:
+        ValueError: fewer than two labels among the labelled training rows.
+    """
+    items = ws.items
+    labels = current_labels(ws, store)
+    reviewed = {ch.item for ch in store.history() if ch.action in (SET, UNDO)}
+    was_reviewed = np.array([i in reviewed for i in items["item"].astype(str)])
+    original = dataset_labels(ws)
+    n_corrected = sum(sorted(a) != sorted(b) for a, b in zip(labels, original, strict=True))
+    split = items["split"].to_numpy()
+    train = split != "test"
+    labelled = (items["labelled"].to_numpy() | (was_reviewed & train)) & np.array([bool(x) for x in labels])
+    names = sorted({lab for i in np.flatnonzero(labelled) for lab in labels[i]})
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 labels among the labelled training rows, found {names}")
+    y_all = label_targets(labels, names, ws.multilabel)
+    has = (y_all.sum(1) > 0) if ws.multilabel else (y_all >= 0)
+    test = (split == "test") & has
+    fit_idx = np.flatnonzero(labelled & has)
+
+    visual = l2n(ws.arrays["visual"])
+    text_vec = ws.arrays["text_vec"]
+    inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], axis=1), "text_only": text_vec}
+    new_dir = ws.path / "classifiers.new"
+    if new_dir.exists():
+        shutil.rmtree(new_dir)
+    probs = train_classifiers(inputs, y_all, fit_idx, len(names), ws.multilabel, ws.config.classifier, new_dir, progress)
+    emb = ws.arrays.get("bottleneck")
+    probs["zeroshot"] = scores_to_proba(ws.zeroshot_scores([(n, []) for n in names], embeddings=emb, text_vectors=text_vec))
+    after, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ws.multilabel)
+    before = {
+        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel) for m in MODELS
+    }
+
+    # write: classifiers, predictions, items, then manifest.json last (its mtime tells readers to reload)
+    old_dir = ws.path / "classifiers"
+    backup = ws.path / "classifiers.old"
+    if backup.exists():
+        shutil.rmtree(backup)
+    old_dir.rename(backup)
+    new_dir.rename(old_dir)
+    shutil.rmtree(backup)
+    tmp = ws.path / "predictions.safetensors.partial"
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in probs.items()}, str(tmp))
+    tmp.replace(ws.path / "predictions.safetensors")
+    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test)
+    out_items.to_parquet(ws.path / "items.parquet.partial", index=False)
+    (ws.path / "items.parquet.partial").replace(ws.path / "items.parquet")
+    (ws.path / OOF_FILE).unlink(missing_ok=True)
+    manifest = dict(ws.manifest)
+    report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
+    manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
+    manifest["retrains"] = [
+        *manifest.get("retrains", []),
+        {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()},
+    ]
+    tmp_manifest = ws.path / "manifest.json.partial"
+    tmp_manifest.write_text(json.dumps(manifest, indent=2, default=str))
+    tmp_manifest.replace(ws.path / "manifest.json")
+    return report

@@ -1,0 +1,167 @@
+"""Annotate: a review queue to find and fix wrong labels; every change is kept, exported, retrained on."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.labels.export import log_text, manifest_rows, rows_text
+from core.labels.queue import STRATEGIES, review_item, review_queue
+from core.labels.retrain import retrain
+from core.labels.session import current_labels, label_db_url
+from core.labels.store import ConflictError, LabelStoreError
+from pages.common import MODEL_NAMES, StreamlitProgress, current_workspace, explorer_for, label_store, workspace_sidebar
+
+workspace_sidebar()
+ws = current_workspace()
+if ws is None:
+    st.stop()
+ex = explorer_for(ws)
+st.title("Annotate")
+
+with st.sidebar:
+    st.subheader("Labeler")
+    user = st.text_input("Your name (recorded with every change)", key="ann_user").strip()
+try:
+    store = label_store(ws)
+except LabelStoreError as exc:
+    st.error(str(exc))
+    st.stop()
+st.caption(f"Corrections are stored in `{label_db_url(ws)}`; every change is a row, so nothing is lost and undo is free.")
+
+state = st.session_state
+state.setdefault("ann_skipped", set())
+state.setdefault("ann_done", [])  # this session's change ids, newest last (for undo)
+state.setdefault("ann_pinned", None)  # an item brought back by undo
+
+c1, c2 = st.columns([2, 1])
+strategy = c1.selectbox("Review queue", list(STRATEGIES), format_func=STRATEGIES.get, key="ann_strategy")
+c2.metric("Reviewed in this workspace", f"{len(store.reviewed()):,} / {len(ws.items):,}")
+
+current = current_labels(ws, store)
+with st.spinner("Building the queue (the first 'likely label errors' queue cross-validates the classifier once)…"):
+    exclude = set(store.reviewed()) | state["ann_skipped"]
+    queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, progress=StreamlitProgress())
+pinned = ex.row_of(state["ann_pinned"]) if state["ann_pinned"] else None
+if pinned is not None:  # the item an undo just reopened comes first
+    queue = [review_item(ws, pinned, "reopened by undo"), *(q for q in queue if q.row != pinned)]
+if not queue:
+    st.success("This queue is empty: every image in it has been reviewed or skipped.")
+    if state["ann_skipped"] and st.button("Bring back the skipped images"):
+        state["ann_skipped"] = set()
+        st.rerun()
+else:
+    q = queue[0]
+    row = q.row
+    labels_now = current[row]
+    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{q.reason}_")
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.image(ws.items.at[row, "path"], width="stretch")
+        st.caption(q.item)
+    with right:
+        st.markdown("Current label: " + (", ".join(f"`{lab}`" for lab in labels_now) or "_none_"))
+        pred = ex.prediction(row)
+        st.markdown(
+            "  \n".join(
+                f"{MODEL_NAMES[m]}: " + ", ".join(f"{n} ({p:.2f})" for n, p in getattr(pred, m)[:3])
+                for m in ("baseline", "multimodal")
+            )
+        )
+        st.markdown("Phrases: _" + ", ".join(p for p, _ in pred.phrases[:5]) + "_")
+        note = st.text_input("Note (optional)", key=f"ann_note_{row}")
+
+        def record(action, **kwargs) -> None:
+            if not user:
+                st.error("Type your name in the sidebar first: every change records who made it.")
+                return
+            try:
+                change = action(user=user, strategy=strategy, note=note, **kwargs)
+            except ConflictError as exc:
+                st.warning(str(exc))
+                return
+            except (ValueError, LabelStoreError) as exc:
+                st.error(str(exc))
+                return
+            state["ann_done"].append(change.id)
+            state["ann_pinned"] = None
+            st.rerun()
+
+        b1, b2, b3 = st.columns(3)
+        if b1.button(f"Accept: {', '.join(q.suggestion)}", key="ann_accept", shortcut="A", type="primary", width="stretch"):
+            record(store.set_labels, item=q.item, labels=q.suggestion, expected=labels_now)
+        if b2.button("Keep current label", key="ann_keep", shortcut="K", width="stretch", disabled=not labels_now):
+            record(store.set_labels, item=q.item, labels=labels_now, expected=labels_now)
+        if b3.button("Not sure", key="ann_unsure", shortcut="N", width="stretch"):
+            record(store.mark_unsure, item=q.item)
+        if ws.multilabel:
+            chosen = st.multiselect("Label set", store.taxonomy, default=labels_now, key=f"ann_multi_{row}")
+            if st.button("Save label set", key="ann_save_multi", shortcut="S"):
+                record(store.set_labels, item=q.item, labels=chosen, expected=labels_now)
+        else:
+            o1, o2 = st.columns([3, 1])
+            other = o1.selectbox("Another label (type to search)", store.taxonomy, index=None, key=f"ann_other_{row}")
+            if o2.button("Set", key="ann_set", shortcut="S", disabled=other is None, width="stretch"):
+                record(store.set_labels, item=q.item, labels=[other], expected=labels_now)
+        with st.expander("A label that is not in the taxonomy yet"):
+            new_label = st.text_input("New label", key=f"ann_new_{row}")
+            if st.button("Add this label and set it", key="ann_add", disabled=not new_label.strip()):
+                labels = [*labels_now, new_label.strip()] if ws.multilabel else [new_label.strip()]
+                record(store.set_labels, item=q.item, labels=labels, expected=labels_now, add_label=True)
+        s1, s2 = st.columns(2)
+        if s1.button("Skip", key="ann_skip", shortcut="J", width="stretch"):
+            state["ann_skipped"].add(q.item)
+            state["ann_pinned"] = None
+            st.rerun()
+        if s2.button("Undo my last change", key="ann_undo", shortcut="U", disabled=not state["ann_done"], width="stretch"):
+            try:
+                last = state["ann_done"].pop()
+                change = store.undo(last, user=user or "unknown")
+                state["ann_pinned"] = change.item
+                st.rerun()
+            except (ValueError, LabelStoreError) as exc:
+                st.error(str(exc))
+        st.caption("Shortcuts: A accept · K keep · N not sure · S set · J skip · U undo")
+
+st.subheader("Recent changes")
+history = store.history()
+if history:
+    recent = pd.DataFrame([c.to_dict() for c in history[-20:][::-1]])
+    recent["old"] = recent["old"].map(", ".join)
+    recent["new"] = recent["new"].map(", ".join)
+    st.dataframe(
+        recent[["id", "at", "user", "action", "item", "old", "new", "strategy", "note"]], hide_index=True, width="stretch"
+    )
+else:
+    st.caption("No change yet.")
+
+st.subheader("Export and retrain")
+e1, e2, e3 = st.columns(3)
+e1.download_button(
+    "Corrected manifest (CSV)",
+    rows_text(manifest_rows(ws, store)),
+    file_name="manifest.corrected.csv",
+    mime="text/csv",
+    help="Every row with its current labels; save it in the dataset's folder (image paths are relative to it).",
+    key="ann_dl_manifest",
+)
+e2.download_button("Correction log (CSV)", log_text(store), file_name="corrections.csv", mime="text/csv", key="ann_dl_log")
+e3.download_button(
+    "Correction log (JSONL)", log_text(store, "jsonl"), file_name="corrections.jsonl", mime="application/json", key="ann_dl_jsonl"
+)
+if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain"):
+    try:
+        with st.status("Retraining (embeddings are reused)…", expanded=True) as status:
+            report = retrain(ws, store, progress=StreamlitProgress())
+            status.update(label="Retrained", state="complete", expanded=False)
+        state["ann_report"] = report.to_dict()
+        st.rerun()
+    except (ValueError, LabelStoreError) as exc:
+        st.error(str(exc))
+if state.get("ann_report"):
+    rep = state["ann_report"]
+    st.markdown(f"**Last retrain**: {rep['n_labelled']:,} labelled training images, {rep['n_corrected']} corrected.")
+    table = pd.concat({"before": pd.DataFrame(rep["before"]).T, "after": pd.DataFrame(rep["after"]).T}, axis=1).rename(
+        index=MODEL_NAMES
+    )
+    st.dataframe(table.style.format("{:.3f}"), width="stretch")
