@@ -142,3 +142,36 @@ def test_prototype_map_phrase_highlight_selects_phrases(app):
     app.radio(key="map_colour").set_value("Phrase frequency").run()
     app.toggle(key="map_images").set_value(True).run()
     assert not app.exception
+
+
+def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
+    import shutil
+
+    from core.labels.session import open_label_store
+    from core.workspace import open_workspace
+
+    ws_path = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws_path)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["workspace_path"] = str(ws_path)
+    _page(at, "annotate")
+    at.selectbox(key="ann_strategy").set_value("margin").run()  # every image is in this queue
+    queued = _markdown(at)[0]
+    at.button(key="ann_accept").click().run()
+    assert any("Type your name" in e.value for e in at.error)  # no anonymous changes
+    assert open_label_store(open_workspace(ws_path)).history() == []
+    at.text_input(key="ann_user").set_value("ann").run()
+    at.button(key="ann_accept").click().run()
+    assert not at.exception and _markdown(at)[0] != queued
+    history = open_label_store(open_workspace(ws_path)).history()
+    assert [(h.user, h.action, h.strategy) for h in history] == [("ann", "set", "margin")]
+    at.button(key="ann_undo").click().run()
+    assert "reopened by undo" in _markdown(at)[0]
+    other = at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("ann_other_")))
+    other.set_value("tools/weapons").run()
+    at.button(key="ann_set").click().run()
+    assert open_label_store(open_workspace(ws_path)).history()[-1].new == ["tools/weapons"]
+    at.button(key="ann_retrain").click().run()
+    assert not at.exception
+    assert any(m.startswith("**Last retrain**") for m in _markdown(at))
+    assert len(open_workspace(ws_path).manifest["retrains"]) == 1

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT
 
 SHOTS = ROOT / ".cache" / "screenshots"
-PAGES = {"home": "", "explore": "explore", "try": "try", "compare": "compare", "zeroshot": "zeroshot", "map": "map"}
+PAGES = {"home": "", "explore": "explore", "try": "try", "compare": "compare", "zeroshot": "zeroshot", "map": "map", "annotate": "annotate"}
 
 
 def _browser_paths() -> tuple[str, str] | None:
