@@ -21,7 +21,15 @@ import pytest
 from tests.conftest import ROOT
 
 SHOTS = ROOT / ".cache" / "screenshots"
-PAGES = {"home": "", "explore": "explore", "try": "try", "compare": "compare", "zeroshot": "zeroshot", "map": "map", "annotate": "annotate"}
+PAGES = {
+    "home": "",
+    "explore": "explore",
+    "try": "try",
+    "compare": "compare",
+    "zeroshot": "zeroshot",
+    "map": "map",
+    "annotate": "annotate",
+}
 
 
 def _browser_paths() -> tuple[str, str] | None:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -189,7 +188,7 @@ def test_read_only_file_gives_a_clear_error(tmp_path, ns):
         p.chmod(0o444)
     tmp_path.chmod(0o555)
     try:
-        with pytest.raises(LabelStoreError, match="read-only|cannot be opened"):
+        with pytest.raises(LabelStoreError, match=r"read-only|cannot be opened"):
             open_store(str(path), ns).set_labels("img/000.png", "dog", user="ann")
     finally:
         tmp_path.chmod(0o755)
