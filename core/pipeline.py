@@ -154,8 +154,8 @@ def label_targets(labels: list[list[str]], names: list[str], multilabel: bool) -
     return np.array([pos[labs[0]] if labs and labs[0] in pos else -1 for labs in labels], dtype=np.int64)
 
 
-def _embed_phrases(texts: list[str], encoder: TextEncoder, cache_root: Path, progress: ProgressFn) -> np.ndarray:
-    """Phrase embeddings, cached by (model, phrase)."""
+def embed_texts(texts: list[str], encoder: TextEncoder, cache_root: Path, progress: ProgressFn) -> np.ndarray:
+    """Text embeddings (phrases, captions), cached by (model, text)."""
     cache = FeatureCache(cache_root, f"text-{encoder.name}")
     digests = [hashlib.sha1(t.encode()).digest() for t in texts]
     todo = [i for i, d in enumerate(digests) if d not in cache]
@@ -303,7 +303,7 @@ def fit(
     # 4. text vectors ---------------------------------------------------------------------
     t = time.perf_counter()
     encoder = TextEncoder(cfg.text_model, device=device)
-    phrase_emb = _embed_phrases(phrase_texts, encoder, cache_root, prog)
+    phrase_emb = embed_texts(phrase_texts, encoder, cache_root, prog)
     text_vec = image_text_vectors(
         phrase_emb, ids, scores, top_k=cfg.top_k, weighting=cfg.weighting, combined=cfg.phrase_source == COMBINED
     )
