@@ -12,6 +12,7 @@ pages = {
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/explore.py", title="Explore", icon=":material/photo_library:", url_path="explore"),
         st.Page("pages/try_image.py", title="Try an image", icon=":material/upload:", url_path="try"),
+        st.Page("pages/search.py", title="Semantic search", icon=":material/image_search:", url_path="search"),
     ],
     "Models": [
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
@@ -20,6 +21,7 @@ pages = {
     ],
     "Label": [
         st.Page("pages/annotate.py", title="Annotate", icon=":material/edit_note:", url_path="annotate"),
+        st.Page("pages/neighbours.py", title="Tag neighbours", icon=":material/hub:", url_path="neighbours"),
     ],
 }
 st.navigation(pages).run()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m core {fit,predict,evaluate,zeroshot,demo,phrases,backbones,labels} ...`` (``--help`` on each)."""
+"""Command line: ``python -m core COMMAND ...`` (``python -m core --help`` lists them; ``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -274,8 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backbones)
 
     from core.labels.cli import add_labels_parser
+    from core.retrieval.cli import add_retrieval_parser
+    from core.tags.cli import add_tags_parser
 
     add_labels_parser(sub)
+    add_retrieval_parser(sub)
+    add_tags_parser(sub)
     return parser
 
 

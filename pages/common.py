@@ -58,6 +58,34 @@ def label_store(ws: Workspace):
     return _label_store(*_stamp(ws.path), str(label_db_url(ws)))
 
 
+@st.cache_resource(show_spinner=False)
+def _retrieval(path: str, mtime: float, fitted: float):
+    from core.retrieval.semantic import open_retrieval
+
+    return open_retrieval(load_workspace(path, mtime))
+
+
+def retrieval_for(ws: Workspace):
+    """The workspace's semantic search (reloaded when it is refitted)."""
+    from core.retrieval.semantic import FOLDER
+
+    return _retrieval(*_stamp(ws.path), (ws.path / FOLDER / "config.json").stat().st_mtime)
+
+
+@st.cache_resource(show_spinner=False)
+def _tag_models(path: str, mtime: float, fitted: float, setting: tuple[int, int]):
+    from core.tags.annotate import open_tag_models
+
+    return open_tag_models(load_workspace(path, mtime), setting)
+
+
+def tag_models_for(ws: Workspace, setting: tuple[int, int]):
+    """The workspace's tag-neighbourhood models of one (m, M) setting."""
+    from core.tags.annotate import FOLDER
+
+    return _tag_models(*_stamp(ws.path), (ws.path / FOLDER / "config.json").stat().st_mtime, setting)
+
+
 def _stamp(path: Path) -> tuple[str, float]:
     return str(path), (path / "manifest.json").stat().st_mtime
 

@@ -1,0 +1,79 @@
+"""Tag neighbours: an image's neighbourhood by user tags, and what visual-only, LTN and LTwin predict."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.tags.annotate import SETTINGS, has_tag_models
+from pages.common import (
+    StreamlitProgress,
+    current_workspace,
+    explorer_for,
+    open_item,
+    tag_models_for,
+    workspace_sidebar,
+)
+
+KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
+
+workspace_sidebar()
+ws = current_workspace()
+if ws is None:
+    st.stop()
+st.title("Tag neighbours")
+st.caption(
+    "Images shared with user tags bring their own context: the images with the closest tags (embedded with "
+    "sentence-transformers, so new words still work) form a neighbourhood, and LTN / LTwin classify an image "
+    "from its pixels plus its neighbours' pixels (and tags) — Johnson et al. 2015; Tesan, Coscia & Ballan."
+)
+if not has_tag_models(ws):
+    if not any(len(t) for t in ws.items["tags"]):
+        st.info("This dataset has no tags, so there are no tag neighbourhoods.")
+        st.stop()
+    st.info("No tag-neighbourhood models yet. Fitting reuses the stored visual features (a few minutes on the demo).")
+    if st.button("Fit tag-neighbourhood models", key="nb_fit", type="primary"):
+        from core.tags.annotate import fit_tag_models
+
+        with st.status("Training visual-only, LTN and LTwin…", expanded=True) as status:
+            fit_tag_models(ws, progress=StreamlitProgress())
+            status.update(label="Tag models ready", state="complete")
+        st.rerun()
+    st.stop()
+
+ex = explorer_for(ws)
+c1, c2 = st.columns([3, 1])
+items = list(ws.items["item"].astype(str))
+test_items = list(ws.items.loc[ws.items["is_test"], "item"].astype(str))
+item = c1.selectbox("Image (test split)", test_items or items, key="nb_item")
+setting = c2.selectbox("(m, M)", SETTINGS, index=len(SETTINGS) - 1, format_func=lambda s: f"m={s[0]}, M={s[1]}", key="nb_setting")
+row = items.index(item)
+tn = tag_models_for(ws, tuple(setting))
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    st.image(ws.items.at[row, "path"], width="stretch")
+    st.markdown("True label: " + (", ".join(f"`{lab}`" for lab in ex.true_labels(row)) or "_none_"))
+    st.markdown("Tags: " + (", ".join(ws.items.at[row, "tags"]) or "_none_"))
+with right:
+    preds = tn.predict(row)
+    cols = st.columns(3)
+    truth = set(ex.true_labels(row))
+    for col, (kind, ranked) in zip(cols, preds.items(), strict=True):
+        col.markdown(f"**{KIND_NAMES[kind]}**")
+        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {lab} ({p:.2f})" for lab, p in ranked))
+    ev = tn.meta["evaluation"]["settings"][f"{setting[0]},{setting[1]}"]
+    st.dataframe(
+        pd.DataFrame({KIND_NAMES[k]: {"mAP (labels)": v["mAP"], "mAP (images)": v["mAP_img"]} for k, v in ev.items()}).T,
+        width="stretch",
+    )
+    st.caption("Test split, every model with the same neighbourhood setting.")
+
+st.subheader(f"Its {setting[0]} nearest images by tags")
+grid = st.columns(6)
+for n, (nb, dist) in enumerate(tn.neighbourhood(row, setting[0])):
+    with grid[n % 6]:
+        st.image(ws.items.at[nb, "path"], width="stretch")
+        st.caption(f"distance {dist:.2f} · " + ", ".join(ws.items.at[nb, "tags"][:6]))
+        if st.button(", ".join(ws.items.at[nb, "labels"]) or "—", key=f"nb_open_{nb}", width="stretch"):
+            open_item(str(ws.items.at[nb, "item"]))
