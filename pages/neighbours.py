@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.tags.annotate import SETTINGS, has_tag_models
+from core.tags.annotate import fitted_settings, has_tag_models
 from pages.common import (
     StreamlitProgress,
     current_workspace,
@@ -46,7 +46,8 @@ c1, c2 = st.columns([3, 1])
 items = list(ws.items["item"].astype(str))
 test_items = list(ws.items.loc[ws.items["is_test"], "item"].astype(str))
 item = c1.selectbox("Image (test split)", test_items or items, key="nb_item")
-setting = c2.selectbox("(m, M)", SETTINGS, index=len(SETTINGS) - 1, format_func=lambda s: f"m={s[0]}, M={s[1]}", key="nb_setting")
+settings = fitted_settings(ws)
+setting = c2.selectbox("(m, M)", settings, index=len(settings) - 1, format_func=lambda s: f"m={s[0]}, M={s[1]}", key="nb_setting")
 row = items.index(item)
 tn = tag_models_for(ws, tuple(setting))
 

@@ -58,11 +58,14 @@ elif mode == "An uploaded image":
 text = st.text_input(
     "Text" if mode == "Text only" else "Modifier text (optional, e.g. 'wedding')", key="search_text", placeholder="e.g. christmas"
 )
+weight = 1.0
+if features is not None and text.strip():
+    weight = st.slider("How far the text moves the image query", 0.0, 4.0, 1.0, 0.25, key="search_weight")
 if features is None and not text.strip():
     st.info("Choose an image or type a text.")
     st.stop()
 try:
-    hits = search.search(features=features, text=text, k=K, exclude=exclude)
+    hits = search.search(features=features, text=text, text_weight=weight, k=K, exclude=exclude)
 except ValueError as exc:
     st.warning(str(exc))
     st.stop()

@@ -81,3 +81,20 @@ def quick_fit(data: Path, out: Path, cache_dir: Path, *, epochs: int = 5, max_ep
     settings = {"n_folds": 2, "projections": False, "cache_dir": str(cache_dir), **overrides}
     cfg = FitConfig(**settings, generator=GeneratorConfig(epochs=epochs), classifier=ClassifierConfig(max_epochs=max_epochs))
     return open_workspace(fit(data, out, cfg, progress=silent))
+
+
+@pytest.fixture(scope="session")
+def extended_workspace(fitted_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the fitted workspace with semantic retrieval and tag-neighbourhood models fitted (few epochs)."""
+    from core.retrieval.model import RetrievalConfig
+    from core.retrieval.semantic import fit_retrieval
+    from core.tags.annotate import fit_tag_models
+    from core.tags.models import TagModelConfig
+    from core.workspace import open_workspace
+
+    dest = tmp_path_factory.mktemp("ext") / "ws"
+    shutil.copytree(fitted_workspace, dest)
+    ws = open_workspace(dest)
+    fit_retrieval(ws, RetrievalConfig(epochs=15), r_max=20)
+    fit_tag_models(ws, settings=((3, 6), (6, 12)), config=TagModelConfig(epochs=15))
+    return dest

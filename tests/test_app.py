@@ -175,3 +175,39 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     assert not at.exception
     assert any(m.startswith("**Last retrain**") for m in _markdown(at))
     assert len(open_workspace(ws_path).manifest["retrains"]) == 1
+
+
+@pytest.fixture
+def ext_app(extended_workspace) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["workspace_path"] = str(extended_workspace)
+    return at
+
+
+def test_search_page_image_text_and_raw_side_by_side(ext_app):
+    _page(ext_app, "search")
+    assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
+    before = [b.label for b in ext_app.button]
+    ext_app.text_input(key="search_text").set_value("music").run()
+    ext_app.slider(key="search_weight").set_value(3.0).run()
+    assert not ext_app.exception and [b.label for b in ext_app.button] != before
+    ext_app.radio(key="search_mode").set_value("Text only").run()
+    assert any("cannot read text" in c.value for c in ext_app.caption)
+    ext_app.text_input(key="search_text").set_value("qqqzzz").run()
+    assert any("vocabulary" in w.value for w in ext_app.warning)
+
+
+def test_search_page_offers_a_fit_when_missing(app):
+    _page(app, "search")
+    assert any("no semantic embedding yet" in i.value for i in app.info)
+
+
+def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
+    _page(ext_app, "neighbours")
+    assert {"**Visual only**", "**LTN (neighbours' pixels)**", "**LTwin (+ tags)**"} <= set(_markdown(ext_app))
+    first = [c.value for c in ext_app.caption]
+    box = ext_app.selectbox(key="nb_item")
+    box.set_value(box.options[2]).run()
+    assert not ext_app.exception and [c.value for c in ext_app.caption] != first
+    ext_app.selectbox(key="nb_setting").set_value((3, 6)).run()
+    assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)

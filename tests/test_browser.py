@@ -29,6 +29,8 @@ PAGES = {
     "zeroshot": "zeroshot",
     "map": "map",
     "annotate": "annotate",
+    "search": "search",
+    "neighbours": "neighbours",
 }
 
 
@@ -54,9 +56,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(fitted_workspace, cache_dir):
+def server(extended_workspace, cache_dir):
     port = _free_port()
-    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(fitted_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(extended_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -122,7 +124,7 @@ def _check(driver, name: str) -> None:
     assert not errors, f"{name}: exception shown on the page: {errors[0][:500]}"
 
 
-def test_every_page_renders_in_a_real_browser(server, driver, fitted_workspace, small_dataset):
+def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace, small_dataset):
     from selenium.webdriver.common.by import By
 
     for name, path in PAGES.items():
@@ -131,7 +133,7 @@ def test_every_page_renders_in_a_real_browser(server, driver, fitted_workspace, 
     # the detail view from a shared URL
     from core.workspace import open_workspace
 
-    item = open_workspace(fitted_workspace).items.at[0, "item"]
+    item = open_workspace(extended_workspace).items.at[0, "item"]
     driver.get(f"{server}/explore?item={item}")
     _check(driver, "explore-detail")
     assert "Generated phrases" in driver.page_source

@@ -51,7 +51,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             if errors:
                 raise ValueError(f"{args.image}: {errors[0]}")
             features = feats[0]
-    hits = search.search(features=features, text=args.text, k=args.k, exclude=exclude)
+    hits = search.search(features=features, text=args.text, text_weight=args.text_weight, k=args.k, exclude=exclude)
     results = [{"image": str(ws.items.at[r, "item"]), "score": round(s, 6)} for r, s in hits]
     if args.json:
         print(json.dumps(results, indent=2))
@@ -90,6 +90,7 @@ def add_retrieval_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--workspace", required=True)
     q.add_argument("--image", default=None, help="an image file, or an image path as written in the dataset's manifest")
     q.add_argument("--text", default=None, help="text query, or the modifier added to --image")
+    q.add_argument("--text-weight", type=float, default=1.0, help="how far the text moves an image query")
     q.add_argument("--k", type=int, default=10)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_search)

@@ -46,8 +46,9 @@ class SemanticSearch:
             return self.tfidf.transform(texts).toarray()
         return self.ws.text_encoder.encode(texts)
 
-    def query(self, *, features: np.ndarray | None = None, text: str | None = None) -> np.ndarray:
-        """A query embedding from image features, a text, or both (their sum, re-normalised).
+    def query(self, *, features: np.ndarray | None = None, text: str | None = None, text_weight: float = 1.0) -> np.ndarray:
+        """A query embedding from image features, a text, or both (``phi + text_weight * theta``,
+        re-normalised; a larger weight lets the text move an image query further).
 
         Raises:
             ValueError: nothing to query with, or a text with no known word (tf-idf encoder).
@@ -59,16 +60,22 @@ class SemanticSearch:
             vec = self.text_vectors([text.strip()])
             if not np.abs(vec).sum():
                 raise ValueError(f"no word of {text!r} is in the retrieval vocabulary")
-            parts.append(self.vt.embed_text(vec)[0])
+            parts.append(text_weight * self.vt.embed_text(vec)[0])
         if not parts:
             raise ValueError("give an image, a text, or both")
         return l2n(np.sum(parts, axis=0, keepdims=True))[0]
 
     def search(
-        self, *, features: np.ndarray | None = None, text: str | None = None, k: int = 12, exclude: int | None = None
+        self,
+        *,
+        features: np.ndarray | None = None,
+        text: str | None = None,
+        text_weight: float = 1.0,
+        k: int = 12,
+        exclude: int | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` workspace images nearest the query (rows, cosine), ``exclude`` left out."""
-        scores = self.database @ self.query(features=features, text=text)
+        scores = self.database @ self.query(features=features, text=text, text_weight=text_weight)
         return _top(scores, k, exclude)
 
     @cached_property

@@ -25,7 +25,6 @@ from core.workspace import Workspace
 
 FOLDER = "tags"
 SETTINGS = ((3, 6), (6, 12), (12, 24))
-DEFAULT_SETTING = (12, 24)
 
 
 def _name(kind: str, m: int, big_m: int) -> str:
@@ -81,7 +80,7 @@ def fit_tag_models(
         config: training settings shared by every model (kind, m, M are set per model).
 
     Returns:
-        The evaluation: ``{"settings": {"m,M": {kind: metrics}}, kind: metrics at (12, 24)}``.
+        The evaluation: ``{"settings": {"m,M": {kind: metrics}}, kind: metrics at the last (largest) setting}``.
     """
     tag_lists = [normalize_tags(t) for t in ws.items["tags"]]
     if not any(tag_lists):
@@ -98,7 +97,7 @@ def fit_tag_models(
     truth = _one_hot(y[test], len(ws.labels), ws.multilabel)
     folder = ws.path / FOLDER
     folder.mkdir(exist_ok=True)
-    plan = [("visual_only", *DEFAULT_SETTING)] + [(k, m, bm) for m, bm in settings for k in ("ltn", "ltwin")]
+    plan = [("visual_only", *settings[-1])] + [(k, m, bm) for m, bm in settings for k in ("ltn", "ltwin")]
     results: dict[str, dict] = {}
     for kind, m, bm in plan:
         cfg = replace(base, kind=kind, m=m, big_m=bm)
@@ -113,8 +112,7 @@ def fit_tag_models(
             "ltn": results[_name("ltn", m, bm)],
             "ltwin": results[_name("ltwin", m, bm)],
         }
-    top = f"{DEFAULT_SETTING[0]},{DEFAULT_SETTING[1]}"
-    evaluation.update(evaluation["settings"].get(top) or evaluation["settings"][f"{settings[-1][0]},{settings[-1][1]}"])
+    evaluation.update(evaluation["settings"][f"{settings[-1][0]},{settings[-1][1]}"])  # the largest, as in Table 1
     save_file({"ids": ids, "distances": dist, "tag_vectors": vectors}, str(folder / "neighbours.safetensors"))
     meta = {"metric": metric, "settings": [list(s) for s in settings], "n_train": len(train), "evaluation": evaluation}
     (folder / "config.json").write_text(json.dumps(meta, indent=2))
@@ -151,8 +149,14 @@ class TagNeighbourhoods:
         return out
 
 
-def open_tag_models(ws: Workspace, setting: tuple[int, int] = DEFAULT_SETTING) -> TagNeighbourhoods:
-    """Reopen the models of one (m, M) setting.
+def fitted_settings(ws: Workspace) -> list[tuple[int, int]]:
+    """The (m, M) settings fitted in this workspace."""
+    meta = json.loads((ws.path / FOLDER / "config.json").read_text())
+    return [(int(m), int(bm)) for m, bm in meta["settings"]]
+
+
+def open_tag_models(ws: Workspace, setting: tuple[int, int] | None = None) -> TagNeighbourhoods:
+    """Reopen the models of one fitted (m, M) setting (default: the largest).
 
     Raises:
         FileNotFoundError: not fitted (``python -m core tags fit --workspace WS``).
@@ -162,7 +166,9 @@ def open_tag_models(ws: Workspace, setting: tuple[int, int] = DEFAULT_SETTING) -
         raise FileNotFoundError(f"no tag-neighbourhood models in {ws.path}: run `python -m core tags fit --workspace {ws.path}`")
     meta = json.loads((folder / "config.json").read_text())
     arrays = load_file(str(folder / "neighbours.safetensors"))
-    m, bm = setting
+    m, bm = setting or fitted_settings(ws)[-1]
+    if [m, bm] not in meta["settings"]:
+        raise ValueError(f"(m, M) = ({m}, {bm}) was not fitted; fitted: {meta['settings']}")
     models = {
         "visual_only": TagModel.load(folder, "visual_only"),
         "ltn": TagModel.load(folder, _name("ltn", m, bm)),
