@@ -17,12 +17,16 @@ import numpy as np
 EXACT_MAX = 200_000
 
 
+def ivf_nlist(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 4 * sqrt(n), a power of two in [256, 65536]."""
+    return 1 << max(8, min(16, round(math.log2(4 * math.sqrt(n)))))
+
+
 def auto_factory(n: int) -> str:
     """The faiss factory string used for ``n`` prototypes when none is given."""
     if n <= EXACT_MAX:
         return "Flat"
-    nlist = 1 << max(10, min(16, round(math.log2(4 * math.sqrt(n)))))
-    return f"IVF{nlist},PQ32x4fs,RFlat"
+    return f"IVF{ivf_nlist(n)},PQ32x4fs,RFlat"
 
 
 def _faiss():
