@@ -93,6 +93,7 @@ class Workspace:
             raise FileNotFoundError(f"not a fitted workspace (no manifest.json): {self.path}")
         self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
         self.device = device
+        self._label_terms: dict[tuple, list[np.ndarray]] = {}
 
     # --- metadata ----------------------------------------------------------------------
     @property
@@ -252,20 +253,32 @@ class Workspace:
         text_vectors: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, L) zero-shot scores of images (co-embeddings, or text vectors for the ImageNet source)."""
-        from core.zeroshot import label_embeddings, text_label_embeddings, zero_shot_scores
+        from core.zeroshot import zero_shot_scores
 
-        if self.config.phrase_source == "imagenet":
-            terms = text_label_embeddings(labels, self.text_encoder.encode)
-            return zero_shot_scores(text_vectors, terms)  # type: ignore[arg-type]
-        gen = self.generator
-        terms = label_embeddings(
-            labels,
-            vocab_index=gen.vocab.index,
-            prototypes=gen.prototypes,
-            embed_text=self.text_encoder.encode,
-            mapper=self.zeroshot_mapper,
-        )
-        return zero_shot_scores(embeddings, terms)  # type: ignore[arg-type]
+        terms = self.label_term_embeddings(labels)
+        return zero_shot_scores(text_vectors if self.config.phrase_source == "imagenet" else embeddings, terms)  # type: ignore[arg-type]
+
+    def label_term_embeddings(self, labels: list[tuple[str, list[str]]]) -> list[np.ndarray]:
+        """Embeddings of every label's terms, cached per label spec (labels repeat on every image)."""
+        from core.zeroshot import label_embeddings, text_label_embeddings
+
+        key = tuple((name, tuple(syns)) for name, syns in labels)
+        cache = self._label_terms
+        if key not in cache:
+            if self.config.phrase_source == "imagenet":
+                cache[key] = text_label_embeddings(labels, self.text_encoder.encode)
+            else:
+                gen = self.generator
+                cache[key] = label_embeddings(
+                    labels,
+                    vocab_index=gen.vocab.index,
+                    prototypes=gen.prototypes,
+                    embed_text=self.text_encoder.encode,
+                    mapper=self.zeroshot_mapper,
+                )
+            if len(cache) > 64:  # typed label sets from the app: keep the newest
+                cache.pop(next(iter(cache)))
+        return cache[key]
 
     def predict(self, images: list[str | Path | bytes], names: list[str] | None = None, top: int = 5) -> list[Prediction | str]:
         """Run the whole pipeline on new images.
