@@ -8,12 +8,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, quick_fit
 
 
-def test_multilabel_fit_and_evaluate(small_dataset, cache_dir, tmp_path):
-
+@pytest.fixture(scope="module")
+def ml_workspace(small_dataset, cache_dir, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("ml")
     with (small_dataset / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     data = tmp_path / "ml"
@@ -32,7 +35,11 @@ def test_multilabel_fit_and_evaluate(small_dataset, cache_dir, tmp_path):
                     "split": r["split"],
                 }
             )
-    ws = quick_fit(data, tmp_path / "ws", cache_dir, epochs=10, max_epochs=60)
+    return quick_fit(data, tmp_path / "ws", cache_dir, epochs=10, max_epochs=60)
+
+
+def test_multilabel_fit_and_evaluate(ml_workspace):
+    ws = ml_workspace
     assert ws.multilabel and len(ws.labels) == 12
     for model in ("baseline", "multimodal", "text_only", "zeroshot"):
         assert set(ws.metrics[model]) == {"mAP", "mAP_img", "precision_at_3", "recall_at_3"}
@@ -47,3 +54,28 @@ def test_multilabel_fit_and_evaluate(small_dataset, cache_dir, tmp_path):
         check=True,
     )
     assert "mAP" in json.loads(r.stdout)["multimodal"]
+
+
+def test_multilabel_pages_and_label_sets(ml_workspace):
+    """Compare shows PR curves, Annotate edits label sets, the map page explains its absence."""
+    from core.labels.session import open_label_store
+
+    def page(name: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["workspace_path"] = str(ml_workspace.path)
+        at.switch_page(f"pages/{name}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+
+    assert any("Precision–recall" in h.value for h in page("compare").subheader)
+    page("explore")
+    assert any("no prototype map" in i.value for i in page("prototype_map").info)
+    at = page("annotate")
+    at.selectbox(key="ann_strategy").set_value("margin").run()
+    at.text_input(key="ann_user").set_value("ml").run()
+    multi = next(m for m in at.multiselect if m.key.startswith("ann_multi_"))
+    multi.set_value(["food", "food/fruit"]).run()
+    at.button(key="ann_save_multi").click().run()
+    assert not at.exception
+    change = open_label_store(ml_workspace).history()[-1]
+    assert change.new == ["food", "food/fruit"] and len(change.old) == 2
