@@ -54,15 +54,31 @@ class RetrievalConfig:
 
 
 class _Net(torch.nn.Module):
+    """``phi(x) = l2n(P x + MLP(x))``: a linear map (initialised to the training features' top
+    principal directions, so training starts from the raw features' geometry) plus a residual
+    MLP whose last layer starts at zero; ``theta(t) = l2n(W t)``."""
+
     def __init__(self, visual_dim: int, text_dim: int, cfg: RetrievalConfig) -> None:
         super().__init__()
+        self.linear = torch.nn.Linear(visual_dim, cfg.dim)
         self.phi = torch.nn.Sequential(
             torch.nn.Linear(visual_dim, cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, cfg.dim)
         )
         self.theta = torch.nn.Linear(text_dim, cfg.dim, bias=False)
 
+    def init_from_pca(self, x: torch.Tensor) -> None:
+        mean = x.mean(0)
+        _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
+        k = min(v.shape[0], self.linear.out_features)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.weight[:k] = v[:k]
+            self.linear.bias.copy_(-(self.linear.weight @ mean))
+            self.phi[-1].weight.zero_()
+            self.phi[-1].bias.zero_()
+
     def visual(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.normalize(self.phi(x), dim=1)
+        return torch.nn.functional.normalize(self.linear(x) + self.phi(x), dim=1)
 
     def text(self, t: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.normalize(self.theta(t), dim=1)
@@ -111,6 +127,7 @@ class SemanticEmbedding:
         x = torch.from_numpy(l2n(visual))
         t = torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32))
         net = _Net(x.shape[1], t.shape[1], cfg)
+        net.init_from_pca(x)
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n = len(x)
         for epoch in range(cfg.epochs):
