@@ -12,13 +12,13 @@ Weights are saved as safetensors + JSON.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+
+from core.checkpoint import load_checkpoint, load_module_tensors, module_tensors, save_checkpoint
 
 
 @dataclass
@@ -144,12 +144,7 @@ class Classifier:
         return p.numpy()
 
     def save(self, folder: str | Path, name: str) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         assert self.net is not None and self.mean is not None and self.std is not None
-        tensors = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        tensors.update(mean=self.mean, std=self.std)
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / f"{name}.safetensors"))
         meta = {
             "n_classes": self.n_classes,
             "multilabel": self.multilabel,
@@ -157,16 +152,14 @@ class Classifier:
             "best_epochs": self.best_epochs,
             "config": asdict(self.config),
         }
-        (folder / f"{name}.json").write_text(json.dumps(meta, indent=2))
+        save_checkpoint(folder, name, {**module_tensors(self.net, "net."), "mean": self.mean, "std": self.std}, meta)
 
     @classmethod
     def load(cls, folder: str | Path, name: str) -> Classifier:
-        folder = Path(folder)
-        meta = json.loads((folder / f"{name}.json").read_text())
+        t, meta = load_checkpoint(folder, name)
         clf = cls(meta["n_classes"], meta["multilabel"], ClassifierConfig(**meta["config"]))
-        t = load_file(str(folder / f"{name}.safetensors"))
         clf.mean, clf.std, clf.best_epochs = t["mean"], t["std"], meta["best_epochs"]
         net = _net(meta["in_dim"], meta["n_classes"], clf.config)
-        net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in t.items() if k.startswith("net.")})
+        load_module_tensors(net, t, "net.")
         clf.net = net.eval()
         return clf

@@ -10,12 +10,9 @@ from core.labels.queue import STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
 from core.labels.store import ConflictError, LabelStoreError
-from pages.common import MODEL_NAMES, StreamlitProgress, current_workspace, explorer_for, label_store, workspace_sidebar
+from pages.common import MODEL_NAMES, StreamlitProgress, explorer_for, label_store, page_workspace
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 ex = explorer_for(ws)
 st.title("Annotate")
 

@@ -126,6 +126,26 @@ def current_workspace() -> Workspace | None:
     return _open(path)
 
 
+def page_workspace() -> Workspace:
+    """The sidebar picker and the chosen workspace; stops the page if there is none."""
+    workspace_sidebar()
+    ws = current_workspace()
+    if ws is None:
+        st.stop()
+    return ws
+
+
+def offer_fit(what: str, seconds: str, button: str, key: str, fit_fn) -> None:
+    """Say that ``what`` is not fitted yet, offer a button that fits it (progress in the page), and stop."""
+    st.info(f"This workspace has no {what} yet. Fitting reuses the stored visual features ({seconds} on the demo).")
+    if st.button(button, key=key, type="primary"):
+        with st.status(f"Fitting {what}…", expanded=True) as status:
+            fit_fn(progress=StreamlitProgress())
+            status.update(label=f"{what[0].upper()}{what[1:]} ready", state="complete")
+        st.rerun()
+    st.stop()
+
+
 def workspace_sidebar() -> None:
     """Sidebar: which workspace the pages show."""
     with st.sidebar:

@@ -11,14 +11,11 @@ from plotly.subplots import make_subplots
 
 from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
-from pages.common import MODEL_NAMES, current_workspace, explorer_for, open_item, workspace_sidebar
+from pages.common import MODEL_NAMES, explorer_for, open_item, page_workspace
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 ex = explorer_for(ws)
 st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"

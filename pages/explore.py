@@ -7,7 +7,7 @@ import math
 import streamlit as st
 
 from core.explore import CHANGES, GalleryFilter
-from pages.common import MODEL_NAMES, current_workspace, explorer_for, render_detail, workspace_sidebar
+from pages.common import MODEL_NAMES, explorer_for, page_workspace, render_detail
 
 PER_PAGE = 24
 CHANGE_NAMES = {
@@ -18,10 +18,7 @@ CHANGE_NAMES = {
     "both wrong": "Both wrong",
 }
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 ex = explorer_for(ws)
 items = ws.items
 st.title("Explore")

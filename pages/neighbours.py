@@ -7,20 +7,16 @@ import streamlit as st
 
 from core.tags.annotate import fitted_settings, has_tag_models
 from pages.common import (
-    StreamlitProgress,
-    current_workspace,
     explorer_for,
+    offer_fit,
     open_item,
+    page_workspace,
     tag_models_for,
-    workspace_sidebar,
 )
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 st.title("Tag neighbours")
 st.caption(
     "Images shared with user tags bring their own context: the images with the closest tags (embedded with "
@@ -31,15 +27,15 @@ if not has_tag_models(ws):
     if not any(len(t) for t in ws.items["tags"]):
         st.info("This dataset has no tags, so there are no tag neighbourhoods.")
         st.stop()
-    st.info("No tag-neighbourhood models yet. Fitting reuses the stored visual features (a few minutes on the demo).")
-    if st.button("Fit tag-neighbourhood models", key="nb_fit", type="primary"):
-        from core.tags.annotate import fit_tag_models
+    from core.tags.annotate import fit_tag_models
 
-        with st.status("Training visual-only, LTN and LTwin…", expanded=True) as status:
-            fit_tag_models(ws, progress=StreamlitProgress())
-            status.update(label="Tag models ready", state="complete")
-        st.rerun()
-    st.stop()
+    offer_fit(
+        "tag-neighbourhood models",
+        "a few minutes",
+        "Fit tag-neighbourhood models",
+        "nb_fit",
+        lambda **kw: fit_tag_models(ws, **kw),
+    )
 
 ex = explorer_for(ws)
 c1, c2 = st.columns([3, 1])

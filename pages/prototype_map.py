@@ -7,14 +7,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, prototype_table
-from pages.common import current_workspace, explorer_for, open_item, workspace_sidebar
+from pages.common import explorer_for, open_item, page_workspace
 
 PROTOTYPE, IMAGE = 0, 1
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 ex = explorer_for(ws)
 st.title("Prototype map")
 if not has_map(ex):

@@ -5,31 +5,22 @@ from __future__ import annotations
 import streamlit as st
 
 from core.retrieval.semantic import has_retrieval
-from pages.common import StreamlitProgress, current_workspace, open_item, retrieval_for, workspace_sidebar
+from pages.common import offer_fit, open_item, page_workspace, retrieval_for
 
 K = 12
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 st.title("Semantic search")
 st.caption(
     "An embedding trained so that images whose texts say similar things lie close (Gordo & Larlus, 2017): the "
     'database holds images only; a query is an image, a text, or an image moved by a text ("+ wedding").'
 )
 if not has_retrieval(ws):
-    st.info(
-        "This workspace has no semantic embedding yet. Fitting reuses the stored visual features (about two minutes on the demo)."
-    )
-    if st.button("Fit semantic retrieval", key="search_fit", type="primary"):
-        from core.retrieval.semantic import fit_retrieval
+    from core.retrieval.semantic import fit_retrieval
 
-        with st.status("Training the semantic embeddings…", expanded=True) as status:
-            fit_retrieval(ws, progress=StreamlitProgress())
-            status.update(label="Semantic retrieval ready", state="complete")
-        st.rerun()
-    st.stop()
+    offer_fit(
+        "semantic embedding", "about two minutes", "Fit semantic retrieval", "search_fit", lambda **kw: fit_retrieval(ws, **kw)
+    )
 
 search = retrieval_for(ws)
 ev = search.evaluation

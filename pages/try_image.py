@@ -7,14 +7,11 @@ from pathlib import Path
 import streamlit as st
 
 from core.workspace import Prediction
-from pages.common import current_workspace, explorer_for, predict_upload, render_detail, workspace_sidebar
+from pages.common import explorer_for, page_workspace, predict_upload, render_detail
 
 MAX_FILES = 12
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 ex = explorer_for(ws)
 st.title("Try an image")
 st.caption(

@@ -10,12 +10,9 @@ import streamlit as st
 from core.compare import zeroshot_images, zeroshot_report
 from core.workspace import Prediction
 from core.zeroshot import parse_label_spec
-from pages.common import MODEL_NAMES, current_workspace, explorer_for, predict_upload, workspace_sidebar
+from pages.common import MODEL_NAMES, explorer_for, page_workspace, predict_upload
 
-workspace_sidebar()
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = page_workspace()
 ex = explorer_for(ws)
 st.title("Zero-shot")
 st.caption(

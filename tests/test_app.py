@@ -200,6 +200,7 @@ def test_search_page_image_text_and_raw_side_by_side(ext_app):
 def test_search_page_offers_a_fit_when_missing(app):
     _page(app, "search")
     assert any("no semantic embedding yet" in i.value for i in app.info)
+    assert app.button(key="search_fit")
 
 
 def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):

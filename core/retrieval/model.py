@@ -13,15 +13,14 @@ among the rest. Losses, with margin m:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from scipy import sparse
 
+from core.checkpoint import load_checkpoint, load_module_tensors, module_tensors, save_checkpoint
 from core.phrases.generator import l2n
 from core.progress import ProgressFn, silent
 
@@ -173,17 +172,13 @@ class SemanticEmbedding:
         return self.net.text(torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32))).numpy()
 
     def save(self, folder: str | Path, name: str) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(folder / f"{name}.safetensors"))
         meta = {"config": asdict(self.config), "visual_dim": self.visual_dim, "text_dim": self.text_dim}
-        (folder / f"{name}.json").write_text(json.dumps(meta, indent=2))
+        save_checkpoint(folder, name, module_tensors(self.net), meta)
 
     @classmethod
     def load(cls, folder: str | Path, name: str) -> SemanticEmbedding:
-        folder = Path(folder)
-        meta = json.loads((folder / f"{name}.json").read_text())
+        tensors, meta = load_checkpoint(folder, name)
         cfg = RetrievalConfig(**meta["config"])
         net = _Net(meta["visual_dim"], meta["text_dim"], cfg)
-        net.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
+        load_module_tensors(net, tensors)
         return cls(net, cfg, meta["visual_dim"], meta["text_dim"])

@@ -12,14 +12,13 @@ distance order); prediction averages over sampled neighbourhoods (Eq. 2).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
+from core.checkpoint import load_checkpoint, load_module_tensors, module_tensors, save_checkpoint
 from core.progress import ProgressFn, silent
 
 KINDS = ("visual_only", "ltn", "ltwin")
@@ -178,18 +177,14 @@ class TagModel:
         return total / samples
 
     def save(self, folder: str | Path, name: str) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(folder / f"{name}.safetensors"))
         meta = {"config": asdict(self.config), "multilabel": self.multilabel, "dims": list(self.dims)}
-        (folder / f"{name}.json").write_text(json.dumps(meta, indent=2))
+        save_checkpoint(folder, name, module_tensors(self.net), meta)
 
     @classmethod
     def load(cls, folder: str | Path, name: str) -> TagModel:
-        folder = Path(folder)
-        meta = json.loads((folder / f"{name}.json").read_text())
+        tensors, meta = load_checkpoint(folder, name)
         cfg = TagModelConfig(**meta["config"])
         dims = tuple(meta["dims"])
         net = TagNet(dims[0], dims[1], dims[2], cfg)
-        net.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
+        load_module_tensors(net, tensors)
         return cls(net, cfg, meta["multilabel"], dims)  # type: ignore[arg-type]
