@@ -9,6 +9,9 @@ phrase space stay the same), then runs each page under ``streamlit.testing.v1.Ap
 * warm: the median of ``--repeats`` further runs (what a user waits for on each interaction);
 * detail: the rerun after clicking an image in Explore (the detail view, URL update included).
 
+Semantic search and tag neighbours are timed when the source workspace has them fitted
+(``python -m core retrieval fit`` / ``tags fit``); otherwise those pages time their "fit me" notice.
+
 Times are server-side script runs (AppTest executes the page without a browser); the reference
 is an empty page run the same way, so ``ratio`` is the page's cost over Streamlit's own.
 Writes ``bench/results/app_speed.json``.
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.demo import demo_workspace  # noqa: E402
 
-PAGES = ["home", "explore", "try_image", "compare", "zeroshot", "prototype_map"]
+PAGES = ["home", "explore", "try_image", "compare", "zeroshot", "prototype_map", "annotate", "search", "neighbours"]
 PER_IMAGE = ("visual", "text_vec", "phrase_ids", "phrase_scores", "bottleneck", "bottleneck_crossfit", "map_images")
 
 
@@ -62,6 +65,16 @@ def scale_workspace(src: Path, dest: Path, n: int, seed: int = 0) -> Path:
     save_file(arrays, str(dest / "arrays.safetensors"))
     preds = load_file(str(src / "predictions.safetensors"))
     save_file({k: np.ascontiguousarray(v[reps]) for k, v in preds.items()}, str(dest / "predictions.safetensors"))
+    for extra, keys in (
+        ("retrieval/database.safetensors", ("database",)),
+        ("tags/neighbours.safetensors", ("ids", "distances", "tag_vectors")),
+    ):
+        if (src / extra).is_file():  # semantic search and tag models, when fitted: tile their per-image arrays too
+            arrays = load_file(str(src / extra))
+            save_file({k: np.ascontiguousarray(v[reps]) if k in keys else v for k, v in arrays.items()}, str(dest / extra))
+    (dest / "labels.sqlite").unlink(missing_ok=True)  # a fresh label store (item names changed)
+    for side in ("labels.sqlite-wal", "labels.sqlite-shm"):
+        (dest / side).unlink(missing_ok=True)
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["dataset"]["n_items"] = n
     manifest["n_test"] = int(big["is_test"].sum())
