@@ -30,7 +30,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from core.tags.models import TagModelConfig
     from core.workspace import open_workspace
 
-    cfg = TagModelConfig(epochs=args.epochs, seed=args.seed)
+    cfg = TagModelConfig(epochs=args.epochs, seed=args.seed, pool=args.pool)
     ev = fit_tag_models(open_workspace(args.workspace), metric=args.neighbours, config=cfg, progress=TqdmProgress())
     _print(ev)
     return 0
@@ -55,6 +55,7 @@ def add_tags_parser(sub: argparse._SubParsersAction) -> None:
     q = tsub.add_parser("fit", help="fit visual-only, LTN and LTwin for (m, M) = (3,6), (6,12), (12,24)")
     q.add_argument("--workspace", required=True)
     q.add_argument("--neighbours", default="embedding", choices=["embedding", "jaccard"], help="tag distance")
+    q.add_argument("--pool", default="max", choices=["max", "lstm"], help="lstm: RTN and LTwin+RNN (ordered neighbours)")
     q.add_argument("--epochs", type=int, default=30)
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_fit)

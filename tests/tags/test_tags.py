@@ -106,3 +106,26 @@ def test_no_tags_is_a_clear_error(tmp_path, small_dataset, cache_dir):
     ws = quick_fit(data, tmp_path / "ws", cache_dir, epochs=2, max_epochs=5)
     with pytest.raises(ValueError, match="no tags"):
         fit_tag_models(ws)
+
+
+def test_lstm_pooling_trains_and_uses_neighbour_order():
+    """RTN / LTwin+RNN: an LSTM over the ordered neighbours; unlike max pooling it sees their order."""
+    import torch
+
+    from core.tags.models import TagModel, TagModelConfig, TagNet
+
+    rng = np.random.default_rng(0)
+    n, d = 120, 16
+    y = rng.integers(0, 3, n)
+    visual = (np.eye(3)[y] @ rng.standard_normal((3, d)) + 0.5 * rng.standard_normal((n, d))).astype(np.float32)
+    tags = np.eye(3, dtype=np.float32)[y]
+    hood = np.stack([rng.permutation(np.flatnonzero(y == y[i]))[:8] for i in range(n)])
+    cfg = TagModelConfig(kind="ltwin", m=4, big_m=8, pool="lstm", hidden=32, epochs=15, samples=3)
+    model = TagModel.fit(visual, tags, hood, np.arange(n), y, 3, False, cfg)
+    p = model.predict_proba(visual, tags, hood, np.arange(n))
+    assert p.shape == (n, 3) and (p.argmax(1) == y).mean() > 0.8
+    net = TagNet(d, 3, 3, cfg).eval()
+    z = torch.randn(2, 4, d)
+    tz = torch.randn(2, 4, 3)
+    x, tx = torch.randn(2, d), torch.randn(2, 3)
+    assert not torch.allclose(net(x, z, tx, tz), net(x, z.flip(1), tx, tz.flip(1)))
