@@ -75,7 +75,11 @@ def server(extended_workspace, cache_dir):
         pytest.fail("streamlit did not start:\n" + (proc.stdout.read() if proc.stdout else ""))
     yield url
     proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # a busy server: do not leave it running
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
