@@ -10,7 +10,9 @@ def test_auto_factory_thresholds():
     assert auto_factory(1000) == "Flat"
     assert auto_factory(EXACT_MAX) == "Flat"
     big = auto_factory(10_000_000)
-    assert big.startswith("IVF") and "PQ" in big and big.endswith("RFlat")
+    assert big == "IVF16384,PQ64x4fs,Refine(SQfp16)"
+    assert auto_factory(1_000_000, dim=48) == "IVF4096,PQ16x4fs,Refine(SQfp16)"  # codes must divide the dimension
+    assert auto_factory(1_000_000, dim=7) == "Flat"
 
 
 def test_exact_and_quantised_search_agree_on_clustered_data(tmp_path):
@@ -21,7 +23,7 @@ def test_exact_and_quantised_search_agree_on_clustered_data(tmp_path):
     exact = PhraseIndex.build(x)
     s, i = exact.search(q, 3)
     assert np.allclose(s[:, 0], (q @ x.T).max(1), atol=1e-5)
-    approx = PhraseIndex.build(x, "IVF256,PQ32x4fs,RFlat")
+    approx = PhraseIndex.build(x, "IVF256,PQ64x4fs,Refine(SQfp16)")  # the default family above 100k, small
     _, j = approx.search(q, 3)
     recall = np.mean([len(set(a) & set(b)) / 3 for a, b in zip(i, j)])
     assert recall >= 0.9
