@@ -33,11 +33,12 @@ state.setdefault("ann_pinned", None)  # an item brought back by undo
 
 c1, c2 = st.columns([2, 1])
 strategy = c1.selectbox("Review queue", list(STRATEGIES), format_func=STRATEGIES.get, key="ann_strategy")
-c2.metric("Reviewed in this workspace", f"{len(store.reviewed()):,} / {len(ws.items):,}")
+reviewed = store.reviewed()  # one read of the history per run
+c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}")
 
 current = current_labels(ws, store)
 with st.spinner("Building the queue (the first 'likely label errors' queue cross-validates the classifier once)…"):
-    exclude = set(store.reviewed()) | state["ann_skipped"]
+    exclude = set(reviewed) | state["ann_skipped"]
     queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, progress=StreamlitProgress())
 pinned = ex.row_of(state["ann_pinned"]) if state["ann_pinned"] else None
 if pinned is not None:  # the item an undo just reopened comes first
@@ -136,15 +137,21 @@ st.subheader("Export and retrain")
 e1, e2, e3 = st.columns(3)
 e1.download_button(
     "Corrected manifest (CSV)",
-    rows_text(manifest_rows(ws, store)),
+    lambda: rows_text(manifest_rows(ws, store)),  # built on click, not on every rerun
     file_name="manifest.corrected.csv",
     mime="text/csv",
     help="Every row with its current labels; save it in the dataset's folder (image paths are relative to it).",
     key="ann_dl_manifest",
 )
-e2.download_button("Correction log (CSV)", log_text(store), file_name="corrections.csv", mime="text/csv", key="ann_dl_log")
+e2.download_button(
+    "Correction log (CSV)", lambda: log_text(store), file_name="corrections.csv", mime="text/csv", key="ann_dl_log"
+)
 e3.download_button(
-    "Correction log (JSONL)", log_text(store, "jsonl"), file_name="corrections.jsonl", mime="application/json", key="ann_dl_jsonl"
+    "Correction log (JSONL)",
+    lambda: log_text(store, "jsonl"),
+    file_name="corrections.jsonl",
+    mime="application/json",
+    key="ann_dl_jsonl",
 )
 if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain"):
     try:

@@ -8,11 +8,15 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 
+def _app_on(workspace) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["workspace_path"] = str(workspace)
+    return at
+
+
 @pytest.fixture
 def app(fitted_workspace) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["workspace_path"] = str(fitted_workspace)
-    return at
+    return _app_on(fitted_workspace)
 
 
 def test_home_shows_dataset_and_metrics(app):
@@ -179,9 +183,7 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
 
 @pytest.fixture
 def ext_app(extended_workspace) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["workspace_path"] = str(extended_workspace)
-    return at
+    return _app_on(extended_workspace)
 
 
 def test_search_page_image_text_and_raw_side_by_side(ext_app):
