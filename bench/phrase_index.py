@@ -1,4 +1,4 @@
-"""Phrase index at scale: exact vs IVF-PQ (fast-scan) with re-ranking vs HNSW, 100k to 10M prototypes.
+"""Phrase index at scale: exact vs IVF with fp16 residuals vs IVF-PQ (fast-scan) with re-ranking vs HNSW, 100k to 10M prototypes.
 
 The paper's phrase space has tens of millions of phrases. Prototypes here are synthesised from
 real ones so that their geometry (64-d, L2-normalised, clustered) is that of a fitted
@@ -8,14 +8,17 @@ Gaussian noise ``e`` with ``s = --noise`` (0.1 by default: the synthetic points 
 from their nearest neighbour as real prototypes do; the script prints both). Queries are the
 real images' co-embeddings (the workspace's ``bottleneck``). Recall@3 is measured against
 exact search of the same queries; memory is the serialised index size; latency is the
-per-image time of a batched search (``--batch`` queries at a time) on all cores.
+per-image time of a batched search (``--batch`` queries at a time) on all cores. Approximate
+indexes are built by the product's own :meth:`PhraseIndex.build` (same training sample).
 
 Writes ``bench/results/phrase_index.json``: a list of rows with ``n``, ``index`` (faiss factory
 string), ``params`` (search-time settings), ``build_s``, ``memory_gib``, ``ms_per_query``,
 ``recall_at_3``.
 
-    python bench/phrase_index.py                      # 100k, 1M and 10M (about 30 min on 2 cores)
+    python bench/phrase_index.py                      # 100k, 1M and 10M (about 45 min on 2 cores)
     python bench/phrase_index.py --sizes 100000 1000000
+    python bench/phrase_index.py --markdown           # the recorded rows as docs/results.md's table
+    python bench/phrase_index.py --precision          # why fp16 re-ranking stops short at 10M (a few minutes)
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.demo import demo_workspace  # noqa: E402
 from core.phrases.generator import l2n  # noqa: E402
-from core.phrases.index import ivf_nlist  # noqa: E402
+from core.phrases.index import PhraseIndex, ivf_nlist  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 
 
@@ -79,17 +82,19 @@ def recall_at(ids: np.ndarray, truth: np.ndarray) -> float:
 def candidates(n: int) -> list[tuple[str, list[dict]]]:
     """Approximate index factories and the search settings tried at size ``n`` (exact search is always measured)."""
     nlist = ivf_nlist(n)
+    residual = (f"IVF{nlist},SQfp16", [{"nprobe": p} for p in (16, 32, 64, 128)])  # the automatic choice above 100k
     if n <= 100_000:
         ivf = [{"nprobe": p, "k_factor": kf} for p in (16, 32, 64) for kf in (16, 32)]
-        return [(f"IVF{nlist},PQ32x4fs,RFlat", ivf), (f"IVF{nlist},PQ32x4fs,Refine(SQfp16)", ivf), ("HNSW32", HNSW)]
-    # denser spaces: 16-byte codes rank the true neighbours too low (recall@3 0.6 at 1M); 32-byte
-    # codes and deeper re-ranking; fp16 re-ranking keeps 10M under 2 GiB
-    depths = (64, 128, 256) if n <= 1_000_000 else (256, 512, 1024, 2048)  # 10M: deeper re-ranking needed
-    ivf = [{"nprobe": p, "k_factor": kf} for p in (16, 32) for kf in depths]
-    out = [(f"IVF{nlist},PQ64x4fs,Refine(SQfp16)", ivf)]
-    if n <= 1_000_000:  # HNSW on 10M: ~5 GiB and hours of build on 2 cores (see the report)
-        out.append(("HNSW32", HNSW))
-    return out
+        return [residual, (f"IVF{nlist},PQ32x4fs,RFlat", ivf), (f"IVF{nlist},PQ32x4fs,Refine(SQfp16)", ivf), ("HNSW32", HNSW)]
+    # denser spaces: 16-byte codes rank the true neighbours too low (recall@3 0.6 at 1M), so 32-byte
+    # codes re-ranked deeper; fp16 re-ranking keeps 10M under 2 GiB but its rounding of whole vectors
+    # cannot order neighbours that close (see the report)
+    if n <= 1_000_000:
+        pq = [{"nprobe": p, "k_factor": kf} for p in (16, 32) for kf in (64, 128, 256)]
+        return [residual, (f"IVF{nlist},PQ64x4fs,Refine(SQfp16)", pq), ("HNSW32", HNSW)]
+    # 10M: HNSW would need ~5 GiB and hours of build on 2 cores (see the report)
+    pq = [{"nprobe": p, "k_factor": kf} for p in (32, 64) for kf in (512, 1024)]
+    return [residual, (f"IVF{nlist},PQ64x4fs,Refine(SQfp16)", pq)]
 
 
 HNSW = [{"efSearch": e} for e in (32, 64, 128, 256)]
@@ -106,6 +111,37 @@ def configure(index, factory: str, params: dict) -> None:
         faiss.downcast_index(index).hnsw.efSearch = params["efSearch"]
 
 
+def markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table (``docs/results.md``, B1)."""
+    lines = ["| n | index | search settings | build s | memory GiB | ms / image | recall@3 |"]
+    lines.append("|---:|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        params = ", ".join(f"{k} {v}" for k, v in r["params"].items()) or "—"
+        lines.append(
+            f"| {r['n']:,} | `{r['index']}` | {params} | {r['build_s']:.1f} | {r['memory_gib']:.3f} | "
+            f"{r['ms_per_query']:.3f} | {r['recall_at_3']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def precision(x: np.ndarray, queries: np.ndarray, depth: int = 100) -> dict:
+    """How close the 3rd and 4th true neighbours are, and the recall@3 any index that re-ranks with
+    fp16-rounded vectors can reach: the exact top-``depth`` re-scored with ``x`` rounded to fp16."""
+    import faiss
+
+    exact = faiss.IndexFlatIP(x.shape[1])
+    exact.add(x)
+    scores, ids = exact.search(queries, depth)
+    gap = scores[:, 2] - scores[:, 3]
+    rounded = np.einsum("qkd,qd->qk", x[ids].astype(np.float16).astype(np.float32), queries)
+    top = np.take_along_axis(ids, np.argsort(-rounded, axis=1)[:, :3], axis=1)
+    return {
+        "gap_3_4_median": float(np.median(gap)),
+        "gap_3_4_below_1e-4": float(np.mean(gap < 1e-4)),
+        "fp16_rerank_recall_at_3_ceiling": recall_at(top, ids[:, :3]),
+    }
+
+
 def main() -> None:
     import faiss
 
@@ -117,13 +153,24 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "phrase_index.json"))
+    ap.add_argument("--markdown", action="store_true", help="print the rows recorded in --out as a table and exit")
+    ap.add_argument("--precision", action="store_true", help="measure neighbour gaps and the fp16 re-ranking ceiling only")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return
 
     ws = open_workspace(args.workspace) if args.workspace else demo_workspace()
     gen = ws.generator
     real = l2n(gen.prototypes[gen.output_ids])
     queries = np.ascontiguousarray(ws.arrays["bottleneck"][: args.queries], dtype=np.float32)
     print(f"{len(real):,} real prototypes (median nearest-neighbour cosine {nn_cosine(real):.3f}); {len(queries)} real queries")
+    if args.precision:
+        found = {n: precision(synthesize(real, n, args.noise, args.seed), queries) for n in args.sizes}
+        for n, p in found.items():
+            print(f"n = {n:>10,}: " + "  ".join(f"{k} {v:.3g}" for k, v in p.items()))
+        Path(args.out).with_name("phrase_index_precision.json").write_text(json.dumps(found, indent=1))
+        return
     out_path = Path(args.out)
     kept = [r for r in json.loads(out_path.read_text()) if r["n"] not in args.sizes] if out_path.is_file() else []
     rows: list[dict] = []
@@ -142,12 +189,7 @@ def main() -> None:
         del exact
         for factory, settings in candidates(n):
             t = time.perf_counter()
-            index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-            if not index.is_trained:
-                rng = np.random.default_rng(args.seed)
-                sample = x[rng.choice(n, min(n, 256 * 1024), replace=False)]
-                index.train(sample)
-            index.add(x)
+            index = PhraseIndex.build(x, factory, seed=args.seed).index
             build = time.perf_counter() - t
             memory = faiss.serialize_index(index).nbytes / 2**30
             for params in settings:

@@ -1,18 +1,24 @@
 from __future__ import annotations
 
+import faiss
 import numpy as np
 
 from core.phrases.generator import l2n
-from core.phrases.index import EXACT_MAX, PhraseIndex, auto_factory
+from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size
 
 
 def test_auto_factory_thresholds():
     assert auto_factory(1000) == "Flat"
     assert auto_factory(EXACT_MAX) == "Flat"
-    big = auto_factory(10_000_000)
-    assert big == "IVF16384,PQ64x4fs,Refine(SQfp16)"
-    assert auto_factory(1_000_000, dim=48) == "IVF4096,PQ16x4fs,Refine(SQfp16)"  # codes must divide the dimension
-    assert auto_factory(1_000_000, dim=7) == "Flat"
+    assert auto_factory(EXACT_MAX + 1) == "IVF1024,SQfp16"
+    assert auto_factory(1_000_000) == "IVF4096,SQfp16"
+    assert auto_factory(10_000_000) == "IVF16384,SQfp16"
+
+
+def test_ivf_train_size_follows_faiss_minimum():
+    assert ivf_train_size(10_000_000, 16384) == 39 * 16384
+    assert ivf_train_size(1_000_000, 4096) == 256 * 1024
+    assert ivf_train_size(200_000, 1024) == 200_000
 
 
 def test_exact_and_quantised_search_agree_on_clustered_data(tmp_path):
@@ -23,13 +29,15 @@ def test_exact_and_quantised_search_agree_on_clustered_data(tmp_path):
     exact = PhraseIndex.build(x)
     s, i = exact.search(q, 3)
     assert np.allclose(s[:, 0], (q @ x.T).max(1), atol=1e-5)
-    approx = PhraseIndex.build(x, "IVF256,PQ64x4fs,Refine(SQfp16)")  # the default family above 100k, small
-    _, j = approx.search(q, 3)
-    recall = np.mean([len(set(a) & set(b)) / 3 for a, b in zip(i, j)])
-    assert recall >= 0.9
-    approx.save(tmp_path / "ix.faiss")
-    again = PhraseIndex.load(tmp_path / "ix.faiss", approx.factory)
-    assert (again.search(q, 3)[1] == j).all()
+    for factory in ("IVF256,SQfp16", "IVF256,PQ64x4fs,Refine(SQfp16)"):  # the default above 100k, and a user's
+        approx = PhraseIndex.build(x, factory)
+        _, j = approx.search(q, 3)
+        recall = np.mean([len(set(a) & set(b)) / 3 for a, b in zip(i, j)])
+        assert recall >= 0.9, factory
+        approx.save(tmp_path / "ix.faiss")
+        again = PhraseIndex.load(tmp_path / "ix.faiss", approx.factory)
+        assert faiss.extract_index_ivf(again.index).nprobe == NPROBE
+        assert (again.search(q, 3)[1] == j).all()
 
 
 def test_k_larger_than_index():
