@@ -1,11 +1,11 @@
 """Nearest-prototype search with faiss (paper Eq. 3: top-k phrases = top-k prototypes).
 
 Prototypes are L2-normalised, so inner product = cosine similarity. Up to 100k prototypes exact
-search is under 1 ms per image on 2 CPU cores. Above, an inverted-file index over about
+search takes about 1 ms per image on 2 CPU cores. Above, an inverted-file index over about
 4 * sqrt(n) lists that stores each prototype's residual from its list centre in half precision
-(``IVF{nlist},SQfp16``): recall@3 0.98 at 10M prototypes in 0.4 ms per image and 1.3 GiB
+(``IVF{nlist},SQfp16``): recall@3 0.978 at 10M prototypes in 0.3 ms per image and 1.3 GiB
 (``bench/phrase_index.py``, ``docs/results.md``). Product-quantised codes re-ranked with fp16
-vectors were tried and stop near 0.93 at 10M: neighbours that dense differ by less than fp16
+vectors were tried and stop near 0.94 at 10M: neighbours that dense differ by less than fp16
 rounding of the whole vector, while the residual is small enough for fp16 to keep them apart.
 :func:`auto_factory` picks one; any faiss factory string overrides it.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: Up to this many prototypes, exact search is fast enough (0.9 ms per image at 100k on 2 CPU cores).
+#: Up to this many prototypes, exact search is fast enough (0.9-1.3 ms per image at 100k on 2 CPU cores).
 EXACT_MAX = 100_000
 #: Lists probed per query by IVF indexes (recall@3 0.98 at 10M in the benchmark); re-ranking depth
 #: of factories with a refinement stage (``Refine(...)``, ``RFlat``), which only user factories have.
