@@ -5,8 +5,8 @@ search takes about 1 ms per image on 2 CPU cores. Above, an inverted-file index 
 4 * sqrt(n) lists that stores each prototype's residual from its list centre in half precision
 (``IVF{nlist},SQfp16``): recall@3 0.978 at 10M prototypes in 0.3 ms per image and 1.3 GiB
 (``bench/phrase_index.py``, ``docs/results.md``). Product-quantised codes re-ranked with fp16
-vectors were tried and stop near 0.94 at 10M: neighbours that dense differ by less than fp16
-rounding of the whole vector, while the residual is small enough for fp16 to keep them apart.
+vectors were tried and stop near 0.94 at 10M: neighbours that dense differ by about the error fp16
+rounding of a whole vector adds to a score, while a residual's rounding error is a fraction of it.
 :func:`auto_factory` picks one; any faiss factory string overrides it.
 """
 
