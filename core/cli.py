@@ -74,7 +74,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from core.pipeline import fit
     from core.workspace import open_workspace
 
-    path = fit(args.data, args.workspace, _fit_config(args))
+    data = args.data
+    if args.format != "auto":
+        from core.data import load_dataset
+
+        data = load_dataset(args.data, seed=args.seed, format=args.format)
+    path = fit(data, args.workspace, _fit_config(args))
     ws = open_workspace(path)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
@@ -217,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
     p.add_argument("--workspace", required=True, help="output folder")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "manifest", "folder", "fiftyone", "imagefolder", "parquet", "coco", "labelstudio"],
+        help="dataset format (default: sniffed; see core.formats.FORMATS)",
+    )
     _add_fit_options(p)
     p.set_defaults(func=cmd_fit)
 
@@ -274,10 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backbones)
 
     from core.labels.cli import add_labels_parser
+    from core.predictions_cli import add_predictions_parser
     from core.retrieval.cli import add_retrieval_parser
     from core.tags.cli import add_tags_parser
 
     add_labels_parser(sub)
+    add_predictions_parser(sub)
     add_retrieval_parser(sub)
     add_tags_parser(sub)
     return parser

@@ -381,6 +381,7 @@ def fit(
         "config": asdict(cfg),
         "dataset": {
             "source": ds.source,
+            "root": str(ds.root),
             "fingerprint": ds.fingerprint(),
             "multilabel": ds.multilabel,
             "n_items": len(items),

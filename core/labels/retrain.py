@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from safetensors.numpy import save_file
 
-from core.labels.queue import OOF_FILE
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
 from core.metrics import evaluate
@@ -112,7 +111,6 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
     out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test)
     out_items.to_parquet(ws.path / "items.parquet.partial", index=False)
     (ws.path / "items.parquet.partial").replace(ws.path / "items.parquet")
-    (ws.path / OOF_FILE).unlink(missing_ok=True)
     manifest = dict(ws.manifest)
     report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))

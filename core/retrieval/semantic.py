@@ -21,6 +21,7 @@ from core.progress import ProgressFn, silent
 from core.retrieval.evaluate import auc, ranking_curves
 from core.retrieval.model import RetrievalConfig, SemanticEmbedding
 from core.retrieval.tfidf import TfIdf, image_texts
+from core.vector_index import VectorIndex
 from core.workspace import Workspace
 
 FOLDER = "retrieval"
@@ -75,26 +76,20 @@ class SemanticSearch:
         exclude: int | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` workspace images nearest the query (rows, cosine), ``exclude`` left out."""
-        scores = self.database @ self.query(features=features, text=text, text_weight=text_weight)
-        return _top(scores, k, exclude)
+        query = self.query(features=features, text=text, text_weight=text_weight)
+        return self._database_index.top(query, k, exclude) if k > 0 else []
 
     @cached_property
-    def _raw(self) -> np.ndarray:
-        return l2n(self.ws.arrays["visual"])
+    def _database_index(self) -> VectorIndex:
+        return VectorIndex.build(self.database)
+
+    @cached_property
+    def _raw_index(self) -> VectorIndex:
+        return VectorIndex.build(l2n(self.ws.arrays["visual"]))
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
         """The raw backbone features' ranking (the visual baseline), for comparison."""
-        return _top(self._raw @ l2n(np.atleast_2d(features))[0], k, exclude)
-
-
-def _top(scores: np.ndarray, k: int, exclude: int | None) -> list[tuple[int, float]]:
-    if exclude is not None:
-        scores = scores.copy()
-        scores[exclude] = -np.inf
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-    top = top[np.argsort(-scores[top])]
-    return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        return self._raw_index.top(l2n(np.atleast_2d(features))[0], k, exclude) if k > 0 else []
 
 
 def _texts(ws: Workspace) -> list[str]:
