@@ -13,9 +13,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from core.phrases.generator import l2n
+from core.config import MODELS
 from core.phrases.vocab import normalize
-from core.pipeline import MODELS
+from core.vectors import l2n, top_k
 from core.workspace import Prediction, Workspace
 
 CHANGES = ("any", "fixed", "broke", "both right", "both wrong")
@@ -116,7 +116,7 @@ class Explorer:
 
     def phrase_match(self, query: str, k: int = 10) -> np.ndarray:
         """Mask of images with a phrase containing ``query`` among their top ``k`` generated phrases."""
-        ids = self.ws.arrays["phrase_ids"][:, :k]
+        ids = self.ws.phrase_ids[:, :k]
         return np.isin(ids, self.matching_phrase_ids(query)).any(1)
 
     # --- one image ------------------------------------------------------------------------
@@ -129,19 +129,13 @@ class Explorer:
 
     @cached_property
     def _visual(self) -> np.ndarray:
-        return l2n(self.ws.arrays["visual"])
+        return l2n(self.ws.visual)
 
     def neighbours(self, query: int | np.ndarray, k: int = 8) -> list[tuple[int, float]]:
         """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;
         the row itself is left out."""
         vec = self._visual[query] if isinstance(query, (int, np.integer)) else l2n(np.atleast_2d(query))[0]
-        sims = self._visual @ vec
-        if isinstance(query, (int, np.integer)):
-            sims[query] = -np.inf
-        k = min(k, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        top = top[np.argsort(-sims[top])]
-        return [(int(i), float(sims[i])) for i in top if np.isfinite(sims[i])]
+        return top_k(self._visual @ vec, k, exclude=int(query) if isinstance(query, (int, np.integer)) else None)
 
     def row_of(self, item: str) -> int | None:
         """Row of an item id (the image path as written in the manifest), or ``None``."""

@@ -20,9 +20,9 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.classifiers import Classifier
-from core.phrases.generator import l2n
-from core.pipeline import label_targets
+from core.forward import model_inputs
 from core.progress import ProgressFn, silent
+from core.training import label_targets
 from core.workspace import Workspace
 
 STRATEGIES = {
@@ -64,7 +64,7 @@ def out_of_fold_proba(ws: Workspace, *, n_folds: int = 5, progress: ProgressFn =
             return cached["proba"]
     proba = ws.predictions["multimodal"].copy()
     train = np.flatnonzero(ws.items["labelled"].to_numpy())
-    x = np.concatenate([l2n(ws.arrays["visual"]), ws.arrays["text_vec"]], axis=1)
+    x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
     y = label_targets(list(ws.items["labels"]), ws.labels, ws.multilabel)
     rng = np.random.default_rng(ws.config.seed)
     folds = _folds(y[train], n_folds, rng, ws.multilabel)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from core.phrases.generator import l2n
+from core.vectors import l2n
 
 METRICS = ("embedding", "jaccard")
 
