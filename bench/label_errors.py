@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from core.labels.issues import rank_label_issues  # noqa: E402
 from core.labels.oof import out_of_fold  # noqa: E402
 from core.labels.queue import review_queue  # noqa: E402
-from core.phrases.generator import l2n  # noqa: E402
-from core.pipeline import label_targets  # noqa: E402
+from core.vectors import l2n  # noqa: E402
+from core.training import label_targets  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 
 KS = (100, 200)
@@ -130,7 +130,7 @@ def main() -> None:
                 prev = previous_ranking(out_of_fold(ws, source, current=current), y)
                 rows.append({"source": "product (previous ranking)", **precision(prev, planted)})
         t = time.perf_counter()
-        ref, n_ref = reference_ranking(l2n(ws.arrays["visual"]), y, args.seed)
+        ref, n_ref = reference_ranking(l2n(ws.visual), y, args.seed)
         ref_s = round(time.perf_counter() - t, 2)
         rows.append({"source": "cleanlab+sklearn LR", **precision(ref, planted), "flagged": n_ref, "first_queue_s": ref_s})
         n_items, n_planted = len(ws.items), len(planted)

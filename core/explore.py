@@ -13,10 +13,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from core.phrases.generator import l2n
+from core.config import MODELS
 from core.phrases.vocab import normalize
-from core.pipeline import MODELS
 from core.vector_index import VectorIndex
+from core.vectors import l2n
 from core.workspace import Prediction, Workspace
 
 CHANGES = ("any", "fixed", "broke", "both right", "both wrong")
@@ -121,7 +121,7 @@ class Explorer:
 
     def phrase_match(self, query: str, k: int = 10) -> np.ndarray:
         """Mask of images with a phrase containing ``query`` among their top ``k`` generated phrases."""
-        ids = self.ws.arrays["phrase_ids"][:, :k]
+        ids = self.ws.phrase_ids[:, :k]
         return np.isin(ids, self.matching_phrase_ids(query)).any(1)
 
     # --- one image ------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class Explorer:
 
     @cached_property
     def _visual(self) -> np.ndarray:
-        return l2n(self.ws.arrays["visual"])
+        return l2n(self.ws.visual)
 
     def neighbours(self, query: int | np.ndarray, k: int = 8) -> list[tuple[int, float]]:
         """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;

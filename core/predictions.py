@@ -202,7 +202,7 @@ def attached_predictions(ws: Workspace) -> dict[str, np.ndarray]:
 def attached_metrics(ws: Workspace) -> dict[str, dict[str, float]]:
     """Test-split metrics of every attached model, as :attr:`Workspace.metrics` holds the product's."""
     from core.metrics import evaluate
-    from core.pipeline import label_targets
+    from core.training import label_targets
 
     test = ws.items["is_test"].to_numpy()
     y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, ws.multilabel)[test]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.explore import Explorer
-from core.phrases.generator import l2n
+from core.vectors import l2n
 from core.phrases.index import PhraseIndex
 from core.tags.neighbours import nearest
 from core.vector_index import VectorIndex, auto_factory
@@ -42,13 +42,13 @@ def test_top_matches_brute_force_at_demo_size():
 def test_explorer_neighbours_match_brute_force(fitted_workspace):
     ws = open_workspace(fitted_workspace)
     ex = Explorer(ws)
-    x = l2n(ws.arrays["visual"])
+    x = l2n(ws.visual)
     for row in range(0, len(x), 7):
         ids, scores = _brute(x, x[row], 8, exclude=row)
         got = ex.neighbours(row, k=8)
         np.testing.assert_allclose([s for _, s in got], scores, atol=1e-5)
         assert {i for i, _ in got} == set(ids) or np.unique(np.round(scores, 5)).size < len(scores)  # ties may swap
-    new = ex.neighbours(ws.arrays["visual"][3] * 2.0, k=3)  # a new image's features: itself comes first
+    new = ex.neighbours(ws.visual[3] * 2.0, k=3)  # a new image's features: itself comes first
     assert new[0][0] == 3 and new[0][1] == pytest.approx(1.0, abs=1e-5)
 
 

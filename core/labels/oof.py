@@ -27,9 +27,10 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.classifiers import Classifier
-from core.phrases.generator import l2n
-from core.pipeline import label_targets
+from core.forward import model_inputs
 from core.progress import ProgressFn, silent
+from core.training import has_target, label_targets
+from core.vectors import l2n
 from core.workspace import Workspace
 
 OOF_DIR = "oof"
@@ -121,16 +122,12 @@ def folds(y: np.ndarray, n_folds: int, rng: np.random.Generator, multilabel: boo
     return out
 
 
-def _known(y: np.ndarray, multilabel: bool) -> np.ndarray:
-    return y.sum(1) > 0 if multilabel else y >= 0
-
-
 def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
     """The multimodal classifier's configuration, cross-validated on the training rows."""
     proba = ws.predictions["multimodal"].copy()
     y = label_targets(current, ws.labels, ws.multilabel)
-    train = np.flatnonzero(ws.items["labelled"].to_numpy() & _known(y, ws.multilabel))
-    x = np.concatenate([l2n(ws.arrays["visual"]), ws.arrays["text_vec"]], axis=1)
+    train = np.flatnonzero(ws.items["labelled"].to_numpy() & has_target(y, ws.multilabel))
+    x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
     fold = folds(y[train], n_folds, np.random.default_rng(ws.config.seed), ws.multilabel)
     for f in range(n_folds):
         progress("out-of-fold predictions", f, n_folds)
@@ -156,7 +153,7 @@ def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *
     """
     from sklearn.linear_model import LogisticRegression
 
-    known = np.flatnonzero(_known(y, multilabel))
+    known = np.flatnonzero(has_target(y, multilabel))
     proba = np.zeros((len(x), n_classes), dtype=np.float64)
     xs = (x - x[known].mean(0)) / (x[known].std(0) + 1e-6)
     fold = folds(y[known], n_folds, np.random.default_rng(seed), multilabel)
@@ -181,8 +178,8 @@ def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *
 def _linear_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
     progress("linear out-of-fold predictions", 0, 1)
     y = label_targets(current, ws.labels, ws.multilabel)
-    proba = linear_oof(l2n(ws.arrays["visual"]), y, len(ws.labels), ws.multilabel, n_folds=n_folds, seed=ws.config.seed)
-    unknown = ~_known(y, ws.multilabel)
+    proba = linear_oof(l2n(ws.visual), y, len(ws.labels), ws.multilabel, n_folds=n_folds, seed=ws.config.seed)
+    unknown = ~has_target(y, ws.multilabel)
     proba[unknown] = ws.predictions["baseline"][unknown]  # no label to cross-validate: the visual model's view
     progress("linear out-of-fold predictions", 1, 1)
     return proba

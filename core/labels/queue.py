@@ -24,9 +24,9 @@ import numpy as np
 
 from core.labels.issues import datalab_issues, rank_label_issues
 from core.labels.oof import out_of_fold
-from core.phrases.generator import l2n
-from core.pipeline import label_targets
 from core.progress import ProgressFn, silent
+from core.training import label_targets
+from core.vectors import l2n
 from core.workspace import Workspace
 
 STRATEGIES = {
@@ -148,7 +148,7 @@ def _label_errors(ws: Workspace, current: list[list[str]], source: str, progress
 def _datalab(ws: Workspace, strategy: str) -> _Queue:
     """cleanlab Datalab's near-duplicate or outlier check on the visual features."""
     check = "near_duplicate" if strategy == "near_duplicates" else "outlier"
-    order, score, sets = datalab_issues(l2n(ws.arrays["visual"]), check)
+    order, score, sets = datalab_issues(l2n(ws.visual), check)
     items = ws.items["item"].astype(str).to_numpy()
     if check == "outlier":
         return order, score, ws.predictions["multimodal"], lambda r: "outlier score {score:.2f}"

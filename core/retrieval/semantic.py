@@ -16,12 +16,12 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.features import default_cache_dir
-from core.phrases.generator import l2n
 from core.progress import ProgressFn, silent
 from core.retrieval.evaluate import auc, ranking_curves
 from core.retrieval.model import RetrievalConfig, SemanticEmbedding
 from core.retrieval.tfidf import TfIdf, image_texts
 from core.vector_index import VectorIndex
+from core.vectors import l2n
 from core.workspace import Workspace
 
 FOLDER = "retrieval"
@@ -85,7 +85,7 @@ class SemanticSearch:
 
     @cached_property
     def _raw_index(self) -> VectorIndex:
-        return VectorIndex.build(l2n(self.ws.arrays["visual"]))
+        return VectorIndex.build(l2n(self.ws.visual))
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
         """The raw backbone features' ranking (the visual baseline), for comparison."""
@@ -128,10 +128,10 @@ def fit_retrieval(
     if text_encoder == "tfidf":
         text_in = train_rows.toarray()
     else:
-        from core.pipeline import embed_texts
+        from core.text import embed_texts
 
         text_in = embed_texts([texts[i] for i in train], ws.text_encoder, default_cache_dir(), progress)
-    visual = ws.arrays["visual"]
+    visual = ws.visual
     v = SemanticEmbedding.fit(
         visual[train], text_in, train_rows, replace(cfg, joint=False), progress=lambda s, d, n: progress(f"{s} (V)", d, n)
     )
@@ -168,7 +168,7 @@ def evaluate_retrieval(search: SemanticSearch, *, r_max: int = 100, seed: int = 
     gt_rows = TfIdf.fit(texts, min_df=1, max_df=1.0).transform([texts[i] for i in test])
     truth = (gt_rows @ gt_rows.T).toarray().astype(np.float64)
     np.fill_diagonal(truth, np.nan)
-    visual = ws.arrays["visual"][test]
+    visual = ws.visual[test]
     raw = l2n(visual)
     ev, evt = search.v.embed_visual(visual), search.vt.embed_visual(visual)
     query_vt = l2n(evt + search.vt.embed_text(search.text_vectors([texts[i] for i in test])))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from core.phrases.generator import l2n
 from core.vector_index import VectorIndex
+from core.vectors import l2n
 
 METRICS = ("embedding", "jaccard")
 

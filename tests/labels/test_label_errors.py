@@ -12,7 +12,7 @@ from core.labels.oof import OOF_DIR, out_of_fold
 from core.labels.queue import review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, open_label_store
-from core.pipeline import label_targets
+from core.training import label_targets
 from core.workspace import open_workspace
 
 
@@ -97,7 +97,7 @@ def test_rank_label_issues_finds_obvious_flips():
 
 def test_datalab_queues(ws_copy):
     ws = ws_copy
-    feats = ws.arrays["visual"].copy()
+    feats = ws.visual.copy()
     feats[1] = feats[0] * 1.0001  # a planted near-duplicate
     order, _, sets = datalab_issues(feats, "near_duplicate")
     assert {0, 1} <= set(order) and 1 in sets[0]
