@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from core.labels.issues import rank_label_issues  # noqa: E402
 from core.labels.oof import out_of_fold  # noqa: E402
 from core.labels.queue import review_queue  # noqa: E402
-from core.vectors import l2n  # noqa: E402
 from core.training import label_targets  # noqa: E402
+from core.vectors import l2n  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 
 KS = (100, 200)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from core.explore import Explorer
-from core.vectors import l2n
 from core.phrases.index import PhraseIndex
 from core.tags.neighbours import nearest
 from core.vector_index import VectorIndex, auto_factory
+from core.vectors import l2n
 from core.workspace import open_workspace
 
 DEMO_ROWS, DIM = 2536, 1280  # the demo's size and EfficientNet-Lite0's feature width
