@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--workspace", default=None, help="a fitted workspace (default: the demo's, fitted if needed)")
     ap.add_argument("--fraction", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sources", default="linear,product", help="comma-separated out-of-fold sources to measure")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "label_errors.json"))
     args = ap.parse_args()
     if args.workspace is None:
@@ -108,7 +109,7 @@ def main() -> None:
         current, planted_rows = plant(ws, args.fraction, args.seed)
         planted = set(planted_rows.tolist())
         y = label_targets(current, ws.labels, ws.multilabel)
-        for source in ("linear", "product"):
+        for source in args.sources.split(","):
             t = time.perf_counter()
             queue = review_queue(ws, "label_errors", current=current, source=source, limit=200)
             first_s = time.perf_counter() - t
