@@ -9,8 +9,9 @@ from core.labels.export import log_text, manifest_rows, rows_text
 from core.labels.queue import STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
-from core.labels.store import ConflictError, LabelStoreError
+from core.labels.store import ConflictError, LabelStoreError, redact_url
 from pages.common import MODEL_NAMES, StreamlitProgress, explorer_for, label_store, page_workspace
+from pages.safe_text import md, md_join
 
 ws = page_workspace()
 ex = explorer_for(ws)
@@ -22,9 +23,11 @@ with st.sidebar:
 try:
     store = label_store(ws)
 except LabelStoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
-st.caption(f"Corrections are stored in `{label_db_url(ws)}`; every change is a row, so nothing is lost and undo is free.")
+st.caption(
+    f"Corrections are stored in {md(redact_url(label_db_url(ws)))}; every change is a row, so nothing is lost and undo is free."
+)
 
 state = st.session_state
 state.setdefault("ann_skipped", set())
@@ -52,21 +55,21 @@ else:
     q = queue[0]
     row = q.row
     labels_now = current[row]
-    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{q.reason}_")
+    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{md(q.reason)}_")
     left, right = st.columns([1, 2], gap="large")
     with left:
         st.image(ws.items.at[row, "path"], width="stretch")
-        st.caption(q.item)
+        st.caption(md(q.item))
     with right:
-        st.markdown("Current label: " + (", ".join(f"`{lab}`" for lab in labels_now) or "_none_"))
+        st.markdown("Current label: " + md_join(labels_now, empty="_none_"))
         pred = ex.prediction(row)
         st.markdown(
             "  \n".join(
-                f"{MODEL_NAMES[m]}: " + ", ".join(f"{n} ({p:.2f})" for n, p in getattr(pred, m)[:3])
+                f"{MODEL_NAMES[m]}: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in getattr(pred, m)[:3])
                 for m in ("baseline", "multimodal")
             )
         )
-        st.markdown("Phrases: _" + ", ".join(p for p, _ in pred.phrases[:5]) + "_")
+        st.markdown("Phrases: _" + md_join((p for p, _ in pred.phrases[:5]), empty="") + "_")
         note = st.text_input("Note (optional)", key=f"ann_note_{row}")
 
         def record(action, **kwargs) -> None:
@@ -76,17 +79,17 @@ else:
             try:
                 change = action(user=user, strategy=strategy, note=note, **kwargs)
             except ConflictError as exc:
-                st.warning(str(exc))
+                st.warning(md(exc))
                 return
             except (ValueError, LabelStoreError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
                 return
             state["ann_done"].append(change.id)
             state["ann_pinned"] = None
             st.rerun()
 
         b1, b2, b3 = st.columns(3)
-        if b1.button(f"Accept: {', '.join(q.suggestion)}", key="ann_accept", shortcut="A", type="primary", width="stretch"):
+        if b1.button(f"Accept: {md_join(q.suggestion)}", key="ann_accept", shortcut="A", type="primary", width="stretch"):
             record(store.set_labels, item=q.item, labels=q.suggestion, expected=labels_now)
         if b2.button("Keep current label", key="ann_keep", shortcut="K", width="stretch", disabled=not labels_now):
             record(store.set_labels, item=q.item, labels=labels_now, expected=labels_now)
@@ -117,8 +120,10 @@ else:
                 change = store.undo(last, user=user or "unknown")
                 state["ann_pinned"] = change.item
                 st.rerun()
+            except ConflictError as exc:  # someone changed the item since: their change stays
+                st.warning(md(exc))
             except (ValueError, LabelStoreError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
         st.caption("Shortcuts: A accept · K keep · N not sure · S set · J skip · U undo")
 
 st.subheader("Recent changes")
@@ -161,7 +166,7 @@ if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain
         state["ann_report"] = report.to_dict()
         st.rerun()
     except (ValueError, LabelStoreError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 if state.get("ann_report"):
     rep = state["ann_report"]
     st.markdown(f"**Last retrain**: {rep['n_labelled']:,} labelled training images, {rep['n_corrected']} corrected.")

@@ -13,6 +13,7 @@ import streamlit as st
 from core.demo import demo_workspace, demo_workspace_path
 from core.explore import Explorer, probability_table
 from core.workspace import Prediction, Workspace, is_workspace, open_workspace
+from pages.safe_text import md, md_join
 
 MODEL_NAMES = {"baseline": "Baseline (visual)", "multimodal": "Multimodal", "text_only": "Text only", "zeroshot": "Zero-shot"}
 
@@ -115,7 +116,7 @@ def current_workspace() -> Workspace | None:
         path = Path(choice)
         if is_workspace(path):
             return _open(path)
-        st.error(f"Not a fitted workspace: {path}")
+        st.error(f"Not a fitted workspace: {md(path)}")
         return None
     path = demo_workspace_path()
     if not is_workspace(path):
@@ -159,8 +160,9 @@ def workspace_sidebar() -> None:
 
 def _verdict(pred_label: str, truth: list[str] | None) -> str:
     if not truth:
-        return pred_label
-    return f":green[✓ {pred_label}]" if pred_label in truth else f":red[✗ {pred_label}]"
+        return md(pred_label)
+    shown = md(pred_label)
+    return f":green[✓ {shown}]" if pred_label in truth else f":red[✗ {shown}]"
 
 
 def render_detail(
@@ -181,9 +183,9 @@ def render_detail(
     with top:
         st.image(image, width="stretch")
     with info:
-        st.markdown(f"**{pred.image}**")
+        st.markdown(f"**{md(pred.image)}**")
         if truth is not None:
-            st.markdown("True label: " + (", ".join(f"`{t}`" for t in truth) or "_none_"))
+            st.markdown("True label: " + md_join(truth, empty="_none_"))
         st.markdown(
             "  \n".join(
                 f"{MODEL_NAMES[m]}: {_verdict(getattr(pred, m)[0][0], truth)} ({getattr(pred, m)[0][1]:.2f})"
@@ -213,7 +215,7 @@ def render_detail(
     )
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), legend_title=None)
     st.plotly_chart(fig, width="stretch", key=f"{key}_bars")
-    st.markdown("**Zero-shot** top labels: " + ", ".join(f"{n} ({p:.2f})" for n, p in pred.zeroshot[:3]))
+    st.markdown("**Zero-shot** top labels: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in pred.zeroshot[:3]))
     if neighbours:
         st.markdown("**Nearest images** (visual cosine)")
         cols = st.columns(4)
@@ -221,7 +223,7 @@ def render_detail(
         for n, (row, sim) in enumerate(neighbours[:8]):
             with cols[n % 4]:
                 st.image(items.at[row, "path"], width="stretch")
-                labs = ", ".join(items.at[row, "labels"]) or "—"
+                labs = md_join(items.at[row, "labels"])
                 if st.button(f"{labs} · {sim:.2f}", key=f"{key}_nb_{row}", width="stretch"):
                     open_item(str(items.at[row, "item"]))
 

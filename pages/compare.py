@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
 from pages.common import MODEL_NAMES, explorer_for, open_item, page_workspace
+from pages.safe_text import md, md_join
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
 
@@ -112,10 +113,10 @@ grid = st.columns(6)
 for n, row in enumerate(rows[:24]):
     with grid[n % 6]:
         st.image(ws.items.at[row, "path"], width="stretch")
-        phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+        phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
         st.caption(
-            f"**{', '.join(ws.items.at[row, 'labels'])}**  \nbaseline: {labels[ex.top['baseline'][row]]}  \n"
-            f"multimodal: {labels[ex.top['multimodal'][row]]}  \n_{phrases}_"
+            f"**{md_join(ws.items.at[row, 'labels'])}**  \nbaseline: {md(labels[ex.top['baseline'][row]])}  \n"
+            f"multimodal: {md(labels[ex.top['multimodal'][row]])}  \n_{phrases}_"
         )
         if st.button("Details", key=f"cmp_open_{row}", width="stretch"):
             open_item(str(ws.items.at[row, "item"]))

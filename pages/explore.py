@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.explore import CHANGES, GalleryFilter
 from pages.common import MODEL_NAMES, explorer_for, page_workspace, render_detail
+from pages.safe_text import md, md_join
 
 PER_PAGE = 24
 CHANGE_NAMES = {
@@ -67,8 +68,8 @@ with gallery:
             st.image(items.at[row, "path"], width="stretch")
             pm = labels[ex.top[model][row]]
             mark = "✓" if ex.correct[model][row] else ("✗" if ex.has_truth[row] else "·")
-            truth = ", ".join(items.at[row, "labels"]) or "—"
-            if st.button(f"{mark} {pm}", key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
+            truth = md_join(items.at[row, "labels"])
+            if st.button(f"{mark} {md(pm)}", key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
                 st.query_params["item"] = str(items.at[row, "item"])
                 st.rerun()
             st.caption(truth)
@@ -76,7 +77,7 @@ with gallery:
 with detail:
     if selected is None:
         if st.query_params.get("item"):
-            st.warning(f"No image {st.query_params['item']!r} in this workspace.")
+            st.warning(f"No image {md(repr(st.query_params['item']))} in this workspace.")
         st.info("Click an image to see its phrases, both models' probabilities and its nearest neighbours.")
     else:
         with st.container(border=True):

@@ -10,6 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages.common import MODEL_NAMES, StreamlitProgress, current_workspace, workspace_sidebar
+from pages.safe_text import md, md_join
 
 
 def _mark(ok: bool) -> str:
@@ -36,7 +37,9 @@ c1.metric("Images", f"{len(items):,}")
 c2.metric("Labels", len(ws.labels))
 c3.metric("Labelled for training", f"{m['n_labelled']:,}")
 c4.metric("Phrases in the output space", f"{m['n_phrases']:,}")
-st.caption(f"Workspace `{ws.path}` · dataset `{Path(m['dataset']['source']).name}` · backbone `{m['config']['backbone']}`")
+st.caption(
+    f"Workspace {md(ws.path)} · dataset {md(Path(m['dataset']['source']).name)} · backbone {md(m['config']['backbone'])}"
+)
 
 st.subheader(f"Test-split metrics ({n_test} images)")
 metrics = pd.DataFrame(ws.metrics).T.rename(index=MODEL_NAMES)
@@ -85,9 +88,10 @@ with right:
             st.image(items.at[row, "path"], width="stretch")
             pb = labels[pred["baseline"][row].argmax()]
             pm = labels[pred["multimodal"][row].argmax()]
-            phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+            phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
             st.caption(
-                f"**{truth[row]}**  \nbaseline: {_mark(b_ok[row])} {pb}  \nmultimodal: {_mark(m_ok[row])} {pm}  \n_{phrases}_"
+                f"**{md(truth[row])}**  \nbaseline: {_mark(b_ok[row])} {md(pb)}  \n"
+                f"multimodal: {_mark(m_ok[row])} {md(pm)}  \n_{phrases}_"
             )
 
 with st.sidebar.expander("Fit a new workspace"):
@@ -100,8 +104,8 @@ with st.sidebar.expander("Fit a new workspace"):
         try:
             with st.status("Fitting…", expanded=True) as status:
                 path = fit(data, out, FitConfig(label_fraction=frac), progress=StreamlitProgress())
-                status.update(label=f"Fitted {path}", state="complete")
+                status.update(label=f"Fitted {md(path)}", state="complete")
             st.session_state["workspace_path"] = str(path)
             st.rerun()
         except (FileNotFoundError, ValueError) as exc:
-            st.error(str(exc))
+            st.error(md(exc))

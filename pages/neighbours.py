@@ -13,6 +13,7 @@ from pages.common import (
     page_workspace,
     tag_models_for,
 )
+from pages.safe_text import md, md_join
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
 
@@ -50,15 +51,15 @@ tn = tag_models_for(ws, tuple(setting))
 left, right = st.columns([1, 2], gap="large")
 with left:
     st.image(ws.items.at[row, "path"], width="stretch")
-    st.markdown("True label: " + (", ".join(f"`{lab}`" for lab in ex.true_labels(row)) or "_none_"))
-    st.markdown("Tags: " + (", ".join(ws.items.at[row, "tags"]) or "_none_"))
+    st.markdown("True label: " + md_join(ex.true_labels(row), empty="_none_"))
+    st.markdown("Tags: " + md_join(ws.items.at[row, "tags"], empty="_none_"))
 with right:
     preds = tn.predict(row)
     cols = st.columns(3)
     truth = set(ex.true_labels(row))
     for col, (kind, ranked) in zip(cols, preds.items(), strict=True):
         col.markdown(f"**{KIND_NAMES[kind]}**")
-        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {lab} ({p:.2f})" for lab, p in ranked))
+        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {md(lab)} ({p:.2f})" for lab, p in ranked))
     ev = tn.meta["evaluation"]["settings"][f"{setting[0]},{setting[1]}"]
     st.dataframe(
         pd.DataFrame({KIND_NAMES[k]: {"mAP (labels)": v["mAP"], "mAP (images)": v["mAP_img"]} for k, v in ev.items()}).T,
@@ -71,6 +72,6 @@ grid = st.columns(6)
 for n, (nb, dist) in enumerate(tn.neighbourhood(row, setting[0])):
     with grid[n % 6]:
         st.image(ws.items.at[nb, "path"], width="stretch")
-        st.caption(f"distance {dist:.2f} · " + ", ".join(ws.items.at[nb, "tags"][:6]))
-        if st.button(", ".join(ws.items.at[nb, "labels"]) or "—", key=f"nb_open_{nb}", width="stretch"):
+        st.caption(f"distance {dist:.2f} · " + md_join(ws.items.at[nb, "tags"][:6], empty=""))
+        if st.button(md_join(ws.items.at[nb, "labels"]), key=f"nb_open_{nb}", width="stretch"):
             open_item(str(ws.items.at[nb, "item"]))

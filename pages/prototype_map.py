@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, prototype_table
 from pages.common import explorer_for, open_item, page_workspace
+from pages.safe_text import md_join
 
 PROTOTYPE, IMAGE = 0, 1
 
@@ -146,6 +147,6 @@ with right:
     for n, (row, sim) in enumerate(near):
         with grid[n % 6]:
             st.image(ws.items.at[row, "path"], width="stretch")
-            caption = ", ".join(ws.items.at[row, "labels"]) or "—"
+            caption = md_join(ws.items.at[row, "labels"])
             if st.button(caption if sim != sim else f"{caption} · {sim:.2f}", key=f"map_open_{row}", width="stretch"):
                 open_item(str(ws.items.at[row, "item"]))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.retrieval.semantic import has_retrieval
 from pages.common import offer_fit, open_item, page_workspace, retrieval_for
+from pages.safe_text import md, md_join
 
 K = 12
 
@@ -43,7 +44,7 @@ elif mode == "An uploaded image":
     if up is not None:
         feats, _, errors = ws.embed([up.getvalue()])
         if errors:
-            st.error(f"{up.name}: {errors[0]}")
+            st.error(f"{md(up.name)}: {md(errors[0])}")
             st.stop()
         features, shown = feats[0], up.getvalue()
 text = st.text_input(
@@ -58,11 +59,11 @@ if features is None and not text.strip():
 try:
     hits = search.search(features=features, text=text, text_weight=weight, k=K, exclude=exclude)
 except ValueError as exc:
-    st.warning(str(exc))
+    st.warning(md(exc))
     st.stop()
 
 if shown is not None:
-    st.image(shown, width=160, caption="query" + (f" + “{text.strip()}”" if text.strip() else ""))
+    st.image(shown, width=160, caption="query" + (f" + “{md(text.strip())}”" if text.strip() else ""))
 
 
 def gallery(results: list[tuple[int, float]], key: str) -> None:
@@ -70,8 +71,8 @@ def gallery(results: list[tuple[int, float]], key: str) -> None:
     for n, (row, score) in enumerate(results):
         with grid[n % 4]:
             st.image(ws.items.at[row, "path"], width="stretch")
-            label = ", ".join(ws.items.at[row, "labels"]) or "—"
-            if st.button(f"{score:.2f} · {label}", key=f"{key}_{row}", width="stretch", help=ws.items.at[row, "text"]):
+            label = md_join(ws.items.at[row, "labels"])
+            if st.button(f"{score:.2f} · {label}", key=f"{key}_{row}", width="stretch", help=md(ws.items.at[row, "text"])):
                 open_item(str(ws.items.at[row, "item"]))
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.workspace import Prediction
 from pages.common import explorer_for, page_workspace, predict_upload, render_detail
+from pages.safe_text import md
 
 MAX_FILES = 12
 
@@ -41,4 +42,4 @@ for n, (name, data) in enumerate(inputs):
             truth = ex.true_labels(row) if row is not None else None
             render_detail(ex, result, data, truth, ex.neighbours(result.features), key=f"try_{n}")
         else:
-            st.error(f"Could not use this file. {result}")
+            st.error(f"Could not use this file. {md(result)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages.safe_text import md
 from tests.conftest import ROOT
 
 
@@ -69,7 +70,7 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     first.click().run()
     assert not app.exception
     item = app.query_params["item"]
-    assert any(item in m for m in _markdown(app))
+    assert any(md(item) in m for m in _markdown(app))
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
     # a shared URL opens the same detail
     again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
@@ -77,7 +78,7 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     again.query_params["item"] = item
     again.run()
     again.switch_page("pages/explore.py").run()
-    assert any(item in m for m in _markdown(again))
+    assert any(md(item) in m for m in _markdown(again))
 
 
 def test_explore_phrase_search_narrows_the_gallery(app):
@@ -95,7 +96,7 @@ def test_try_an_image_upload_and_bad_file(app, small_dataset):
     ).run()
     assert not app.exception
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
-    assert any("notes.txt" in e.value and "not a decodable image" in e.value for e in app.error)
+    assert any(md("notes.txt") in e.value and "not a decodable image" in e.value for e in app.error)
 
 
 def test_try_an_image_runs_a_test_image_live(app):
@@ -134,7 +135,7 @@ def test_zeroshot_page_uploaded_image(app, small_dataset):
     app.radio(key="zs_source").set_value("Uploaded images").run()
     image = next((small_dataset / "images").iterdir())
     app.file_uploader(key="zs_upload").set_value((image.name, image.read_bytes(), "image/webp")).run()
-    assert not app.exception and any(image.name in m for m in _markdown(app))
+    assert not app.exception and any(md(image.name) in m for m in _markdown(app))
 
 
 def test_prototype_map_phrase_highlight_selects_phrases(app):
