@@ -201,15 +201,22 @@ class Workspace:
         from core.data.images import ImageError
         from core.pipeline import generator_input
 
-        decoded, errors = {}, {}
-        for i, img in enumerate(images):
-            try:
-                decoded[i] = _decode(img)
-            except ImageError as exc:
-                errors[i] = str(exc)
-        feats = _embed_decoded(self.backbone, decoded, len(images))
         second = self.generator_backbone
-        extra = _embed_decoded(second, decoded, len(images)) if second is not None else None
+        feats = np.zeros((len(images), self.backbone.dim), dtype=np.float32)
+        extra = np.zeros((len(images), second.dim), dtype=np.float32) if second is not None else None
+        errors: dict[int, str] = {}
+        for start in range(0, len(images), EMBED_BATCH):  # decode one batch at a time: memory stays bounded
+            decoded = {}
+            for i in range(start, min(start + EMBED_BATCH, len(images))):
+                try:
+                    decoded[i] = _decode(images[i])
+                except ImageError as exc:
+                    errors[i] = str(exc)
+            if decoded:
+                rows = sorted(decoded)
+                feats[rows] = _embed_decoded(self.backbone, [decoded[i] for i in rows])
+                if extra is not None:
+                    extra[rows] = _embed_decoded(second, [decoded[i] for i in rows])
         return feats, generator_input(feats, extra), errors
 
     def phrase_outputs(
@@ -316,19 +323,18 @@ class Workspace:
         return out
 
 
+EMBED_BATCH = 32  # images decoded, then embedded, together
+
+
 def _decode(image: str | Path | bytes):
     from core.data.images import load_image
 
     return load_image(image, max_side=1024)
 
 
-def _embed_decoded(backbone, decoded: dict, n: int) -> np.ndarray:
-    out = np.zeros((n, backbone.dim), dtype=np.float32)
-    rows = sorted(decoded)
-    for b in range(0, len(rows), 32):
-        chunk = rows[b : b + 32]
-        out[chunk] = backbone.embed_batch(np.stack([backbone.preprocess(decoded[i]) for i in chunk]))
-    return out
+def _embed_decoded(backbone, decoded: list) -> np.ndarray:
+    """Features of a batch of decoded images."""
+    return backbone.embed_batch(np.stack([backbone.preprocess(im) for im in decoded]))
 
 
 def open_workspace(path: str | Path, device: str = "cpu") -> Workspace:

@@ -175,3 +175,155 @@ def test_labels_and_captions_with_markdown_are_inert(small_dataset, cache_dir, t
     _assert_inert(at)
     at.switch_page("pages/home.py").run()
     _assert_inert(at)
+
+
+# --- 8: malformed manifests are skipped row by row and reported by name -------------------------
+def _png(path: Path, size: tuple[int, int] = (8, 8), colour: tuple[int, int, int] = (200, 30, 30)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    for name in ("a", "b", "c", "d"):
+        _png(tmp_path / "images" / f"{name}.png")
+    return tmp_path
+
+
+def _issues(ds) -> list[str]:
+    return [str(i) for i in ds.issues]
+
+
+def test_csv_row_with_more_fields_than_the_header_is_skipped(data):
+    from core.data import load_dataset
+
+    (data / "manifest.csv").write_text("image,label\nimages/a.png,cat\nimages/b.png,dog,extra\nimages/c.png,dog\n")
+    ds = load_dataset(data)
+    assert list(ds.items["item"]) == ["images/a.png", "images/c.png"]
+    assert any("manifest.csv, row 3" in i and "3 fields but the header has 2" in i for i in _issues(ds))
+
+
+def test_jsonl_lines_that_are_not_objects_are_skipped(data):
+    from core.data import load_dataset
+
+    first, last = '{"image": "images/a.png", "label": "cat"}', '{"image": "images/b.png", "label": "dog"}'
+    lines = [first, "[1,2,3]", "42", "null", '"x"', last]
+    (data / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    ds = load_dataset(data)
+    assert list(ds.items["item"]) == ["images/a.png", "images/b.png"]
+    issues = _issues(ds)
+    for line, kind in ((2, "list"), (3, "int"), (4, "NoneType"), (5, "str")):
+        assert any(f"row {line}" in i and f"not an object ({kind})" in i for i in issues), issues
+
+
+def test_duplicate_column_names_are_refused_by_name(data):
+    from core.data import load_dataset
+
+    (data / "manifest.csv").write_text("image,label,text,label\nimages/a.png,cat,x,dog\n")
+    with pytest.raises(ValueError, match=r"manifest.csv: duplicate column names \('label' in columns 2, 4\)"):
+        load_dataset(data)
+
+
+def test_utf16_and_latin1_manifests_are_read_with_a_note(data):
+    from core.data import load_dataset
+
+    text = "image,label,text\nimages/a.png,cat,café crème\nimages/b.png,dog,naïve\n"
+    (data / "manifest.csv").write_bytes(text.encode("utf-16"))  # with a byte-order mark
+    ds = load_dataset(data)
+    assert list(ds.items["text"]) == ["café crème", "naïve"] and any("UTF-16" in i for i in _issues(ds))
+    (data / "manifest.csv").write_bytes(text.encode("latin-1"))
+    ds = load_dataset(data)
+    assert list(ds.items["text"]) == ["café crème", "naïve"]
+    assert any(i.startswith("manifest.csv: not UTF-8") and "Latin-1" in i for i in _issues(ds))
+    (data / "manifest.csv").write_bytes(text.encode("utf-16-le"))  # no byte-order mark: refused by name
+    with pytest.raises(ValueError, match=r"manifest\.csv: holds NUL characters.*UTF-8"):
+        load_dataset(data)
+
+
+# --- 9: bounded decoding ------------------------------------------------------------------------
+def test_huge_image_is_refused_from_its_header(tmp_path):
+    import resource
+
+    from PIL import Image
+
+    from core.data import ImageError, load_image
+
+    path = tmp_path / "bomb.png"
+    Image.new("L", (9000, 9000), 0).save(path, optimize=True)  # 81 M pixels in a few hundred KB
+    assert path.stat().st_size < 2_000_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageError, match="image too large"):
+        load_image(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KB: nothing was decoded
+
+
+def test_large_image_is_reduced_early(tmp_path):
+    from PIL import Image
+
+    from core.data import load_image
+
+    for fmt in ("png", "jpg"):
+        path = tmp_path / f"big.{fmt}"
+        Image.new("RGB", (6000, 3000), (10, 120, 200)).save(path)
+        out = load_image(path, max_side=512)
+        assert out.size == (512, 256) and out.getpixel((10, 10))[2] > 180
+
+
+# --- 10: smaller ones ---------------------------------------------------------------------------
+def test_a_folder_given_as_an_image_says_so(tmp_path, fitted_workspace):
+    from core.data import ImageError, load_image
+    from core.workspace import open_workspace
+
+    with pytest.raises(ImageError, match="is a folder"):
+        load_image(tmp_path)
+    (result,) = open_workspace(fitted_workspace).predict([tmp_path])
+    assert isinstance(result, str) and "is a folder" in result
+
+
+def test_labels_only_in_test_are_reported(data):
+    from core.data import load_dataset
+
+    rows = ["image,label,split", "images/a.png,cat,train", "images/b.png,dog,train", "images/c.png,cat,test"]
+    (data / "manifest.csv").write_text("\n".join([*rows, "images/d.png,zebra,test"]) + "\n")
+    ds = load_dataset(data)
+    assert [str(i) for i in ds.issues] == [
+        "manifest.csv, row 5 [images/d.png]: label 'zebra' appears only in the test split: no model can learn it, "
+        "so the test metrics leave it out"
+    ]
+
+
+def test_unsupported_formats_in_an_image_folder_are_reported(tmp_path):
+    from PIL import Image
+
+    from core.data import load_dataset, load_image
+
+    _png(tmp_path / "cats" / "a.png")
+    (tmp_path / "dogs").mkdir()
+    Image.new("RGB", (16, 16), (0, 200, 0)).save(tmp_path / "dogs" / "b.avif")
+    (tmp_path / "dogs" / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    ds = load_dataset(tmp_path)
+    assert sorted(ds.items["item"]) == ["cats/a.png", "dogs/b.avif"]  # AVIF decodes (Pillow >= 11.3)
+    assert load_image(tmp_path / "dogs" / "b.avif").size == (16, 16)
+    assert [str(i) for i in ds.issues] == [
+        f"{tmp_path.name} [dogs/c.heic]: unsupported image format (.heic); convert it to JPEG, PNG, WebP or AVIF"
+    ]
+
+
+def test_symlinks_pointing_outside_the_dataset_are_refused(tmp_path):
+    from core.data import load_dataset
+
+    outside = tmp_path / "outside"
+    _png(outside / "secret.png")
+    data = tmp_path / "data"
+    _png(data / "images" / "a.png")
+    (data / "images" / "inside.png").symlink_to(data / "images" / "a.png")  # inside: the user's choice, fine
+    (data / "images" / "leak.png").symlink_to(outside / "secret.png")
+    (data / "linked").symlink_to(outside, target_is_directory=True)
+    rows = ["image,label", "images/a.png,cat", "images/inside.png,cat", "images/leak.png,dog", "linked/secret.png,dog"]
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(data)
+    assert list(ds.items["item"]) == ["images/a.png", "images/inside.png"]
+    refused = [i for i in ds.issues if "symbolic link pointing outside" in i.reason]
+    assert [(i.row, i.image) for i in refused] == [(4, "images/leak.png"), (5, "linked/secret.png")]
