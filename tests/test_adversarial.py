@@ -54,6 +54,24 @@ def test_undo_of_the_latest_change_works_once(store):
     assert store.undo(b.id, user="bob").new == ["dog"]
 
 
+def test_annotate_undo_shows_the_refusal_and_keeps_the_newer_change(ws_copy, monkeypatch):
+    from core.labels.session import open_label_store
+    from core.workspace import open_workspace
+
+    at = _annotate(ws_copy, monkeypatch)
+    at.selectbox(key="ann_strategy").set_value("margin").run()
+    at.text_input(key="ann_user").set_value("alice").run()
+    at.button(key="ann_accept").click().run()
+    store = open_label_store(open_workspace(ws_copy))
+    (mine,) = store.history()
+    other = next(lab for lab in store.taxonomy if lab not in mine.new)
+    store.set_labels(mine.item, [other], user="bob", expected=mine.new)  # bob, in another tab, after alice
+    at.button(key="ann_undo").click().run()
+    assert not at.exception
+    assert any("cannot undo change" in w.value and "changed meanwhile" in w.value for w in at.warning)
+    assert store.labels_of(mine.item) == [other] and len(store.history()) == 2
+
+
 # --- 4: a database password is never shown ---------------------------------------------------
 @pytest.mark.parametrize(
     ("url", "secret"),
@@ -104,7 +122,13 @@ def test_annotate_page_never_shows_the_database_password(ws_copy, monkeypatch):
 
 
 # --- 7: no markdown injection -----------------------------------------------------------------
-ATTACKS = ["![x](http://attacker/track.png)", "[click me](https://evil.example/login)", "<img src=x>", "www.evil.example"]
+ATTACKS = [
+    "![x](http://attacker/track.png)",
+    "[click me](https://evil.example/login)",
+    "<img src=x>",
+    "www.evil.example",
+    "../../etc/passwd",
+]
 
 
 def _rendered(at: AppTest) -> list[str]:
@@ -327,3 +351,17 @@ def test_symlinks_pointing_outside_the_dataset_are_refused(tmp_path):
     assert list(ds.items["item"]) == ["images/a.png", "images/inside.png"]
     refused = [i for i in ds.issues if "symbolic link pointing outside" in i.reason]
     assert [(i.row, i.image) for i in refused] == [(4, "images/leak.png"), (5, "linked/secret.png")]
+
+
+def test_no_pickle_loading_anywhere():
+    """Workspaces and user data are read as JSON, safetensors, parquet or faiss: never unpickled nor evaluated."""
+    import re
+
+    bad = re.compile(r"import pickle|pickle\.loads?\(|joblib\.load|allow_pickle=True|read_pickle|(?<![\w.])(eval|exec)\(")
+    offenders = []
+    for path in [*ROOT.glob("core/**/*.py"), *ROOT.glob("pages/**/*.py"), ROOT / "app.py"]:
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in bad.finditer(text)]
+        if "torch.load(" in text and "weights_only=True" not in text:
+            offenders.append(f"{path.relative_to(ROOT)}: torch.load without weights_only=True")
+    assert offenders == []
