@@ -18,7 +18,9 @@ Usage (writes ``bench/results/load_test.json``; exit status 1 if a check fails):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -82,7 +84,9 @@ class Session:
         from websockets.sync.client import connect
 
         self.port = port
-        self.ws = connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None, open_timeout=60)
+        url = f"ws://127.0.0.1:{port}/_stcore/stream"
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=60))
         self.values: dict[str, object] = {}  # widget id -> WidgetState
         self.cache: dict[str, object] = {}  # message hash -> ForwardMsg (Streamlit's reference messages)
 
@@ -136,7 +140,7 @@ class Session:
             return len(resp.read())
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
 
 def _unescape(text: str) -> str:
@@ -183,6 +187,10 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
             page = load.timed(s, "annotate", "annotate")
             s.set_text(page, "ann_user", user)
             page = load.timed(s, "annotate", "annotate")
+            for _ in range(rng.randint(0, 3)):  # spread the sessions over the queue, as labelers do
+                skip = page.widget_id("ann_skip")
+                if skip:
+                    page = load.timed(s, "skip", "annotate", trigger=skip)
             accept, shown = page.widget_id("ann_accept"), [_unescape(c) for c in page.texts("caption")]
             head = next((c for c in shown if c in set(load.items)), None)
             if accept is None or head is None:
@@ -191,7 +199,7 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
             labels = [_unescape(x) for x in label.removeprefix("Accept: ").split(", ")]
             after = load.timed(s, "save label", "annotate", trigger=accept)
             with load.lock:
-                if any("changed meanwhile" in w for w in after.warnings):
+                if any("meanwhile" in w for w in after.warnings):
                     load.conflicts += 1  # another session saved this item first: a refusal, not a loss
                 elif not after.errors:
                     load.acked.append((user, head, labels))
@@ -286,7 +294,7 @@ def run_load(workspace: Path, sessions: int, seconds: float, *, log_dir: Path) -
         "server_alive_at_end": alive,
         "runs": {a: len(v) for a, v in load.latency.items()},
         "latency_s": {
-            a: {"median": round(statistics.median(v), 3), "p95": round(sorted(v)[int(0.95 * (len(v) - 1))], 3)}
+            a: {"median": round(statistics.median(v), 3), "p95": round(sorted(v)[math.ceil(0.95 * len(v)) - 1], 3)}
             for a, v in load.latency.items()
         },
         "image_bytes_fetched": load.bytes_fetched,

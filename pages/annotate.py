@@ -53,6 +53,9 @@ if not queue:
         st.rerun()
 else:
     q = queue[0]
+    # a button press reruns the page, which recomputes the queue: if another labeler reviewed the image
+    # this session was shown, the head is now another image, which the press must not label unseen
+    shown_before, state["ann_shown"] = state.get("ann_shown"), q.item
     row = q.row
     labels_now = current[row]
     st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{md(q.reason)}_")
@@ -73,6 +76,9 @@ else:
         note = st.text_input("Note (optional)", key=f"ann_note_{row}")
 
         def record(action, **kwargs) -> None:
+            if shown_before != q.item:
+                st.warning(f"{md(shown_before)} was reviewed meanwhile by someone else: nothing saved; here is the next image.")
+                return
             if not user:
                 st.error("Type your name in the sidebar first: every change records who made it.")
                 return
