@@ -174,6 +174,24 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
     try:
         s = Session(port)
         while time.monotonic() < until:
+            page = load.timed(s, "annotate", "annotate")
+            s.set_text(page, "ann_user", user)
+            page = load.timed(s, "annotate", "annotate")
+            for _ in range(rng.randint(0, 3)):  # spread the sessions over the queue, as labelers do
+                skip = page.widget_id("ann_skip")
+                if skip:
+                    page = load.timed(s, "skip", "annotate", trigger=skip)
+            accept, shown = page.widget_id("ann_accept"), [_unescape(c) for c in page.texts("caption")]
+            head = next((c for c in shown if c in set(load.items)), None)
+            if accept is not None and head is not None:  # else the queue is empty
+                label = next(b for b in page.texts("button") if b.startswith("Accept: "))
+                labels = [_unescape(x) for x in label.removeprefix("Accept: ").split(", ")]
+                after = load.timed(s, "save label", "annotate", trigger=accept)
+                with load.lock:
+                    if any("meanwhile" in w for w in after.warnings):
+                        load.conflicts += 1  # another session saved this item first: a refusal, not a loss
+                    elif not after.errors:
+                        load.acked.append((user, head, labels))
             gallery = load.timed(s, "explore", "explore")
             for url in rng.sample(gallery.image_urls(), k=min(4, len(gallery.image_urls()))):
                 n = s.fetch(url)
@@ -184,25 +202,6 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
             if not any(m.startswith("**Generated phrases**") for m in detail.texts("markdown")):
                 with load.lock:
                     load.errors.append(f"detail of {item!r} not shown")
-            page = load.timed(s, "annotate", "annotate")
-            s.set_text(page, "ann_user", user)
-            page = load.timed(s, "annotate", "annotate")
-            for _ in range(rng.randint(0, 3)):  # spread the sessions over the queue, as labelers do
-                skip = page.widget_id("ann_skip")
-                if skip:
-                    page = load.timed(s, "skip", "annotate", trigger=skip)
-            accept, shown = page.widget_id("ann_accept"), [_unescape(c) for c in page.texts("caption")]
-            head = next((c for c in shown if c in set(load.items)), None)
-            if accept is None or head is None:
-                continue  # the queue is empty
-            label = next(b for b in page.texts("button") if b.startswith("Accept: "))
-            labels = [_unescape(x) for x in label.removeprefix("Accept: ").split(", ")]
-            after = load.timed(s, "save label", "annotate", trigger=accept)
-            with load.lock:
-                if any("meanwhile" in w for w in after.warnings):
-                    load.conflicts += 1  # another session saved this item first: a refusal, not a loss
-                elif not after.errors:
-                    load.acked.append((user, head, labels))
         s.close()
     except Exception as exc:  # a dropped connection or protocol error is a finding
         with load.lock:
