@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RUN_TIMEOUT_S = 180.0
+QUEUE = "Low margin between the top two labels"
 UNESCAPE = re.compile(r"\\(.)")
 
 
@@ -128,6 +129,7 @@ class Session:
                 render.add(el.WhichOneof("type"), el)
 
     def set_text(self, render: Render, key: str, value: str) -> None:
+        """Type ``value`` into the text input (or pick the selectbox option shown as ``value``) ``key``."""
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
         wid = render.widget_id(key)
@@ -176,6 +178,7 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
         while time.monotonic() < until:
             page = load.timed(s, "annotate", "annotate")
             s.set_text(page, "ann_user", user)
+            s.set_text(page, "ann_strategy", QUEUE)  # a queue holding every image
             page = load.timed(s, "annotate", "annotate")
             for _ in range(rng.randint(0, 3)):  # spread the sessions over the queue, as labelers do
                 skip = page.widget_id("ann_skip")
