@@ -201,6 +201,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.config import default
+
     parser = argparse.ArgumentParser(
         prog="pixctx" if Path(sys.argv[0]).name == "pixctx" else "python -m core",
         description="Multimodal image classification that infers context from pixels.",
@@ -264,10 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("data", nargs="+", help="datasets (manifests or folders)")
     q.add_argument("--out", required=True, help="folder to write the generator to")
-    q.add_argument("--backbone", default="efficientnet-lite0")
+    q.add_argument("--backbone", default=default("backbone"))
     q.add_argument("--generator-backbone", default=None, help="second backbone the generator also sees")
     q.add_argument("--include-test", action="store_true", help="also learn from rows marked test")
-    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
     q.add_argument("--cache-dir", default=None)
     q.set_defaults(func=cmd_phrases_fit)
 

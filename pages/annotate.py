@@ -12,6 +12,7 @@ from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_qu
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
 from core.labels.store import ConflictError, LabelStoreError
+from core.workspace import WorkspaceBusyError
 from pages.common import MODEL_NAMES, StreamlitProgress, explorer_for, label_store, page_workspace
 
 ws = page_workspace()
@@ -172,7 +173,7 @@ if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain
             status.update(label="Retrained", state="complete", expanded=False)
         state["ann_report"] = report.to_dict()
         st.rerun()
-    except (ValueError, LabelStoreError) as exc:
+    except (ValueError, LabelStoreError, WorkspaceBusyError) as exc:
         st.error(str(exc))
 if state.get("ann_report"):
     rep = state["ann_report"]
