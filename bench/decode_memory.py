@@ -46,7 +46,7 @@ CASE = textwrap.dedent(
     try:
         if kind == "predict":
             res = ws.predict(sorted(Path(extra[0]).glob("*.jpg")))
-            outcome = f"{sum(not isinstance(r, str) for r in res)} predicted"
+            outcome = f"{sum(not isinstance(r, str) and getattr(r, 'ok', True) for r in res)} predicted"
         else:
             im = load_image(arg, max_side=512)
             outcome = f"decoded to {im.size[0]}x{im.size[1]}"

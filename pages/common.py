@@ -100,12 +100,12 @@ def explorer_for(ws: Workspace) -> Explorer:
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the pipeline on the image…")
-def predict_image(ws_path: str, mtime: float, data: bytes, name: str) -> Prediction | str:
-    """The whole pipeline on one uploaded image (cached by content): a Prediction or an error."""
+def predict_image(ws_path: str, mtime: float, data: bytes, name: str) -> Prediction:
+    """The whole pipeline on one uploaded image (cached by content); ``error`` set if unusable."""
     return load_workspace(ws_path, mtime).predict([data], names=[name], top=10_000)[0]
 
 
-def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction | str:
+def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction:
     return predict_image(*_stamp(ws.path), data, name)
 
 

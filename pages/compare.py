@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
+from core.predictions import attached_metrics
 from pages.common import MODEL_NAMES, explorer_for, open_item, page_workspace
 from pages.safe_text import md, md_join
 
@@ -22,7 +23,8 @@ st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"
 
 st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
-st.dataframe(pd.DataFrame(ws.metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
+metrics = {**ws.metrics, **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()}}
+st.dataframe(pd.DataFrame(metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
 left, right = st.columns(2)

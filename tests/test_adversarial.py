@@ -303,7 +303,7 @@ def test_a_folder_given_as_an_image_says_so(tmp_path, fitted_workspace):
     with pytest.raises(ImageError, match="is a folder"):
         load_image(tmp_path)
     (result,) = open_workspace(fitted_workspace).predict([tmp_path])
-    assert isinstance(result, str) and "is a folder" in result
+    assert not result.ok and "is a folder" in result.error
 
 
 def test_labels_only_in_test_are_reported(data):
