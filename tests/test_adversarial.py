@@ -72,6 +72,23 @@ def test_annotate_undo_shows_the_refusal_and_keeps_the_newer_change(ws_copy, mon
     assert store.labels_of(mine.item) == [other] and len(store.history()) == 2
 
 
+def test_annotate_press_on_an_image_reviewed_meanwhile_saves_nothing(ws_copy, monkeypatch):
+    """Found by the load test: the press reran the page, whose queue head had moved to an image unseen."""
+    from core.labels.session import open_label_store
+    from core.workspace import open_workspace
+
+    at = _annotate(ws_copy, monkeypatch)
+    at.selectbox(key="ann_strategy").set_value("margin").run()
+    at.text_input(key="ann_user").set_value("alice").run()
+    store = open_label_store(open_workspace(ws_copy))
+    shown = next(md_item for md_item in (c.value for c in at.caption) if md_item.startswith("images"))
+    item = shown.replace("\\", "")
+    store.set_labels(item, store.labels_of(item), user="bob")  # bob reviews alice's image first
+    at.button(key="ann_accept").click().run()
+    assert any("reviewed meanwhile" in w.value for w in at.warning)
+    assert [h.user for h in store.history()] == ["bob"]
+
+
 # --- 4: a database password is never shown ---------------------------------------------------
 @pytest.mark.parametrize(
     ("url", "secret"),
