@@ -22,7 +22,9 @@ Layout (no pickles anywhere)::
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
-    oof_multimodal.safetensors out-of-fold multimodal probabilities (cache of the review queue)
+    oof/                       out-of-fold probabilities per source (cache of the label-error queue,
+                               :mod:`core.labels.oof`; dropped by a refit)
+    predictions/               predictions a user attached (:mod:`core.predictions`)
     labels.sqlite              the label history (:mod:`core.labels.store`; kept across refits)
     retrieval/                 semantic retrieval models (:mod:`core.retrieval.semantic`)
     tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`)
