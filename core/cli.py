@@ -39,6 +39,13 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
+    p.add_argument(
+        "--caption-labels",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
+        "training images' captions (auto: when at least 20%% of the training images with text are unlabelled)",
+    )
 
 
 def _fit_config(args: argparse.Namespace):
@@ -56,17 +63,16 @@ def _fit_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
+        caption_labels=args.caption_labels,
     )
 
 
 def _print_metrics(ws) -> None:
-    from core.pipeline import MODELS
-
     metrics = ws.metrics
     keys = list(next(iter(metrics.values())).keys())
-    print(f"{'model':<12}" + "".join(f"{k:>12}" for k in keys))
-    for m in MODELS:
-        print(f"{m:<12}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
+    print(f"{'model':<20}" + "".join(f"{k:>12}" for k in keys))
+    for m in ws.models:
+        print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
@@ -193,6 +199,7 @@ def cmd_phrases_fit(args: argparse.Namespace) -> int:
         include_test=args.include_test,
         device=args.device,
         cache_dir=args.cache_dir,
+        caption_labels=args.caption_labels,
     )
     print(f"phrase generator: {args.out} ({len(gen.vocab):,} phrases, {len(gen.class_ids):,} softmax classes)")
     print(f"use it with: python -m core fit DATA --workspace WS --phrase-source {args.out}")

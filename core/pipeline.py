@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from core.backbones import Backbone, create_backbone, resolve_device
-from core.classifiers import Classifier, ClassifierConfig
+from core.captions import CaptionLabelConfig, CaptionLabels, caption_labels, caption_texts, wants_caption_labels
+from core.classifiers import Classifier, ClassifierConfig, stratified_holdout
 from core.corpus import generator_input_name
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.features import FeatureCache, default_cache_dir, embed_images
@@ -34,6 +35,59 @@ from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, 
 
 PHRASE_SOURCES = ("corpus", "imagenet", COMBINED)  # or the folder of a saved generator (core.corpus)
 MODELS = ("baseline", "multimodal", "text_only", "zeroshot")
+CAPTION_MODELS = ("baseline_captions", "multimodal_captions")
+ALL_MODELS = (*MODELS, *CAPTION_MODELS)
+# what each trained model reads: the visual vector, the phrase text vector, or both side by side
+MODEL_INPUTS = {
+    "baseline": "visual",
+    "multimodal": "visual+text",
+    "text_only": "text",
+    "baseline_captions": "visual",
+    "multimodal_captions": "visual+text",
+}
+
+
+@dataclass
+class ModelInput:
+    """One classifier's training data.
+
+    Attributes:
+        x: every row's input vector.
+        y: every row's target (the classifier trains on ``rows`` only).
+        rows: the training rows.
+        blocks: widths of the modalities in ``x`` (visual first) for fusion balancing.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+    blocks: tuple[int, ...] | None = None
+
+
+def input_vectors(visual: np.ndarray, text_vec: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[int, ...] | None]]:
+    """Each input kind of :data:`MODEL_INPUTS` from raw visual features and phrase text vectors."""
+    v = l2n(visual)
+    return {
+        "visual": (v, None),
+        "text": (text_vec, None),
+        "visual+text": (np.concatenate([v, text_vec], axis=1), (v.shape[1], text_vec.shape[1])),
+    }
+
+
+def model_inputs(
+    visual: np.ndarray, text_vec: np.ndarray, y_all: np.ndarray, fit_idx: np.ndarray, captions: CaptionLabels | None = None
+) -> dict[str, ModelInput]:
+    """Every trained model's input: the paper's three on human labels, and with ``captions`` the
+    two caption models on human + caption labels."""
+    vecs = input_vectors(visual, text_vec)
+    out: dict[str, ModelInput] = {}
+    for m, kind in MODEL_INPUTS.items():
+        x, blocks = vecs[kind]
+        if m not in CAPTION_MODELS:
+            out[m] = ModelInput(x, y_all, fit_idx, blocks)
+        elif captions is not None:
+            out[m] = ModelInput(x, captions.targets, np.union1d(fit_idx, np.flatnonzero(captions.caption)), blocks)
+    return out
 
 
 @dataclass
@@ -60,6 +114,10 @@ class FitConfig:
         batch_size: backbone batch size.
         projections: compute the 2-D UMAP maps.
         cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
+        caption_labels: ``on``: also train the caption models (:mod:`core.captions`) on human
+            labels + labels read from the unlabelled training images' captions; ``off``: don't;
+            ``auto``: on when at least ``captions.auto_share`` of the training rows with text
+            are unlabelled.
     """
 
     backbone: str = "efficientnet-lite0"
@@ -76,6 +134,8 @@ class FitConfig:
     batch_size: int = 32
     projections: bool = True
     cache_dir: str | None = None
+    caption_labels: str = "auto"
+    captions: CaptionLabelConfig = field(default_factory=CaptionLabelConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
@@ -84,7 +144,8 @@ class FitConfig:
         d = dict(d)
         gen = GeneratorConfig(**d.pop("generator", {}))
         clf = ClassifierConfig(**d.pop("classifier", {}))
-        return cls(**d, generator=gen, classifier=clf)
+        caps = CaptionLabelConfig(**d.pop("captions", {}))
+        return cls(**d, generator=gen, classifier=clf, captions=caps)
 
 
 def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -311,14 +372,17 @@ def fit(
 
     # 5. classifiers ----------------------------------------------------------------------
     t = time.perf_counter()
-    visual = l2n(feats)
-    inputs = {
-        "baseline": visual,
-        "multimodal": np.concatenate([visual, text_vec], axis=1),
-        "text_only": text_vec,
-    }
     fit_idx = np.flatnonzero(labelled & ((y_all.sum(1) > 0) if ds.multilabel else (y_all >= 0)))
-    probs = train_classifiers(inputs, y_all, fit_idx, len(names), ds.multilabel, cfg.classifier, tmp / "classifiers", prog)
+    texts = caption_texts(list(items["text"]), list(items["tags"]))
+    has_text = np.array([bool(x) for x in texts])
+    captions = None
+    if wants_caption_labels(cfg.caption_labels, train, labelled, has_text, cfg.captions.auto_share):
+        caption_vec = embed_texts(texts, encoder, cache_root, lambda s, d, n: prog("embed captions", d, n))
+        captions = caption_labels(texts, caption_vec, y_all, labelled, train, ds.multilabel, cfg.captions, cfg.seed)
+    timings["caption_labels"] = time.perf_counter() - t
+    inputs = model_inputs(feats, text_vec, y_all, fit_idx, captions)
+    trained = train_classifiers(inputs, len(names), ds.multilabel, cfg.classifier, tmp / "classifiers", prog)
+    probs = trained.probs
     timings["classifiers"] = time.perf_counter() - t
 
     # 6. zero-shot ------------------------------------------------------------------------
@@ -363,7 +427,8 @@ def fit(
     # 9. write ----------------------------------------------------------------------------
     from core.workspace import write_workspace
 
-    items = items.assign(labelled=labelled, fold=fold, is_test=test)
+    caption_label = caption_label_column(captions, names, len(items))
+    items = items.assign(labelled=labelled, fold=fold, is_test=test, caption_label=caption_label)
     arrays.update(
         visual=feats,
         text_vec=text_vec,
@@ -371,6 +436,8 @@ def fit(
         phrase_scores=scores.astype(np.float32),
         phrase_embeddings=phrase_emb,
     )
+    if captions is not None:
+        arrays["caption_vec"] = caption_vec  # caption embeddings: a retrain re-reads the captions
     if bottleneck is not None:
         arrays["bottleneck"] = bottleneck  # full generator: one space for maps, neighbours, zero-shot
         arrays["bottleneck_crossfit"] = bottleneck_crossfit  # what a classifier may train on (ablations)
@@ -391,8 +458,10 @@ def fit(
         "phrases": list(phrase_texts) if generator is None or cfg.phrase_source == COMBINED else None,
         "n_phrases": len(phrase_texts),
         "metrics": metrics,
+        "validation": trained.validation_summary(),
         "n_test": int(test.sum()),
         "n_labelled": len(fit_idx),
+        "captions": None if captions is None else captions.summary(),
         "per_label": per_label,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "versions": _versions(),
@@ -405,26 +474,71 @@ def fit(
     return ws
 
 
+@dataclass
+class TrainedModels:
+    """What :func:`train_classifiers` returns.
+
+    Attributes:
+        probs: every row's probabilities, per model.
+        validation: each model's score (top-1, or mAP) on the held-out human-labelled rows.
+        n_validation: how many rows were held out.
+    """
+
+    probs: dict[str, np.ndarray]
+    validation: dict[str, float]
+    n_validation: int
+
+    def validation_summary(self) -> dict:
+        """JSON-able validation scores for the manifest."""
+        return {
+            "n_rows": self.n_validation,
+            "scores": {m: None if np.isnan(v) else round(float(v), 4) for m, v in self.validation.items()},
+        }
+
+
 def train_classifiers(
-    inputs: dict[str, np.ndarray],
-    y_all: np.ndarray,
-    fit_idx: np.ndarray,
+    inputs: dict[str, ModelInput],
     n_classes: int,
     multilabel: bool,
     config: ClassifierConfig,
-    folder: Path,
+    folder: Path | None,
     progress: ProgressFn,
-) -> dict[str, np.ndarray]:
-    """Fit one classifier per input (rows ``fit_idx``), save it under ``folder``, and return
-    every row's probabilities per model."""
+) -> TrainedModels:
+    """Fit one classifier per input and save it under ``folder`` (unless None).
+
+    Every model holds out the same human-labelled rows for early stopping (a stratified share of
+    the first input's rows, which are the human-labelled ones); caption labels are only ever
+    trained on. Those rows' scores compare the models without touching the test split.
+
+    Returns:
+        Every row's probabilities per model, each model's validation score, the validation size.
+    """
     probs: dict[str, np.ndarray] = {}
+    validation: dict[str, float] = {}
+    first = next(iter(inputs.values()))
+    y_h = first.y[first.rows]
+    val_rows = first.rows[stratified_holdout(y_h, config.val_fraction, config.seed)]
     progress("classifiers", 0, len(inputs))
-    for n_done, (name, x) in enumerate(inputs.items()):
-        clf = Classifier(n_classes, multilabel, config).fit(x[fit_idx], y_all[fit_idx])
-        clf.save(folder, name)
-        probs[name] = clf.predict_proba(x)
+    for n_done, (name, inp) in enumerate(inputs.items()):
+        clf = Classifier(n_classes, multilabel, config)
+        clf.fit(inp.x[inp.rows], inp.y[inp.rows], blocks=inp.blocks, val_mask=np.isin(inp.rows, val_rows))
+        if folder is not None:
+            clf.save(folder, name)
+        probs[name] = clf.predict_proba(inp.x)
+        validation[name] = clf.val_score
         progress("classifiers", n_done + 1, len(inputs))
-    return probs
+    return TrainedModels(probs, validation, len(val_rows))
+
+
+def caption_label_column(captions: CaptionLabels | None, names: list[str], n: int) -> list[list[str] | None]:
+    """Per row, the caption label the caption models trained on (None: none, or a human label)."""
+    if captions is None:
+        return [None] * n
+    t = captions.targets
+    return [
+        (list(np.asarray(names)[t[i] > 0]) if t.ndim == 2 else [names[int(t[i])]]) if captions.caption[i] else None
+        for i in range(len(t))
+    ]
 
 
 def evaluate_models(

@@ -8,9 +8,10 @@ Layout (no pickles anywhere)::
     issues.json              rows skipped at load or embedding time, with reasons
     arrays.safetensors       visual features, co-embeddings, phrase ids/scores, text vectors,
                              phrase embeddings, 2-D maps
-    predictions.safetensors  baseline / multimodal / text_only / zeroshot probabilities
+    predictions.safetensors  baseline / multimodal / text_only / zeroshot probabilities, and
+                             baseline_captions / multimodal_captions when fitted with captions
     generator/               the phrase generator (safetensors + JSON + vocabulary)
-    classifiers/             baseline, multimodal, text_only (safetensors + JSON)
+    classifiers/             baseline, multimodal, text_only (+ the caption models) (safetensors + JSON)
     zeroshot.safetensors     text -> co-embedding map
 """
 
@@ -64,6 +65,8 @@ class Prediction:
     text_only: list[tuple[str, float]]
     zeroshot: list[tuple[str, float]]
     features: np.ndarray | None = None  # classifier visual features of a new image (for neighbours)
+    baseline_captions: list[tuple[str, float]] | None = None  # the caption models, when fitted
+    multimodal_captions: list[tuple[str, float]] | None = None
 
     def to_dict(self, top: int = 5) -> dict:
         def pairs(key: str, xs: list[tuple[str, float]]) -> list[dict]:
@@ -76,6 +79,11 @@ class Prediction:
             "multimodal": pairs("label", self.multimodal),
             "text_only": pairs("label", self.text_only),
             "zeroshot": pairs("label", self.zeroshot),
+            **{
+                m: pairs("label", xs)
+                for m, xs in (("baseline_captions", self.baseline_captions), ("multimodal_captions", self.multimodal_captions))
+                if xs is not None
+            },
         }
 
 
@@ -152,8 +160,17 @@ class Workspace:
     @cached_property
     def classifiers(self) -> dict:
         from core.classifiers import Classifier
+        from core.pipeline import MODEL_INPUTS
 
-        return {m: Classifier.load(self.path / "classifiers", m) for m in ("baseline", "multimodal", "text_only")}
+        folder = self.path / "classifiers"
+        return {m: Classifier.load(folder, m) for m in MODEL_INPUTS if (folder / f"{m}.json").is_file()}
+
+    @property
+    def models(self) -> list[str]:
+        """The models this workspace has predictions for, in :data:`core.pipeline.ALL_MODELS` order."""
+        from core.pipeline import ALL_MODELS
+
+        return [m for m in ALL_MODELS if m in self.metrics]
 
     @cached_property
     def backbone(self):
@@ -191,7 +208,7 @@ class Workspace:
         return Prediction(
             image=str(self.items.at[row, "item"]),
             phrases=self.item_phrases(row),
-            **{m: _ranked(self.labels, p[m][row], top) for m in ("baseline", "multimodal", "text_only", "zeroshot")},
+            **{m: _ranked(self.labels, p[m][row], top) for m in self.models},
         )
 
     # --- new images ----------------------------------------------------------------------
@@ -287,15 +304,14 @@ class Workspace:
             One :class:`Prediction` per image, or an error message for images that could not
             be decoded.
         """
-        from core.phrases.generator import l2n
+        from core.pipeline import MODEL_INPUTS, input_vectors
         from core.zeroshot import scores_to_proba
 
         feats, gen_in, errors = self.embed(images)
         emb, ids, scores = self.phrase_outputs(feats, gen_in)
         text_vec = self.text_vectors(ids, scores)
-        visual = l2n(feats)
-        inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], 1), "text_only": text_vec}
-        probs = {m: self.classifiers[m].predict_proba(x) for m, x in inputs.items()}
+        vecs = input_vectors(feats, text_vec)
+        probs = {m: clf.predict_proba(vecs[MODEL_INPUTS[m]][0]) for m, clf in self.classifiers.items()}
         probs["zeroshot"] = scores_to_proba(
             self.zeroshot_scores([(n, []) for n in self.labels], embeddings=emb, text_vectors=text_vec)
         )

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 from safetensors.numpy import save_file
 
+from core.captions import caption_labels, caption_texts
 from core.labels.queue import OOF_FILE
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
 from core.metrics import evaluate
-from core.phrases.generator import l2n
-from core.pipeline import MODELS, evaluate_models, label_targets, train_classifiers
+from core.pipeline import caption_label_column, evaluate_models, label_targets, model_inputs, train_classifiers
 from core.progress import ProgressFn, silent
 from core.workspace import Workspace
 from core.zeroshot import scores_to_proba
@@ -84,18 +84,25 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
     test = (split == "test") & has
     fit_idx = np.flatnonzero(labelled & has)
 
-    visual = l2n(ws.arrays["visual"])
     text_vec = ws.arrays["text_vec"]
-    inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], axis=1), "text_only": text_vec}
+    captions = None
+    if "caption_vec" in ws.arrays:  # fitted with caption labels: re-read them; store labels win
+        texts = caption_texts(list(items["text"]), list(items["tags"]))
+        cfg = ws.config
+        captions = caption_labels(texts, ws.arrays["caption_vec"], y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
+    inputs = model_inputs(ws.arrays["visual"], text_vec, y_all, fit_idx, captions)
     new_dir = ws.path / "classifiers.new"
     if new_dir.exists():
         shutil.rmtree(new_dir)
-    probs = train_classifiers(inputs, y_all, fit_idx, len(names), ws.multilabel, ws.config.classifier, new_dir, progress)
+    trained = train_classifiers(inputs, len(names), ws.multilabel, ws.config.classifier, new_dir, progress)
+    probs = trained.probs
     emb = ws.arrays.get("bottleneck")
     probs["zeroshot"] = scores_to_proba(ws.zeroshot_scores([(n, []) for n in names], embeddings=emb, text_vectors=text_vec))
     after, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ws.multilabel)
     before = {
-        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel) for m in MODELS
+        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel)
+        for m in ws.models
+        if m in probs
     }
 
     # write: classifiers, predictions, items, then manifest.json last (its mtime tells readers to reload)
@@ -109,13 +116,16 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
     tmp = ws.path / "predictions.safetensors.partial"
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in probs.items()}, str(tmp))
     tmp.replace(ws.path / "predictions.safetensors")
-    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test)
+    caption_label = caption_label_column(captions, names, len(items))
+    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test, caption_label=caption_label)
     out_items.to_parquet(ws.path / "items.parquet.partial", index=False)
     (ws.path / "items.parquet.partial").replace(ws.path / "items.parquet")
     (ws.path / OOF_FILE).unlink(missing_ok=True)
     manifest = dict(ws.manifest)
     report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
+    manifest["captions"] = None if captions is None else captions.summary()
+    manifest["validation"] = trained.validation_summary()
     manifest["retrains"] = [
         *manifest.get("retrains", []),
         {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()},
