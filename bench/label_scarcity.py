@@ -127,6 +127,28 @@ def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: flo
     }
 
 
+def run_weak_visual(ws: Workspace, dim: int, seed: int, args) -> dict:
+    """A2: baseline and multimodal with all labels when the visual vector is PCA-weakened to ``dim``."""
+    from bench.findings import weak_visual
+
+    items = ws.items
+    labels = [list(v) for v in items["labels"]]
+    y_all = label_targets(labels, ws.labels, ws.multilabel)
+    has = (y_all.sum(1) > 0) if ws.multilabel else (y_all >= 0)
+    train = (items["split"].to_numpy() != "test") & has
+    test = items["is_test"].to_numpy()
+    weak = weak_visual(ws.arrays["visual"] / np.linalg.norm(ws.arrays["visual"], axis=1, keepdims=True), train, dim)
+    inputs = model_inputs(weak, ws.arrays["text_vec"], y_all, np.flatnonzero(train))
+    inputs = {m: inputs[m] for m in ("baseline", "multimodal")}
+    clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
+    trained = train_classifiers(inputs, len(ws.labels), ws.multilabel, clf_cfg, None, silent)
+    return {
+        "dim": dim,
+        "seed": seed,
+        "metrics": {m: evaluate(y_all[test], p[test], multilabel=ws.multilabel) for m, p in trained.probs.items()},
+    }
+
+
 def workspace_for(data: Path, seed: int, scratch: Path) -> Workspace:
     """The fitted workspace of ``data`` at ``seed`` (fitted once, kept in ``scratch``)."""
     path = scratch / f"ws-{dataset_name(data)}-s{seed}"
@@ -196,6 +218,46 @@ def print_table(summary: list[dict]) -> None:
         )
 
 
+def markdown(summary: list[dict], weak: list[dict]) -> str:
+    """The docs tables: top-1 per model (mean ± 95% CI half-width, in points), gains, gap closed, caption quality."""
+
+    def pts(v: tuple[float, float] | None, sign: bool = False) -> str:
+        if v is None:
+            return ""
+        half = "" if np.isnan(v[1]) else f" ± {100 * v[1]:.1f}"
+        return f"{100 * v[0]:+.1f}{half}" if sign else f"{100 * v[0]:.1f}{half}"
+
+    lines = [
+        "| set | labels | seeds | baseline | multimodal | text only | baseline + captions | multimodal + captions "
+        "| mm+c − base | mm+c − base+c | mm − base | gap closed | caption acc. (kept share) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary:
+        acc, cov, gap = s.get("caption_accuracy_unlabelled"), s.get("caption_coverage"), s.get("gap_closed")
+        lines.append(
+            f"| {s['dataset']} | {100 * s['fraction']:.0f}% | {s['n_seeds']} | "
+            + " | ".join(pts(s.get(m)) for m in MODELS)
+            + f" | {pts(s.get('multimodal_captions-baseline'), True)}"
+            + f" | {pts(s.get('multimodal_captions-baseline_captions'), True)}"
+            + f" | {pts(s.get('multimodal-baseline'), True)} | {'' if gap is None else f'{100 * gap:.0f}%'}"
+            + f" | {'' if acc is None else f'{100 * acc:.1f}'}{'' if cov is None else f' ({100 * cov:.0f}%)'} |"
+        )
+    if weak:
+        lines += [
+            "",
+            "| set | visual dims | seeds | baseline | multimodal | multimodal − baseline |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in sorted({w["dataset"] for w in weak}):
+            for dim in sorted({w["dim"] for w in weak if w["dataset"] == name}):
+                sel = [w for w in weak if w["dataset"] == name and w["dim"] == dim]
+                b = ci95([w["metrics"]["baseline"]["top1"] for w in sel])
+                m = ci95([w["metrics"]["multimodal"]["top1"] for w in sel])
+                d = ci95([w["metrics"]["multimodal"]["top1"] - w["metrics"]["baseline"]["top1"] for w in sel])
+                lines.append(f"| {name} | {dim} | {len(sel)} | {pts(b)} | {pts(m)} | {pts(d, True)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("datasets", nargs="*")
@@ -206,7 +268,22 @@ def main() -> None:
     ap.add_argument("--scratch", default=str(ROOT / "bench" / "_scratch"), help="fitted workspaces, kept for re-runs")
     ap.add_argument("--set", nargs="*", default=[], help="ClassifierConfig overrides, e.g. fusion=concat")
     ap.add_argument("--caption-set", nargs="*", default=[], help="CaptionLabelConfig overrides, e.g. features=minilm")
+    ap.add_argument(
+        "--fit-seed",
+        type=int,
+        default=None,
+        help="fit the phrase generator once with this seed and vary only the label draw and the classifiers' seed "
+        "(default: one fit per seed)",
+    )
+    ap.add_argument(
+        "--weak-visual",
+        type=int,
+        nargs="*",
+        default=[],
+        help="A2: also run all labels with the visual vector PCA'd to these dims",
+    )
     ap.add_argument("--summary", action="store_true", help="print the tables of --out and exit")
+    ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown (docs/results.md)")
     args = ap.parse_args()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"split": "each dataset's own split column", "runs": []}
@@ -217,17 +294,24 @@ def main() -> None:
             name = dataset_name(data)
             for seed in args.seeds:
                 todo = [f for f in args.fractions if (name, f, seed) not in done]
-                if not todo:
+                a2 = {(r["dataset"], r["dim"], r["seed"]) for r in result.get("weak_visual", [])}
+                if not todo and all((name, d, seed) in a2 for d in args.weak_visual):
                     continue
                 t = time.perf_counter()
-                ws = workspace_for(data, seed, Path(args.scratch))
+                ws = workspace_for(data, seed if args.fit_seed is None else args.fit_seed, Path(args.scratch))
                 t_fit = time.perf_counter() - t
                 texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
                 cap_emb = embed_texts(texts, encoder, default_cache_dir(), silent)
+                done_a2 = {(r["dataset"], r["dim"], r["seed"]) for r in result.get("weak_visual", [])}
+                for dim in args.weak_visual:
+                    if (name, dim, seed) not in done_a2:
+                        result.setdefault("weak_visual", []).append({"dataset": name, **run_weak_visual(ws, dim, seed, args)})
+                        out.write_text(json.dumps(result, indent=1))
+                        print(f"{name} A2 d={dim} seed={seed}: {result['weak_visual'][-1]['metrics']}", flush=True)
                 for frac in todo:
                     row = {"dataset": name, **run_fraction(ws, cap_emb, texts, frac, seed, args), "fit_seconds": round(t_fit, 1)}
                     result["runs"].append(row)
-                    result.update(overrides=args.set, caption_overrides=args.caption_set)
+                    result.update(overrides=args.set, caption_overrides=args.caption_set, fit_seed=args.fit_seed)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_text(json.dumps(result, indent=1))
                     print(
@@ -240,6 +324,8 @@ def main() -> None:
     result["summary"] = summarise(result["runs"])
     out.write_text(json.dumps(result, indent=1))
     print_table(result["summary"])
+    if args.markdown:
+        print(markdown(result["summary"], result.get("weak_visual", [])))
 
 
 if __name__ == "__main__":

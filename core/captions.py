@@ -15,6 +15,7 @@ architectures as ``baseline`` and ``multimodal``, trained on human + caption lab
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +130,9 @@ def _fit_predict(
     if len(classes) == 1:
         out[:, classes[0]] = 1.0
         return out
-    out[:, classes] = _model(False, c, seed).fit(x[train_rows], y[train_rows]).predict_proba(x[pred_rows])
+    with warnings.catch_warnings():  # few labelled rows per label is the case this module is for
+        warnings.filterwarnings("ignore", message="The number of unique classes")
+        out[:, classes] = _model(False, c, seed).fit(x[train_rows], y[train_rows]).predict_proba(x[pred_rows])
     return out
 
 

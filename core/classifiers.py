@@ -35,7 +35,7 @@ class ClassifierConfig:
     val_fraction: float = 0.15
     seed: int = 0
     fusion: str = "cv"
-    visual_shares: tuple[float, ...] = (0.5, 0.65, 0.8, 0.9)
+    visual_shares: tuple[float, ...] = (0.5, 0.7, 0.9)
     modality_dropout: float = 0.0
 
 

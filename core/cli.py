@@ -182,7 +182,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import demo_workspace
 
-    ws = demo_workspace(args.workspace, refit=args.refit)
+    ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -258,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
     )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
+        "its folder gets -labels10 appended)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phrases", help="reusable phrase generators")

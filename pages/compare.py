@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
+from core.compare import MODEL_GROUPS, best_model, confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
 from pages.common import MODEL_NAMES, explorer_for, open_item, page_workspace
 
@@ -21,7 +21,13 @@ st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"
 
 st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
-st.dataframe(pd.DataFrame(ws.metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
+st.info(best_model(ws).sentence)
+for group, models in MODEL_GROUPS.items():
+    present = [m for m in models if m in ws.metrics]
+    if present:
+        st.markdown(f"**{group[0].upper()}{group[1:]}**")
+        table = pd.DataFrame({m: ws.metrics[m] for m in present}).T.rename(index=MODEL_NAMES)
+        st.dataframe(table.style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
 left, right = st.columns(2)

@@ -101,9 +101,16 @@ def _suggest(p: np.ndarray, labels: list[str], multilabel: bool) -> list[str]:
     return [labels[int(p.argmax())]]
 
 
+def suggesting_model(ws: Workspace) -> str:
+    """The model whose labels are suggested: the best on held-out labelled rows (:func:`core.compare.best_model`)."""
+    from core.compare import best_model
+
+    return best_model(ws).name
+
+
 def review_item(ws: Workspace, row: int, reason: str) -> QueueItem:
-    """One row as a queue item, with the multimodal model's suggestion."""
-    p = ws.predictions["multimodal"][row]
+    """One row as a queue item, with the best model's suggestion."""
+    p = ws.predictions[suggesting_model(ws)][row]
     return QueueItem(row, str(ws.items.at[row, "item"]), _suggest(p, ws.labels, ws.multilabel), reason, float(p.max()))
 
 
@@ -135,7 +142,7 @@ def review_queue(
     multi = ws.predictions["multimodal"]
     items = ws.items["item"].astype(str).to_numpy()
     has_label = np.array([bool(labs) for labs in current])
-    proba = multi
+    proba = ws.predictions[suggesting_model(ws)]
     if strategy == "disagree":
         base_top, multi_top = ws.predictions["baseline"].argmax(1), multi.argmax(1)
         rows = np.flatnonzero(base_top != multi_top)
