@@ -98,7 +98,7 @@ class Classifier:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         net = _net(x.shape[1], self.n_classes, cfg)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         xt = torch.from_numpy(x)
         yt = torch.from_numpy(y.astype(np.float32) if self.multilabel or y.ndim == 2 else y.astype(np.int64))
         if val is not None:
