@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.pipeline import FitConfig, fit  # noqa: E402
+from core.config import FitConfig  # noqa: E402
+from core.pipeline import fit  # noqa: E402
 from core.progress import silent  # noqa: E402
-from core.workspace import open_workspace  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("off", "on"):
             cfg = FitConfig(label_fraction=args.label_fraction, seed=args.seed, projections=args.maps, caption_labels=mode)
-            ws = open_workspace(fit(args.dataset, Path(tmp) / mode, cfg, progress=silent))
+            ws = fit(args.dataset, Path(tmp) / mode, cfg, progress=silent)
             timings[mode] = ws.manifest["timings_s"]
             print(f"captions {mode}: " + " ".join(f"{k}={v:.1f}" for k, v in timings[mode].items()), flush=True)
     ratio = timings["on"]["total"] / timings["off"]["total"]

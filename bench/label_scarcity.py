@@ -5,8 +5,8 @@ text embeddings come from the shared cache). The phrase generator learns from th
 training image and uses no label, so that one fit serves every label fraction: for each
 fraction the classifiers are retrained on the stored arrays with labels for that share of each
 label's training images (drawn with the seed), through the product's own code
-(:func:`core.pipeline.model_inputs`, :func:`core.captions.caption_labels`,
-:func:`core.pipeline.train_classifiers`):
+(:func:`core.forward.model_inputs`, :func:`core.captions.caption_labels`,
+:func:`core.training.train_classifiers`):
 
 * ``baseline`` / ``multimodal`` / ``text_only``: the paper's models, on the human labels;
 * ``baseline_captions`` / ``multimodal_captions``: the same architectures on human + caption
@@ -38,20 +38,15 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.captions import CaptionLabelConfig, caption_labels, caption_texts  # noqa: E402
+from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts  # noqa: E402
+from core.config import CAPTION_MODELS, FitConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
+from core.forward import ImageArrays, input_blocks, model_inputs  # noqa: E402
 from core.metrics import evaluate  # noqa: E402
-from core.pipeline import (  # noqa: E402
-    FitConfig,
-    embed_texts,
-    fit,
-    label_targets,
-    model_inputs,
-    scarce_labels,
-    train_classifiers,
-)
+from core.pipeline import fit  # noqa: E402
 from core.progress import silent  # noqa: E402
-from core.text import TextEncoder  # noqa: E402
+from core.text import TextEncoder, embed_texts  # noqa: E402
+from core.training import label_targets, scarce_labels, train_classifiers  # noqa: E402
 from core.workspace import Workspace, is_workspace, open_workspace  # noqa: E402
 
 MODELS = ("baseline", "multimodal", "text_only", "baseline_captions", "multimodal_captions")
@@ -97,10 +92,20 @@ def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: flo
     caps = caption_labels(texts, cap_emb, y_all, labelled, train, ws.multilabel, ccfg, seed)
     t_caps = time.perf_counter() - t
     clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
-    inputs = model_inputs(ws.arrays["visual"], ws.arrays["text_vec"], y_all, fit_idx, caps)
-    inputs = {m: inputs[m] for m in args.models}
+    arrays = ImageArrays(ws.arrays["visual"], ws.arrays["text_vec"])
     t = time.perf_counter()
-    trained = train_classifiers(inputs, len(ws.labels), ws.multilabel, clf_cfg, None, silent)
+    trained = train_classifiers(
+        model_inputs(arrays, args.models),
+        y_all,
+        fit_idx,
+        len(ws.labels),
+        ws.multilabel,
+        clf_cfg,
+        None,
+        silent,
+        targets=caption_targets(caps, fit_idx, CAPTION_MODELS),
+        blocks={m: input_blocks(m, arrays) for m in args.models},
+    )
     t_clf = time.perf_counter() - t
     metrics = {m: evaluate(y_all[test], p[test], multilabel=ws.multilabel) for m, p in trained.probs.items()}
     unl = np.flatnonzero(train & ~labelled & np.array([bool(x) for x in texts]))
@@ -138,10 +143,14 @@ def run_weak_visual(ws: Workspace, dim: int, seed: int, args) -> dict:
     train = (items["split"].to_numpy() != "test") & has
     test = items["is_test"].to_numpy()
     weak = weak_visual(ws.arrays["visual"] / np.linalg.norm(ws.arrays["visual"], axis=1, keepdims=True), train, dim)
-    inputs = model_inputs(weak, ws.arrays["text_vec"], y_all, np.flatnonzero(train))
-    inputs = {m: inputs[m] for m in ("baseline", "multimodal")}
+    arrays = ImageArrays(weak, ws.arrays["text_vec"])
+    models = ("baseline", "multimodal")
     clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
-    trained = train_classifiers(inputs, len(ws.labels), ws.multilabel, clf_cfg, None, silent)
+    blocks = {m: input_blocks(m, arrays) for m in models}
+    fit_idx = np.flatnonzero(train)
+    trained = train_classifiers(
+        model_inputs(arrays, models), y_all, fit_idx, len(ws.labels), ws.multilabel, clf_cfg, None, silent, blocks=blocks
+    )
     return {
         "dim": dim,
         "seed": seed,

@@ -249,3 +249,25 @@ def caption_labels(
     predicted[todo] = proba
     caption[todo[keep]] = True
     return CaptionLabels(targets, caption, confidence, predicted, thr, kind, score)
+
+
+def caption_targets(
+    captions: CaptionLabels | None, fit_idx: np.ndarray, models: tuple[str, ...]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per caption model, ``(targets of every row, rows to train on)``: the human-labelled rows plus
+    the caption-labelled ones (for :func:`core.training.train_classifiers`); empty without captions."""
+    if captions is None:
+        return {}
+    rows = np.union1d(fit_idx, np.flatnonzero(captions.caption))
+    return {m: (captions.targets, rows) for m in models}
+
+
+def caption_label_column(captions: CaptionLabels | None, names: list[str], n: int) -> list[list[str] | None]:
+    """Per row, the caption label the caption models trained on (None: none, or a human label)."""
+    if captions is None:
+        return [None] * n
+    t = captions.targets
+    return [
+        (list(np.asarray(names)[t[i] > 0]) if t.ndim == 2 else [names[int(t[i])]]) if captions.caption[i] else None
+        for i in range(len(t))
+    ]

@@ -109,13 +109,14 @@ with st.sidebar.expander("Fit a new workspace"):
     out = st.text_input("Workspace folder", key="fit_out")
     frac = st.slider("Share of training labels kept", 0.05, 1.0, 1.0, 0.05, key="fit_frac")
     if st.button("Fit", disabled=not (data and out)):
-        from core.pipeline import FitConfig, fit
+        from core.config import FitConfig
+        from core.pipeline import fit
 
         try:
             with st.status("Fitting…", expanded=True) as status:
-                path = fit(data, out, FitConfig(label_fraction=frac), progress=StreamlitProgress())
+                path = fit(data, out, FitConfig(label_fraction=frac), progress=StreamlitProgress()).path
                 status.update(label=f"Fitted {path}", state="complete")
             st.session_state["workspace_path"] = str(path)
             st.rerun()
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
             st.error(str(exc))

@@ -11,9 +11,9 @@ import pytest
 from core.captions import wants_caption_labels
 from core.classifiers import Classifier, ClassifierConfig
 from core.compare import best_model
+from core.config import CAPTION_MODELS
 from core.labels.retrain import retrain
 from core.labels.session import open_label_store
-from core.pipeline import CAPTION_MODELS
 from core.workspace import open_workspace
 from tests.conftest import DEMO, demo_rows, quick_fit
 from tests.test_cli import run
