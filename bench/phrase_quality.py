@@ -92,19 +92,24 @@ def main() -> None:
             items = load_dataset(data).items
             same = all(extract_phrases(t, g, clean=False) == extract_phrases(t, g) for t, g in zip(items["text"], items["tags"]))
             for seed in args.seeds:
-                raw = {"dataset": name, **run(data, seed, False, Path(tmp))}
+                clean = {"dataset": name, **run(data, seed, True, Path(tmp))}
+                report(clean, args.out)
                 # Identical phrase lists give an identical (seeded) fit: no need to fit it again.
-                clean = {**raw, "vocabulary_mode": "cleaned", "same_phrase_lists": True} if same else None
-                for r in (raw, clean or {"dataset": name, **run(data, seed, True, Path(tmp))}):
-                    m = r["metrics"]
-                    print(
-                        f"{name:10s} seed {seed} {r['vocabulary_mode']:7s} vocab {r['vocabulary']:5d} "
-                        f"noisy top-{K} {r['noisy_share']:6.1%} ({r['images_with_noisy_phrase']}/{r['test_images']} images)  "
-                        f"top-1 baseline {m['baseline']['top1']:.3f} multimodal {m['multimodal']['top1']:.3f} "
-                        f"text_only {m['text_only']['top1']:.3f}  {r['fit_s']:.0f} s",
-                        flush=True,
-                    )
-                    save(args.out, r)
+                raw = {**clean, "vocabulary_mode": "raw", "same_phrase_lists": True} if same else None
+                report(raw or {"dataset": name, **run(data, seed, False, Path(tmp))}, args.out)
+
+
+def report(r: dict, out: Path) -> None:
+    """Print one fit's line and save it."""
+    m = r["metrics"]
+    print(
+        f"{r['dataset']:10s} seed {r['seed']} {r['vocabulary_mode']:7s} vocab {r['vocabulary']:5d} "
+        f"noisy top-{K} {r['noisy_share']:6.1%} ({r['images_with_noisy_phrase']}/{r['test_images']} images)  "
+        f"top-1 baseline {m['baseline']['top1']:.3f} multimodal {m['multimodal']['top1']:.3f} "
+        f"text_only {m['text_only']['top1']:.3f}  {r['fit_s']:.0f} s",
+        flush=True,
+    )
+    save(out, r)
 
 
 def save(out: Path, run: dict) -> None:
