@@ -6,7 +6,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Pixel Context", page_icon=":material/image_search:", layout="wide")
 
-# Sections leave room for the pages to come (semantic search, annotation, tag neighbourhoods).
+# Pages grouped by what a user does: explore the data, compare models, label.
 pages = {
     "Explore": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -10,11 +10,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.demo import demo_workspace, demo_workspace_path
+from core.compare import MODEL_TITLES, best_model
+from core.demo import DEMO_SCARCE_FRACTION, DEMO_SEED, demo_workspace, demo_workspace_path
 from core.explore import Explorer, probability_table
 from core.workspace import Prediction, Workspace, is_workspace, open_workspace
 
-MODEL_NAMES = {"baseline": "Baseline (visual)", "multimodal": "Multimodal", "text_only": "Text only", "zeroshot": "Zero-shot"}
+MODEL_NAMES = MODEL_TITLES
+DEMO_CHOICES = {
+    f"{DEMO_SCARCE_FRACTION:.0%} of the labels (seed {DEMO_SEED}), captions for all": DEMO_SCARCE_FRACTION,
+    "all labels": 1.0,
+}
 
 
 class StreamlitProgress:
@@ -99,12 +104,12 @@ def explorer_for(ws: Workspace) -> Explorer:
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the pipeline on the image…")
-def predict_image(ws_path: str, mtime: float, data: bytes, name: str) -> Prediction | str:
-    """The whole pipeline on one uploaded image (cached by content): a Prediction or an error."""
+def predict_image(ws_path: str, mtime: float, data: bytes, name: str) -> Prediction:
+    """The whole pipeline on one uploaded image (cached by content); ``error`` set if unusable."""
     return load_workspace(ws_path, mtime).predict([data], names=[name], top=10_000)[0]
 
 
-def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction | str:
+def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction:
     return predict_image(*_stamp(ws.path), data, name)
 
 
@@ -117,11 +122,12 @@ def current_workspace() -> Workspace | None:
             return _open(path)
         st.error(f"Not a fitted workspace: {path}")
         return None
-    path = demo_workspace_path()
+    fraction = DEMO_CHOICES[st.session_state.get("demo_labels", next(iter(DEMO_CHOICES)))]
+    path = demo_workspace_path(fraction)
     if not is_workspace(path):
         st.info("First run: fitting the demo workspace (Open Clip Art, about 2,500 drawings). This takes a few minutes once.")
         with st.status("Fitting the demo workspace…", expanded=True) as status:
-            demo_workspace(path, progress=StreamlitProgress())
+            demo_workspace(path, label_fraction=fraction, progress=StreamlitProgress())
             status.update(label="Demo workspace ready", state="complete", expanded=False)
     return _open(path)
 
@@ -155,6 +161,13 @@ def workspace_sidebar() -> None:
         if typed != current:
             st.session_state["workspace_path"] = typed.strip()
             st.rerun()
+        if not current:
+            st.radio(
+                "Demo labels",
+                list(DEMO_CHOICES),
+                key="demo_labels",
+                help="the demo fitted with few labels shows what captions add",
+            )
 
 
 def _verdict(pred_label: str, truth: list[str] | None) -> str:
@@ -184,10 +197,16 @@ def render_detail(
         st.markdown(f"**{pred.image}**")
         if truth is not None:
             st.markdown("True label: " + (", ".join(f"`{t}`" for t in truth) or "_none_"))
+        best = best_model(ex.ws).name
+        if pred.rankings.get(best):
+            suggestion = pred.rankings[best][0][0]
+            st.markdown(f"**Suggested label**: {suggestion} ({MODEL_NAMES[best]}, best on held-out labelled images)")
+        shown = ("baseline", "multimodal", "baseline_captions", "multimodal_captions", "text_only", "zeroshot")
         st.markdown(
             "  \n".join(
-                f"{MODEL_NAMES[m]}: {_verdict(getattr(pred, m)[0][0], truth)} ({getattr(pred, m)[0][1]:.2f})"
-                for m in ("baseline", "multimodal", "text_only", "zeroshot")
+                f"{MODEL_NAMES[m]}: {_verdict(pred.rankings[m][0][0], truth)} ({pred.rankings[m][0][1]:.2f})"
+                for m in shown
+                if pred.rankings.get(m)
             )
         )
     st.markdown("**Generated phrases** (the top 3 make the text vector)")

@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
+from core.compare import MODEL_GROUPS, best_model, confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
+from core.predictions import attached_metrics
 from pages.common import MODEL_NAMES, explorer_for, open_item, page_workspace
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
@@ -21,7 +22,16 @@ st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"
 
 st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
-st.dataframe(pd.DataFrame(ws.metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
+st.info(best_model(ws).sentence)
+groups = {g: {m: ws.metrics[m] for m in ms if m in ws.metrics} for g, ms in MODEL_GROUPS.items()}
+groups["other"] = {
+    **{m: ws.metrics[m] for m in ws.metrics if not any(m in ms for ms in MODEL_GROUPS.values())},
+    **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()},
+}
+for group, metrics in groups.items():
+    if metrics:
+        st.markdown(f"**{group[0].upper()}{group[1:]}**")
+        st.dataframe(pd.DataFrame(metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
 left, right = st.columns(2)

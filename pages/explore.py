@@ -27,7 +27,9 @@ with st.expander("Filters", expanded=True):
     c1, c2, c3, c4 = st.columns(4)
     true_labels = c1.multiselect("True label", ex.labels, key="ex_true")
     split = c2.selectbox("Split", ["All", "test", "train"], key="ex_split")
-    model = c3.selectbox("Model", list(MODEL_NAMES), format_func=MODEL_NAMES.get, index=1, key="ex_model")
+    model = c3.selectbox(
+        "Model", list(ex.models), format_func=lambda m: MODEL_NAMES.get(m, f"{m} (your predictions)"), index=1, key="ex_model"
+    )
     predicted = c4.multiselect("Predicted label (model)", ex.labels, key="ex_pred")
     c5, c6, c7, c8 = st.columns(4)
     correct = c5.radio("Model's top label", ["Any", "Correct", "Wrong"], horizontal=True, key="ex_correct")

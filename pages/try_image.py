@@ -6,7 +6,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.workspace import Prediction
 from pages.common import explorer_for, page_workspace, predict_upload, render_detail
 
 MAX_FILES = 12
@@ -36,9 +35,9 @@ if not inputs:
 for n, (name, data) in enumerate(inputs):
     result = predict_upload(ws, data, name)
     with st.container(border=True):
-        if isinstance(result, Prediction):
+        if result.ok:
             row = ex.row_of(name)
             truth = ex.true_labels(row) if row is not None else None
             render_detail(ex, result, data, truth, ex.neighbours(result.features), key=f"try_{n}")
         else:
-            st.error(f"Could not use this file. {result}")
+            st.error(f"Could not use this file. {result.image}: {result.error}")

@@ -40,7 +40,7 @@ def test_demo_is_fitted_in_the_page_on_first_run(small_dataset, cache_dir, tmp_p
     monkeypatch.setenv("PIXCTX_DEMO_WORKSPACE", str(tmp_path / "demo-ws"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
     assert not at.exception
-    assert (tmp_path / "demo-ws" / "manifest.json").is_file()
+    assert (tmp_path / "demo-ws-labels10" / "manifest.json").is_file()  # the demo opens with 10% of the labels
     assert any(m.label == "Images" for m in at.metric)
 
 
