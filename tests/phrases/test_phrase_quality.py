@@ -14,7 +14,7 @@ from core.phrases.vocab import PhraseVocabulary, extract_phrases, noise_kind
 from tests.conftest import DEMO, demo_rows, quick_fit
 
 # Demo labels whose titles and tags are rich in ids and counters ("smiley111", "BlueMan#101",
-# "glace_01_bw", "Tigre01", "0x861c9f4").
+# "glace_01_bw", "Tigre01").
 NOISY_LABELS = ["people/smilies", "people/stickmen", "food/desserts", "animals/mammals"]
 HEX = re.compile(r"(0x)?[0-9a-f]*\d[0-9a-f]*")
 IDENTIFIER = re.compile(r"[a-z]+\d[a-z\d]*|\d+[a-z][a-z\d]*|\w*_\w*")
@@ -58,7 +58,7 @@ def test_no_top3_phrase_of_a_demo_fit_is_hex_number_or_identifier(cache_dir, tmp
     # The raw extraction would give the generator noisy phrases to predict: the check can fail.
     raw = PhraseVocabulary.build([extract_phrases(r["text"], r["tags"].split(";"), clean=False) for r in train])
     raw_noise = [p for p in np.array(raw.phrases)[raw.softmax] if is_noise(p)]
-    assert {"smiley111", "0x861c9f4"} & set(raw.phrases) and len(raw_noise) >= 3
+    assert "smiley111" in raw.phrases and len(raw_noise) >= 3
 
     ws = quick_fit(data, tmp_path / "ws", cache_dir, seed=0)
     assert [p for p in ws.phrases if is_noise(p)] == []
