@@ -41,6 +41,15 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
 
 
+def _add_job_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job",
+        action="store_true",
+        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
+        "(what the app starts and shows)",
+    )
+
+
 def _fit_config(args: argparse.Namespace):
     from core.pipeline import FitConfig
 
@@ -70,11 +79,23 @@ def _print_metrics(ws) -> None:
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
+def _maybe_job(args: argparse.Namespace, plan):
+    """With ``--job``: run as the workspace's background job (status in ``WS.job/``); else a no-op."""
+    from contextlib import nullcontext
+
+    from core.jobs import job
+
+    return job(args.workspace, plan) if args.job else nullcontext(None)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import fit_plan
     from core.pipeline import fit
     from core.workspace import open_workspace
 
-    path = fit(args.data, args.workspace, _fit_config(args))
+    cfg = _fit_config(args)
+    with _maybe_job(args, fit_plan(cfg.n_folds, generator=cfg.phrase_source != "imagenet", maps=cfg.projections)) as prog:
+        path = fit(args.data, args.workspace, cfg, progress=prog)
     ws = open_workspace(path)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
@@ -174,9 +195,12 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import demo_workspace
+    from core.demo import demo_workspace, demo_workspace_path
+    from core.jobs import fit_plan
 
-    ws = demo_workspace(args.workspace, refit=args.refit)
+    args.workspace = args.workspace or str(demo_workspace_path())
+    with _maybe_job(args, fit_plan(extras=True)) as prog:
+        ws = demo_workspace(args.workspace, refit=args.refit, progress=prog)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -218,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
     p.add_argument("--workspace", required=True, help="output folder")
     _add_fit_options(p)
+    _add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
@@ -251,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
     )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phrases", help="reusable phrase generators")

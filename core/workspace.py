@@ -17,6 +17,7 @@ Layout (no pickles anywhere)::
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -79,6 +80,17 @@ class Prediction:
         }
 
 
+class locked_cached_property(cached_property):
+    """A ``cached_property`` computed once under the instance's ``_lock``: app sessions share one
+    Workspace from several threads, and a model must not load twice (or half-loaded)."""
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        with instance._lock:
+            return super().__get__(instance, owner)
+
+
 def _ranked(names: list[str], p: np.ndarray, top: int) -> list[tuple[str, float]]:
     order = np.argsort(-p)[:top]
     return [(names[j], float(p[j])) for j in order]
@@ -94,6 +106,7 @@ class Workspace:
         self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
         self.device = device
         self._label_terms: dict[tuple, list[np.ndarray]] = {}
+        self._lock = threading.RLock()  # lazy loaders call each other: re-entrant
 
     # --- metadata ----------------------------------------------------------------------
     @property
@@ -114,33 +127,33 @@ class Workspace:
 
         return FitConfig.from_dict(self.manifest["config"])
 
-    @cached_property
+    @locked_cached_property
     def items(self) -> pd.DataFrame:
         df = pd.read_parquet(self.path / "items.parquet")
         for col in ("labels", "tags"):
             df[col] = df[col].map(list)
         return df
 
-    @cached_property
+    @locked_cached_property
     def issues(self) -> list[DatasetIssue]:
         return [DatasetIssue(**d) for d in json.loads((self.path / "issues.json").read_text())]
 
-    @cached_property
+    @locked_cached_property
     def arrays(self) -> dict[str, np.ndarray]:
         return load_file(str(self.path / "arrays.safetensors"))
 
-    @cached_property
+    @locked_cached_property
     def predictions(self) -> dict[str, np.ndarray]:
         return load_file(str(self.path / "predictions.safetensors"))
 
-    @cached_property
+    @locked_cached_property
     def phrases(self) -> list[str]:
         if self.manifest.get("phrases"):
             return list(self.manifest["phrases"])
         return self.generator.vocab.phrases
 
     # --- models ------------------------------------------------------------------------
-    @cached_property
+    @locked_cached_property
     def generator(self):
         from core.phrases.generator import PhraseGenerator
 
@@ -149,33 +162,33 @@ class Workspace:
             raise ValueError("this workspace uses the ImageNet phrase source: it has no co-embedding")
         return PhraseGenerator.load(folder)
 
-    @cached_property
+    @locked_cached_property
     def classifiers(self) -> dict:
         from core.classifiers import Classifier
 
         return {m: Classifier.load(self.path / "classifiers", m) for m in ("baseline", "multimodal", "text_only")}
 
-    @cached_property
+    @locked_cached_property
     def backbone(self):
         from core.backbones import create_backbone
 
         cfg = self.config
         return create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device)
 
-    @cached_property
+    @locked_cached_property
     def generator_backbone(self):
         from core.backbones import create_backbone
 
         name = self.config.generator_backbone
         return create_backbone(name, device=self.device) if name else None
 
-    @cached_property
+    @locked_cached_property
     def text_encoder(self):
         from core.text import TextEncoder
 
         return TextEncoder(self.config.text_model, device=self.device)
 
-    @cached_property
+    @locked_cached_property
     def zeroshot_mapper(self):
         from core.zeroshot import TextToCoEmbedding
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -35,13 +37,27 @@ def test_home_gallery_filter_changes_the_view(app):
     assert [c.value for c in app.caption] != before
 
 
-def test_demo_is_fitted_in_the_page_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
+def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
+    from core import jobs
+    from core.demo import is_demo_ready
+
     monkeypatch.setenv("PIXCTX_DEMO_DATA", str(small_dataset))
     monkeypatch.setenv("PIXCTX_DEMO_WORKSPACE", str(tmp_path / "demo-ws"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
-    assert (tmp_path / "demo-ws" / "manifest.json").is_file()
-    assert any(m.label == "Images" for m in at.metric)
+    assert any("First run" in i.value for i in at.info)  # the page does not wait for the fit
+    ws = tmp_path / "demo-ws"
+    deadline = time.time() + 900
+    while (jobs.is_running(ws) or not is_demo_ready(ws)) and time.time() < deadline:
+        time.sleep(2)
+    status = jobs.read_status(ws)
+    assert status["state"] == "done", status
+    assert status["fraction"] == 1.0 and status["n_images"] > 0
+    assert {"embed images", "phrase generator", "semantic embedding", "tag models"} <= set(status["plan"])
+    at.run()
+    assert not at.exception and any(m.label == "Images" for m in at.metric)
+    at.switch_page("pages/search.py").run()  # the demo comes with its search model: no Fit button
+    assert not at.exception and not [b for b in at.button if b.key == "search_fit"]
 
 
 def _page(app: AppTest, page: str) -> AppTest:
@@ -118,9 +134,13 @@ def test_compare_page_wins_and_losses(app):
     assert wins.endswith("test images")
 
 
-def test_zeroshot_page_typed_labels_change_the_scores(app):
+def test_zeroshot_page_typed_labels_change_the_scores(app, fitted_workspace):
+    from core.workspace import open_workspace
+
     _page(app, "zeroshot")
     default = [m.value for m in app.metric]
+    # the default labels are the dataset's own: the page's score is the fit's zero-shot score (Home's table)
+    assert default[1] == f"{open_workspace(fitted_workspace).metrics['zeroshot']['top1']:.3f}"
     app.text_area(key="zs_labels").set_value("birds|bird, fruit|apple").run()
     assert not app.exception
     assert [m.value for m in app.metric] != default
@@ -190,13 +210,18 @@ def test_search_page_image_text_and_raw_side_by_side(ext_app):
     _page(ext_app, "search")
     assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
     before = [b.label for b in ext_app.button]
-    ext_app.text_input(key="search_text").set_value("music").run()
+    ext_app.text_input(key="search_modifier").set_value("music").run()
     ext_app.slider(key="search_weight").set_value(3.0).run()
     assert not ext_app.exception and [b.label for b in ext_app.button] != before
+    assert all(b.label[:4].replace(".", "").isdigit() for b in ext_app.button if b.key.startswith("sem_"))  # scores shown
     ext_app.radio(key="search_mode").set_value("Text only").run()
     assert any("cannot read text" in c.value for c in ext_app.caption)
     ext_app.text_input(key="search_text").set_value("qqqzzz").run()
     assert any("vocabulary" in w.value for w in ext_app.warning)
+    # back to an image query: the text-only box's old text does not block it
+    ext_app.radio(key="search_mode").set_value("A dataset image").run()
+    assert not ext_app.exception and not ext_app.warning
+    assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
 
 
 def test_search_page_offers_a_fit_when_missing(app):

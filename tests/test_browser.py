@@ -7,6 +7,7 @@ Chromium or chromedriver is installed (Debian: ``apt-get install chromium chromi
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -55,10 +56,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(extended_workspace, cache_dir):
+def _serve(env_extra: dict[str, str]):
     port = _free_port()
-    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(extended_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    env = {**os.environ, **env_extra}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -73,13 +73,23 @@ def server(extended_workspace, cache_dir):
     else:
         proc.kill()
         pytest.fail("streamlit did not start:\n" + (proc.stdout.read() if proc.stdout else ""))
-    yield url
+    return url, proc
+
+
+def _stop(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:  # a busy server: do not leave it running
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(extended_workspace, cache_dir):
+    url, proc = _serve({"PIXCTX_DEMO_WORKSPACE": str(extended_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)})
+    yield url
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +161,64 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
         time.sleep(0.5)
     _check(driver, "try-upload")
     assert "Generated phrases" in driver.page_source
+
+
+def _map_drag(driver, path: list[tuple[float, float]]) -> None:
+    """Drag the mouse over the map along ``path`` (fractions of the plot area, from its top left)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    area = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .nsewdrag')
+    w, h = area.size["width"], area.size["height"]
+    chain = ActionChains(driver)
+    x0, y0 = path[0]
+    chain.move_to_element_with_offset(area, int((x0 - 0.5) * w), int((y0 - 0.5) * h)).click_and_hold()
+    for (xa, ya), (xb, yb) in itertools.pairwise(path):
+        chain.move_by_offset(int((xb - xa) * w), int((yb - ya) * h))
+    chain.release().perform()
+
+
+def _wait_for(driver, text: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while text not in driver.page_source and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    for colour in ("label", "frequency"):
+        driver.get(f"{server}/map")
+        _settle(driver)
+        if colour == "frequency":
+            driver.find_element(By.XPATH, "//label[.//p[text()='Phrase frequency']]").click()
+            _settle(driver)
+        # a lasso (the default drag) around the middle of the map
+        _map_drag(driver, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)])
+        _wait_for(driver, "phrases selected")
+        _check(driver, f"map-lasso-{colour}")
+        assert "phrases selected" in driver.page_source and "Images nearest to the selected phrases" in driver.page_source
+    # a box selection: switch the drag mode in the chart's toolbar, then drag
+    driver.get(f"{server}/map")
+    _settle(driver)
+    chart = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+    ActionChains(driver).move_to_element(chart).perform()
+    driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] a.modebar-btn[data-val="select"]').click()
+    _map_drag(driver, [(0.05, 0.05), (0.95, 0.95)])
+    _wait_for(driver, "phrases selected")
+    _check(driver, "map-box")
+    assert "phrases selected" in driver.page_source
+    # a click on one point selects that phrase
+    driver.get(f"{server}/map")
+    _settle(driver)
+    x, y = driver.execute_script(
+        """const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+        const p = gd.calcdata[0][0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [xa.l2p(p.x) - xa._length / 2, ya.l2p(p.y) - ya._length / 2];"""
+    )
+    area = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .nsewdrag')
+    ActionChains(driver).move_to_element_with_offset(area, int(x), int(y)).click().perform()
+    _wait_for(driver, " selected")
+    _check(driver, "map-click")
+    assert "1 phrase selected" in driver.page_source  # the clicked point's phrase

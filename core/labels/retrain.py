@@ -20,7 +20,7 @@ from safetensors.numpy import save_file
 from core.labels.queue import OOF_FILE
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
-from core.metrics import evaluate
+from core.metrics import evaluate, paired_bootstrap_delta
 from core.phrases.generator import l2n
 from core.pipeline import MODELS, evaluate_models, label_targets, train_classifiers
 from core.progress import ProgressFn, silent
@@ -37,6 +37,7 @@ class RetrainReport:
     n_corrected: int
     n_labelled: int
     labels: list[str]
+    delta: dict[str, dict] | None = None  # per model: the change on the test split with a 95% bootstrap interval
 
     def to_dict(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class RetrainReport:
             "n_corrected": self.n_corrected,
             "n_labelled": self.n_labelled,
             "labels": self.labels,
+            "delta": self.delta,
         }
 
 
@@ -94,9 +96,9 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
     emb = ws.arrays.get("bottleneck")
     probs["zeroshot"] = scores_to_proba(ws.zeroshot_scores([(n, []) for n in names], embeddings=emb, text_vectors=text_vec))
     after, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ws.multilabel)
-    before = {
-        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel) for m in MODELS
-    }
+    old_probs = {m: _expand(ws.predictions[m][test], ws.labels, names) for m in MODELS}
+    before = {m: evaluate(y_all[test], old_probs[m], multilabel=ws.multilabel) for m in MODELS}
+    delta = {m: paired_bootstrap_delta(y_all[test], old_probs[m], probs[m][test], multilabel=ws.multilabel) for m in MODELS}
 
     # write: classifiers, predictions, items, then manifest.json last (its mtime tells readers to reload)
     old_dir = ws.path / "classifiers"
@@ -114,7 +116,7 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
     (ws.path / "items.parquet.partial").replace(ws.path / "items.parquet")
     (ws.path / OOF_FILE).unlink(missing_ok=True)
     manifest = dict(ws.manifest)
-    report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
+    report = RetrainReport(before, after, n_corrected, len(fit_idx), names, delta)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
     manifest["retrains"] = [
         *manifest.get("retrains", []),
