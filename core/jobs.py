@@ -137,31 +137,32 @@ class JobProgress:
         return min(parts / step.parts, 1.0), spent
 
     def overview(self) -> dict:
-        """Overall fraction, the ETA in seconds (None until measurable) and the current stage."""
+        """Overall fraction, the ETA in seconds (None until measurable) and the current stage group."""
         n = max(self.n_images, 1)
         weights = [self.profile.get(step.group, 0.0) * n for step in self.plan]
-        total_w = sum(weights) or 1.0
-        done_w, speeds, eta = 0.0, [], 0.0
-        current = None
-        for step, w in zip(self.plan, weights):
-            frac, spent = self._group_fraction(step)
-            done_w += w * frac
-            if frac >= 1.0 and spent is not None and w and spent > 0.25 * w:  # did real work (not a cache hit)
-                speeds.append(spent / w)
-            if 0.0 < frac < 1.0 and spent is not None and current is None:
-                current = step.group
-                eta += spent / frac * (1.0 - frac) if spent > 2.0 else w * (1.0 - frac)
-        speed = sorted(speeds)[len(speeds) // 2] if speeds else None
-        if speed is None and current is not None:  # the running stage's own pace against its weight
-            step_w = weights[[s.group for s in self.plan].index(current)]
-            frac, spent = self._group_fraction(next(s for s in self.plan if s.group == current))
-            speed = spent / (step_w * frac) if step_w and frac > 0.05 and spent and spent > 2.0 else None
-        remaining = [w for step, w in zip(self.plan, weights) if self._group_fraction(step)[0] == 0.0 and step.group != current]
-        measurable = self.n_images > 0 and (speed is not None or not remaining)
+        views = [self._group_fraction(step) for step in self.plan]
+        seen = [i for i, (_, spent) in enumerate(views) if spent is not None]
+        if seen:  # stages run in order: a group that a later one follows is finished (or was a cache hit)
+            views = [(1.0, spent) if i < seen[-1] else (frac, spent) for i, (frac, spent) in enumerate(views)]
+        done_w = sum(w * frac for w, (frac, _) in zip(weights, views))
+        # this run's pace against the profile: from the finished groups that did real work, else the running one
+        paces = [spent / w for w, (frac, spent) in zip(weights, views) if frac >= 1.0 and spent and w and spent > 0.25 * w]
+        current = next((i for i, (frac, spent) in enumerate(views) if frac < 1.0 and spent is not None), None)
+        eta = 0.0
+        if current is not None:
+            frac, spent = views[current]
+            if frac > 0.05 and spent and spent > 2.0:
+                eta = spent / frac * (1.0 - frac)
+                paces = paces or ([spent / (weights[current] * frac)] if weights[current] else [])
+            else:
+                eta = weights[current] * (1.0 - frac) * (sorted(paces)[len(paces) // 2] if paces else 1.0)
+        pace = sorted(paces)[len(paces) // 2] if paces else None
+        later = sum(w for i, (w, (frac, spent)) in enumerate(zip(weights, views)) if spent is None and i != current)
+        measurable = self.state == "running" and self.n_images > 0 and (pace is not None or later == 0)
         return {
-            "fraction": round(done_w / total_w, 4) if self.state != "done" else 1.0,
-            "eta_s": round(eta + sum(remaining) * (speed or 1.0), 1) if measurable and self.state == "running" else None,
-            "group": current,
+            "fraction": 1.0 if self.state == "done" else round(done_w / (sum(weights) or 1.0), 4),
+            "eta_s": round(eta + later * (pace or 1.0), 1) if measurable else None,
+            "group": self.plan[current].group if current is not None else None,
         }
 
     def write(self) -> None:

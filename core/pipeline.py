@@ -27,6 +27,7 @@ from core.phrases.combined import COMBINED, combine_outputs, image_text_vectors
 from core.phrases.crossfit import crossfit_phrases
 from core.phrases.generator import GeneratorConfig, PhraseGenerator, l2n
 from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
+from core.phrases.stage_cache import cached_stage, stage_key
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import TextEncoder
@@ -267,15 +268,14 @@ def fit(
     fold = np.full(len(items), -1, dtype=np.int64)
     if cfg.phrase_source in ("corpus", COMBINED):
         corpus = train & np.array([bool(p) for p in phrase_lists])
-        generator, outs = crossfit_phrases(
-            gen_feats,
-            phrase_lists,
-            corpus,
-            cfg.generator,
-            n_folds=cfg.n_folds,
-            k=k_store,
-            backbone=generator_input_name(cfg.backbone, cfg.generator_backbone),
-            progress=prog,
+        gen_name = generator_input_name(cfg.backbone, cfg.generator_backbone)
+        key = stage_key(gen_feats, phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=k_store, backbone=gen_name)
+        generator, outs = cached_stage(  # a resumed fit reuses a finished phrase-generator stage
+            cache_root,
+            key,
+            lambda: crossfit_phrases(
+                gen_feats, phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=k_store, backbone=gen_name, progress=prog
+            ),
         )
         generator.save(tmp / "generator")
         phrase_texts = generator.vocab.phrases

@@ -84,7 +84,7 @@ selected = ex.row_of(st.query_params.get("item", ""))
 gallery, detail = st.columns([3, 2], gap="large")
 with gallery:
     n_pages = max(1, math.ceil(len(rows) / PER_PAGE))
-    if st.session_state.get("ex_page", 1) > n_pages:  # filters narrowed: back to the first page
+    if not 1 <= st.session_state.get("ex_page", 1) <= n_pages:  # filters narrowed (or a bad link): first page
         st.session_state["ex_page"] = 1
     top = st.columns([2, 1])
     top[0].markdown(f"**{len(rows):,}** of {ex.n:,} images")

@@ -88,12 +88,53 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     assert any(item in m for m in _markdown(app))
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
     # a shared URL opens the same detail
-    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    again.session_state["workspace_path"] = str(fitted_workspace)
+    again = _app_on(fitted_workspace).run()
     again.query_params["item"] = item
-    again.run()
     again.switch_page("pages/explore.py").run()
     assert any(item in m for m in _markdown(again))
+
+
+def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_workspace):
+    _page(app, "explore")
+    total = _markdown(app)[0]
+    app.radio(key="ex_correct").set_value("Wrong").run()
+    app.selectbox(key="ex_split").set_value("test").run()
+    narrowed = _markdown(app)[0]
+    assert narrowed != total
+    assert app.query_params["correct"] == "Wrong" and app.query_params["split"] == "test"
+    first = next(b for b in app.button if b.key.startswith("ex_open_"))
+    first.click().run()
+    item = app.query_params["item"]
+    app.switch_page("pages/compare.py").run()  # away: Explore's parameters leave the URL, `item` included
+    assert not app.exception and not {"item", "correct", "split"} & set(app.query_params)
+    app.switch_page("pages/explore.py").run()  # back: the filters and the open image are restored
+    assert app.radio(key="ex_correct").value == "Wrong" and app.selectbox(key="ex_split").value == "test"
+    assert _markdown(app)[0] == narrowed and app.query_params["item"] == item
+    # a shared link carries the filters
+    shared = _app_on(fitted_workspace).run()
+    shared.query_params.update({"correct": "Wrong", "split": "test", "true": ["animals/birds", "no such label"]})
+    shared.switch_page("pages/explore.py").run()
+    assert not shared.exception
+    assert shared.radio(key="ex_correct").value == "Wrong" and shared.multiselect(key="ex_true").value == ["animals/birds"]
+
+
+def test_compare_selection_survives_a_visit_to_an_image(app):
+    _page(app, "compare")
+    app.selectbox(key="cmp_label").set_value("animals/birds").run()
+    assert app.query_params["label"] == "animals/birds"
+    app.switch_page("pages/explore.py").run()
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception and app.selectbox(key="cmp_label").value == "animals/birds"
+
+
+def test_labeler_name_is_kept_in_the_url(app, fitted_workspace):
+    _page(app, "annotate")
+    app.text_input(key="ann_user").set_value("ann").run()
+    assert app.query_params["labeler"] == "ann"
+    reloaded = _app_on(fitted_workspace).run()  # a reload: a new session with the same URL
+    reloaded.query_params["labeler"] = "ann"
+    reloaded.switch_page("pages/annotate.py").run()
+    assert not reloaded.exception and reloaded.text_input(key="ann_user").value == "ann"
 
 
 def test_explore_phrase_search_narrows_the_gallery(app):

@@ -222,3 +222,37 @@ def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
     _wait_for(driver, " selected")
     _check(driver, "map-click")
     assert "1 phrase selected" in driver.page_source  # the clicked point's phrase
+
+
+def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path, driver):
+    import signal
+
+    from core import jobs
+
+    ws = tmp_path / "demo-ws"
+    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(ws), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    url, proc = _serve(env)
+    first = driver.current_window_handle
+    try:
+        driver.switch_to.new_window("tab")
+        driver.get(url)  # a newcomer: the demo fit starts in the background
+        _wait_for(driver, "overall", timeout=120)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "first-run-progress.png"))
+        assert "overall" in driver.page_source and jobs.is_running(ws)
+        driver.close()  # close the tab mid-fit
+        driver.switch_to.window(first)
+        seen = jobs.read_status(ws)["updated"]
+        deadline = time.time() + 60
+        while jobs.read_status(ws)["updated"] == seen and time.time() < deadline:
+            time.sleep(1)
+        assert jobs.is_running(ws) and jobs.read_status(ws)["updated"] > seen  # still working, tab gone
+        driver.get(url)  # another tab shows the same job (no second one starts)
+        _wait_for(driver, "overall", timeout=60)
+        assert "overall" in driver.page_source
+        assert jobs.read_status(ws)["command"][:1] == ["demo"]
+    finally:
+        status = jobs.read_status(ws)
+        if status and jobs.is_running(ws):
+            os.kill(status["pid"], signal.SIGTERM)  # the job this test started
+        _stop(proc)

@@ -89,3 +89,16 @@ def test_a_job_that_died_reads_as_stopped_and_resumes_its_command(tmp_path):
     proc = jobs.resume(ws)  # a detached `python -m core backbones`
     assert proc is not None and proc.wait(timeout=120) == 0
     assert "efficientnet-lite0" in (folder / "log.txt").read_text()
+
+
+def test_a_stage_served_from_the_cache_counts_as_done(tmp_path, clock):
+    prog = jobs.JobProgress(tmp_path, jobs.fit_plan(n_folds=5, maps=False), ["fit"])
+    _run_stage(prog, clock, "embed images", 100, 1.0)  # cached features: fast
+    before = prog.overview()["fraction"]
+    _run_stage(prog, clock, "embed phrases", 10, 10.0)  # the phrase generator came from the stage cache: no report
+    view = prog.overview()
+    profile = jobs.load_profile()
+    done = sum(profile[g] for g in ("embed images", "phrase generator", "embed phrases"))
+    total = done + profile["classifiers"]
+    assert view["fraction"] == pytest.approx(done / total, abs=1e-3) and view["fraction"] > before
+    assert view["eta_s"] is not None  # paced by the stage that did real work

@@ -41,9 +41,14 @@ def draw() -> bool:
     if (is_demo_ready(path) if demo else is_workspace(path)) and not (demo and jobs.is_running(path)):
         return True
     status = jobs.read_status(path)
-    if demo and not jobs.is_running(path) and (status is None or status["state"] in ("done", "stopped")):
-        jobs.start(path, ["demo", "--workspace", str(path), "--job"])
-        status = None
+    if demo and not jobs.is_running(path):
+        state = status["state"] if status else None
+        if state == "done" and is_workspace(path):  # finished, yet without its search or tag models
+            st.error(f"The demo fit finished without every page's models; its log: `{jobs.job_dir(path) / 'log.txt'}`")
+            return False
+        if state in (None, "done", "stopped"):  # first run, a deleted demo, or a fit that was killed: (re)start
+            jobs.start(path, ["demo", "--workspace", str(path), "--job"])
+            status = None
     if status is None and not demo and not jobs.is_running(path):
         st.error(f"Not a fitted workspace: `{path}`. Type another folder in the sidebar, or fit one there.")
         return False
