@@ -10,7 +10,7 @@ from core.labels.queue import STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
 from core.labels.store import UNDO, ConflictError, LabelStoreError
-from ui import state
+from ui import state as url_state
 from ui.frame import workspace
 from ui.loaders import explorer_for, label_store
 from ui.widgets import MODEL_NAMES, StreamlitProgress, image
@@ -22,7 +22,7 @@ st.title("Annotate")
 # The labeler's name and the queue live in this tab's URL: a reload keeps them, and two people
 # labelling side by side (two tabs, two browsers) each keep their own.
 FIELDS = {"ann_user": ("labeler", ""), "ann_strategy": ("queue", next(iter(STRATEGIES)))}
-state.restore("annotate", FIELDS, valid={"ann_strategy": list(STRATEGIES)})
+url_state.restore("annotate", FIELDS, valid={"ann_strategy": list(STRATEGIES)})
 with st.sidebar:
     st.subheader("Labeler")
     user = st.text_input("Your name (recorded with every change)", key="ann_user").strip()
@@ -40,7 +40,7 @@ state.setdefault("ann_pinned", None)  # an item brought back by undo
 
 c1, c2 = st.columns([2, 1])
 strategy = c1.selectbox("Review queue", list(STRATEGIES), format_func=STRATEGIES.get, key="ann_strategy")
-state.save("annotate", FIELDS, {"ann_user": user, "ann_strategy": strategy})
+url_state.save("annotate", FIELDS, {"ann_user": user, "ann_strategy": strategy})
 latest = store.reviewed()  # one read of the history per run
 reviewed = {item for item, action in latest.items() if action != UNDO}  # an undone change un-reviews its image
 c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}", help="undone changes do not count")

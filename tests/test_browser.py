@@ -256,3 +256,40 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
         if status and jobs.is_running(ws):
             os.kill(status["pid"], signal.SIGTERM)  # the job this test started
         _stop(proc)
+
+
+def _nav(driver, url_path: str) -> None:
+    """Click a page's link in the sidebar menu (what a user does; the URL is the app's to set)."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f'[data-testid="stSidebarNav"] a[href$="/{url_path}"]').click()
+    time.sleep(1.0)
+    _settle(driver)
+
+
+def test_page_state_lives_in_the_url_and_does_not_leak(server, driver, extended_workspace):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from core.workspace import open_workspace
+
+    item = open_workspace(extended_workspace).items.at[0, "item"]
+    driver.get(f"{server}/explore?correct=Wrong&split=test&item={item}")  # a shared link
+    _check(driver, "explore-shared-link")
+    assert "Generated phrases" in driver.page_source and "Wrong" in driver.page_source
+    _nav(driver, "compare")
+    assert "item=" not in driver.current_url and "correct=" not in driver.current_url  # nothing leaks
+    _nav(driver, "explore")  # back through the menu: the filters and the open image come back
+    assert "correct=Wrong" in driver.current_url and "split=test" in driver.current_url and "item=" in driver.current_url
+    # the labeler's name survives a reload
+    driver.get(f"{server}/annotate")
+    _settle(driver)
+    box = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Your name (recorded with every change)"]')
+    box.send_keys("ann", Keys.ENTER)
+    deadline = time.time() + 30
+    while "labeler=ann" not in driver.current_url and time.time() < deadline:
+        time.sleep(0.5)
+    driver.refresh()
+    _settle(driver)
+    box = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Your name (recorded with every change)"]')
+    assert box.get_attribute("value") == "ann"
