@@ -25,8 +25,8 @@ if not has_map(ex):
     st.stop()
 st.caption(
     "Each point is a phrase prototype (the mean co-embedding of the images carrying the phrase), laid out in 2-D "
-    "by UMAP with the images. Hover a point for its phrase; select points (click, box or lasso) to list them and "
-    "see the images nearest to them."
+    "by UMAP with the images. Hover a point for its phrase; click a point, or drag a box or a lasso (the two "
+    "selection tools in the chart's toolbar), to list the phrases and see the images nearest to them."
 )
 
 
@@ -129,10 +129,11 @@ if highlight is not None:
     )
 n_legend = len(layers) if colour == "Nearest label" or show_images else 0
 legend_rows = -(-n_legend // 4)  # a horizontal legend under the map, four entries a row: every label visible
+# No preset drag mode: Streamlit then lets a click select a point (in box or lasso mode a click only
+# hovers); box and lasso are the toolbar's selection tools.
 fig.update_layout(
     height=640 + 22 * legend_rows,
     margin=dict(l=0, r=0, t=10, b=0),
-    dragmode="lasso",
     showlegend=n_legend > 0,
     legend=dict(orientation="h", x=0, xanchor="left", y=-0.01, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"),
     xaxis=dict(visible=False),

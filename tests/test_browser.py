@@ -184,6 +184,15 @@ def _wait_for(driver, text: str, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
+def _tool(driver, name: str) -> None:
+    """Pick a drag tool (``select`` = box, ``lasso``) in the chart's toolbar."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')).perform()
+    driver.find_element(By.CSS_SELECTOR, f'[data-testid="stPlotlyChart"] .modebar-btn[data-val="{name}"]').click()
+
+
 def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -194,7 +203,8 @@ def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
         if colour == "frequency":
             driver.find_element(By.XPATH, "//label[.//p[text()='Phrase frequency']]").click()
             _settle(driver)
-        # a lasso (the default drag) around the middle of the map
+        # a lasso (the toolbar's lasso tool) around the middle of the map
+        _tool(driver, "lasso")
         _map_drag(driver, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)])
         _wait_for(driver, "phrases selected")
         _check(driver, f"map-lasso-{colour}")
@@ -202,9 +212,7 @@ def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
     # a box selection: switch the drag mode in the chart's toolbar, then drag
     driver.get(f"{server}/map")
     _settle(driver)
-    chart = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
-    ActionChains(driver).move_to_element(chart).perform()
-    driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] a.modebar-btn[data-val="select"]').click()
+    _tool(driver, "select")
     _map_drag(driver, [(0.05, 0.05), (0.95, 0.95)])
     _wait_for(driver, "phrases selected")
     _check(driver, "map-box")
@@ -214,8 +222,8 @@ def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
     _settle(driver)
     x, y = driver.execute_script(
         """const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-        const p = gd.calcdata[0][0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-        return [xa.l2p(p.x) - xa._length / 2, ya.l2p(p.y) - ya._length / 2];"""
+        const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [xa.l2p(t.x[0]) - xa._length / 2, ya.l2p(t.y[0]) - ya._length / 2];"""
     )
     area = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .nsewdrag')
     ActionChains(driver).move_to_element_with_offset(area, int(x), int(y)).click().perform()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -102,7 +103,11 @@ def _verdict(pred_label: str, truth: list[str] | None) -> str:
 
 
 def image(source, caption: str | None = None) -> None:
-    """An image at its own size (never upscaled: the demo's 128-px drawings stay sharp), shrunk to fit."""
+    """An image at its own size (never upscaled: the demo's 128-px drawings stay sharp), shrunk to fit;
+    a file that has gone missing since the fit is named instead of failing the page."""
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        st.caption(f"(image file missing: {Path(source).name})")
+        return
     st.image(source, caption=caption)
 
 
