@@ -32,7 +32,7 @@ pages = {
 # Labels are never cut: button captions wrap instead of ending in "…".
 st.html(
     "<style>[data-testid='stButton'] button p, [data-testid='stButton'] button div "
-    "{white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip !important;}</style>"
+    "{white-space: normal !important; overflow-wrap: break-word; text-overflow: clip !important;}</style>"
 )
 page = st.navigation(pages)
 state.clean_url(page.url_path)  # one page's query parameters never leak into another's URL

@@ -14,7 +14,7 @@ from core.explore import GalleryFilter
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.widgets import MODEL_NAMES, human_index, image, open_item
+from ui.widgets import MODEL_NAMES, grid, human_index, image, open_item
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
 
@@ -75,8 +75,12 @@ else:
     st.subheader("Confusion matrices (test split)")
     if len(ex.labels) <= HEATMAP_MAX_LABELS:
         names = list(ex.labels)  # full labels, every one ticked
-        fig = make_subplots(
-            rows=1, cols=2, subplot_titles=[MODEL_NAMES["baseline"], MODEL_NAMES["multimodal"]], horizontal_spacing=0.12
+        fig = make_subplots(  # one shared label axis: the labels sit once, left of both matrices
+            rows=1,
+            cols=2,
+            subplot_titles=[MODEL_NAMES["baseline"], MODEL_NAMES["multimodal"]],
+            shared_yaxes=True,
+            horizontal_spacing=0.04,
         )
         for col, model in enumerate(("baseline", "multimodal"), start=1):
             cm = confusion_matrix(ex, model)
@@ -93,7 +97,8 @@ else:
             )
         tick = dict(tickmode="array", tickvals=names, ticktext=names, tickfont=dict(size=10), automargin=True)
         fig.update_xaxes(title_text="predicted label", tickangle=-60, **tick)
-        fig.update_yaxes(title_text="true label", autorange="reversed", **tick)
+        fig.update_yaxes(autorange="reversed", **tick)
+        fig.update_yaxes(title_text="true label", row=1, col=1)
         fig.update_layout(
             height=260 + 14 * len(names), coloraxis=dict(colorscale="Blues", colorbar=dict(title="images")), margin=dict(t=30)
         )
@@ -119,9 +124,8 @@ rows = ex.filter(
 )
 st.markdown(f"**{len(rows)}** test images")
 labels = np.array(ex.labels)
-grid = st.columns(6)
-for n, row in enumerate(rows[:24]):
-    with grid[n % 6]:
+for row, col in grid(rows[:24], 6):
+    with col:
         image(ws.items.at[row, "path"])
         phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
         st.caption(

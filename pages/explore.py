@@ -10,7 +10,7 @@ from core.explore import CHANGES, GalleryFilter
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.widgets import MODEL_NAMES, image, render_detail
+from ui.widgets import MODEL_NAMES, grid, image, render_detail, wrappable
 
 PER_PAGE = 24
 CHANGE_NAMES = {
@@ -93,15 +93,14 @@ with gallery:
     shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
     if len(shown) == 0:
         st.info("No image matches these filters.")
-    grid = st.columns(4)
     labels = ex.labels
-    for n, row in enumerate(shown):
-        with grid[n % 4]:
+    for row, col in grid(shown, 4):
+        with col:
             image(items.at[row, "path"])
             pm = labels[ex.top[model][row]]
             mark = "✓" if ex.correct[model][row] else ("✗" if ex.has_truth[row] else "·")
             truth = ", ".join(items.at[row, "labels"]) or "—"
-            if st.button(f"{mark} {pm}", key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
+            if st.button(wrappable(f"{mark} {pm}"), key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
                 st.query_params["item"] = str(items.at[row, "item"])
                 st.rerun()
             st.caption(truth)

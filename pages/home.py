@@ -12,7 +12,7 @@ import streamlit as st
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.widgets import MODEL_NAMES, human_index, image
+from ui.widgets import MODEL_NAMES, grid, human_index, image
 
 
 def _mark(ok: bool) -> str:
@@ -85,9 +85,8 @@ with right:
     pick = rng.permutation(test)[:12]
     if len(pick) == 0:
         st.info("No test image in this group.")
-    grid = st.columns(4)
-    for n, row in enumerate(pick):
-        with grid[n % 4]:
+    for row, col in grid(pick, 4):
+        with col:
             image(items.at[row, "path"])
             truth = ", ".join(items.at[row, "labels"]) or "—"
             pb, pm = labels[ex.top["baseline"][row]], labels[ex.top["multimodal"][row]]

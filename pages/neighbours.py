@@ -8,7 +8,7 @@ import streamlit as st
 from core.tags.annotate import fitted_settings, has_tag_models
 from ui.frame import workspace
 from ui.loaders import explorer_for, tag_models_for
-from ui.widgets import image, image_tile, offer_fit
+from ui.widgets import grid, image, image_tile, offer_fit
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
 
@@ -62,8 +62,7 @@ with right:
     st.caption("Test split, every model with the same neighbourhood setting.")
 
 st.subheader(f"Its {setting[0]} nearest images by tags")
-grid = st.columns(6)
-for n, (nb, dist) in enumerate(tn.neighbourhood(row, setting[0])):
-    with grid[n % 6]:
+for (nb, dist), col in grid(tn.neighbourhood(row, setting[0]), 6):
+    with col:
         image_tile(ws, nb, f"nb_open_{nb}", ", ".join(ws.items.at[nb, "labels"]) or "—")
         st.caption(f"tag distance {dist:.2f} · " + ", ".join(ws.items.at[nb, "tags"][:6]))

@@ -10,7 +10,7 @@ import streamlit as st
 from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, prototype_table
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.widgets import image_tile
+from ui.widgets import grid, image_tile
 
 PROTOTYPE, IMAGE = 0, 1
 
@@ -199,8 +199,7 @@ with right:
     else:
         near = [(r, float("nan")) for r in chosen_images[:12]]
         st.markdown("**Selected images**")
-    grid = st.columns(6)
-    for n, (row, sim) in enumerate(near):
-        with grid[n % 6]:
+    for (row, sim), col in grid(near, 6):
+        with col:
             caption = ", ".join(ws.items.at[row, "labels"]) or "—"
             image_tile(ws, row, f"map_open_{row}", caption if sim != sim else f"{sim:.2f} · {caption}", help=caption)

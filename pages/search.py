@@ -7,7 +7,7 @@ import streamlit as st
 from core.retrieval.semantic import has_retrieval
 from ui.frame import workspace
 from ui.loaders import retrieval_for
-from ui.widgets import image, image_tile, model_name, offer_fit
+from ui.widgets import grid, image, image_tile, model_name, offer_fit
 
 K = 12
 
@@ -72,9 +72,8 @@ if shown is not None:
 
 
 def gallery(results: list[tuple[int, float]], key: str) -> None:
-    grid = st.columns(4)
-    for n, (row, score) in enumerate(results):
-        with grid[n % 4]:
+    for (row, score), col in grid(results, 4):
+        with col:
             label = ", ".join(ws.items.at[row, "labels"]) or "—"
             tip = f"similarity {score:.3f} · {ws.items.at[row, 'text']}"
             image_tile(ws, row, f"{key}_{row}", f"{score:.2f} · {label}", help=tip)

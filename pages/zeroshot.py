@@ -12,7 +12,7 @@ from core.workspace import Prediction
 from core.zeroshot import parse_label_spec
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
-from ui.widgets import MODEL_NAMES, image
+from ui.widgets import MODEL_NAMES, grid, image
 
 ws = workspace()
 ex = explorer_for(ws)
@@ -54,9 +54,8 @@ if source == "The test split":
     st.plotly_chart(fig, width="stretch")
     pick = st.selectbox("Show test images predicted as", typed, key="zs_show")
     shown = report.rows[top == typed.index(pick)][:18]
-    grid = st.columns(6)
-    for n, row in enumerate(shown):
-        with grid[n % 6]:
+    for row, col in grid(shown, 6):
+        with col:
             image(ws.items.at[row, "path"])
             st.caption(", ".join(ws.items.at[row, "labels"]))
     if len(shown) == 0:

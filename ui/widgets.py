@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +13,7 @@ import streamlit as st
 from core.explore import Explorer, probability_table
 from core.workspace import Prediction
 
+T = TypeVar("T")
 MODEL_NAMES = {"baseline": "Baseline (visual)", "multimodal": "Multimodal", "text_only": "Text only", "zeroshot": "Zero-shot"}
 
 
@@ -102,6 +105,19 @@ def _verdict(pred_label: str, truth: list[str] | None) -> str:
     return f":green[✓ {pred_label}]" if pred_label in truth else f":red[✗ {pred_label}]"
 
 
+def grid(things: Iterable[T], per_row: int) -> Iterator[tuple[T, object]]:
+    """``(thing, column)`` pairs laid out row by row (``with column:`` draws in it): every row starts
+    level, however tall the images of the row before."""
+    row: list = []
+    for thing in things:
+        row.append(thing)
+        if len(row) == per_row:
+            yield from zip(row, st.columns(per_row), strict=False)
+            row = []
+    if row:
+        yield from zip(row, st.columns(per_row), strict=False)
+
+
 def image(source, caption: str | None = None) -> None:
     """An image at its own size (never upscaled: the demo's 128-px drawings stay sharp), shrunk to fit;
     a file that has gone missing since the fit is named instead of failing the page."""
@@ -111,10 +127,15 @@ def image(source, caption: str | None = None) -> None:
     st.image(source, caption=caption)
 
 
+def wrappable(text: str) -> str:
+    """``text`` that may break after a ``/`` (``animals/``, ``birds``) rather than mid-word in a narrow tile."""
+    return text.replace("/", "/\u200b")
+
+
 def image_tile(ws, row: int, key: str, label: str, help: str | None = None) -> None:
     """An image with a full-width button under it (full label, wrapped) that opens it in Explore."""
     image(ws.items.at[row, "path"])
-    if st.button(label, key=key, width="stretch", help=help):
+    if st.button(wrappable(label), key=key, width="stretch", help=help):
         open_item(str(ws.items.at[row, "item"]))
 
 
@@ -172,10 +193,9 @@ def render_detail(
     st.markdown("**Zero-shot** top labels: " + ", ".join(f"{n} ({p:.2f})" for n, p in pred.zeroshot[:3]))
     if neighbours:
         st.markdown("**Nearest images** (visual cosine similarity under each)")
-        cols = st.columns(4)
         items = ex.ws.items
-        for n, (row, sim) in enumerate(neighbours[:8]):
-            with cols[n % 4]:
+        for (row, sim), col in grid(neighbours[:8], 4):
+            with col:
                 labs = ", ".join(items.at[row, "labels"]) or "—"
                 image_tile(ex.ws, row, f"{key}_nb_{row}", f"{sim:.2f} · {labs}", help=f"cosine {sim:.3f} · {labs}")
 
