@@ -12,6 +12,7 @@ from ui import frame, state
 ICON = Path(__file__).resolve().parent / "assets" / "favicon.png"  # local: the app fetches nothing from the internet
 st.set_page_config(page_title="Pixel Context", page_icon=str(ICON), layout="wide")
 
+# Pages grouped by what a user does: explore the data, compare models, label.
 pages = {
     "Explore": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.pipeline import FitConfig, fit
 from core.progress import silent
-from core.workspace import open_workspace
 
 
 def ci95(values: list[float]) -> tuple[float, float]:
@@ -57,7 +56,7 @@ def main() -> None:
                         target = getattr(target, p)
                     setattr(target, last, type(getattr(target, last))(val) if getattr(target, last) is not None else val)
                 t = time.perf_counter()
-                ws = open_workspace(fit(args.dataset, Path(tmp) / "ws", cfg, progress=silent))
+                ws = fit(args.dataset, Path(tmp) / "ws", cfg, progress=silent)
                 rows.append(
                     {
                         "fraction": frac,

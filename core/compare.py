@@ -81,13 +81,7 @@ def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], row
     if len(labels) < 2:
         raise ValueError("type at least two labels")
     ws = explorer.ws
-    emb = ws.arrays.get("bottleneck")
-    scores = ws.zeroshot_scores(
-        labels,
-        embeddings=None if emb is None else emb[rows],
-        text_vectors=ws.arrays["text_vec"][rows],
-    )
-    proba = scores_to_proba(scores)
+    proba = ws.zeroshot_rows(labels, rows)
     typed = [name for name, _ in labels]
     matched = match_labels(typed, explorer.labels)
     target = np.full(len(rows), -1)
@@ -110,5 +104,5 @@ def zeroshot_images(
         raise ValueError("type at least two labels")
     feats, gen_in, errors = ws.embed(list(images))
     emb, ids, scores = ws.phrase_outputs(feats, gen_in)
-    proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=ws.text_vectors(ids, scores)))
+    proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=ws.text_vectors_of(ids, scores)))
     return proba, errors

@@ -6,12 +6,12 @@ tag-neighbourhood models, so a newcomer never meets a "Fit" button.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 from core.progress import ProgressFn, TqdmProgress
 from core.workspace import Workspace, is_workspace, open_workspace
+from core.workspace_files import workspace_lock
 
 
 def demo_dataset_path() -> Path:
@@ -36,18 +36,19 @@ def is_demo_ready(path: str | Path | None = None) -> bool:
 
 
 def demo_workspace(path: str | Path | None = None, *, refit: bool = False, progress: ProgressFn | None = None) -> Workspace:
-    """Open the demo workspace, fitting what it lacks first (cached features make a resumed fit fast)."""
-    from core.pipeline import FitConfig, fit
+    """Open the demo workspace, fitting it first if needed (cached features make a resumed fit fast).
+
+    Two app sessions (or an app and the CLI) opening it at once: one fits, the others wait for it.
+    """
+    from core.config import FitConfig
+    from core.pipeline import fit
 
     ws_path = Path(path).expanduser() if path else demo_workspace_path()
     if refit or not is_demo_ready(ws_path):
         data = demo_dataset_path()
         if not (data / "manifest.csv").is_file():
             raise FileNotFoundError(f"demo dataset not found at {data} (set PIXCTX_DEMO_DATA)")
-        ws_path.parent.mkdir(parents=True, exist_ok=True)
-        # Two app sessions (or an app and the CLI) opening at once: one fits, the other waits for it.
-        with open(ws_path.with_name(ws_path.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with workspace_lock(ws_path, wait=True):
             if refit or not is_workspace(ws_path):
                 fit(data, ws_path, FitConfig(), progress=progress)
             _fit_page_models(open_workspace(ws_path), progress or TqdmProgress())

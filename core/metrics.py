@@ -145,3 +145,28 @@ def paired_bootstrap_delta(
         "high": float(np.quantile(means, 1.0 - tail)),
         "n": len(diff),
     }
+def evaluate_models(
+    probs: dict[str, np.ndarray], y_all: np.ndarray, test: np.ndarray, fit_idx: np.ndarray, names: list[str], multilabel: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, list]]:
+    """Test metrics of every model, and the per-label table (training/test counts, per-label scores).
+
+    Args:
+        probs: every row's probabilities per model.
+        y_all: targets of every row (:func:`core.training.label_targets`).
+        test: (N,) bool, the scored rows.
+        fit_idx: rows the classifiers trained on (for the training counts).
+        names: the label names.
+        multilabel: whether ``y_all`` is a 0/1 matrix.
+    """
+    y_test = y_all[test]
+    metrics = {m: evaluate(y_test, probs[m][test], multilabel=multilabel) for m in probs}
+
+    def counts(y: np.ndarray) -> list[int]:
+        c = y.sum(0) if multilabel else np.bincount(y[y >= 0], minlength=len(names))
+        return [int(v) for v in c]
+
+    per_label: dict[str, list] = {"label": names, "n_train": counts(y_all[fit_idx]), "n_test": counts(y_test)}
+    for m in probs:
+        scores = per_label_scores(y_test, probs[m][test], multilabel=multilabel)
+        per_label[m] = [None if np.isnan(v) else float(v) for v in scores]
+    return metrics, per_label

@@ -6,10 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from core.labels.export import log_text, manifest_rows, rows_text
-from core.labels.queue import STRATEGIES, review_item, review_queue
+from core.labels.oof import SOURCE_NAMES as OOF_SOURCE_NAMES
+from core.labels.oof import sources as oof_sources
+from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
 from core.labels.store import UNDO, ConflictError, LabelStoreError
+from core.workspace import WorkspaceBusyError
 from ui import state as url_state
 from ui.frame import workspace
 from ui.loaders import explorer_for, label_store
@@ -45,10 +48,20 @@ latest = store.reviewed()  # one read of the history per run
 reviewed = {item for item, action in latest.items() if action != UNDO}  # an undone change un-reviews its image
 c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}", help="undone changes do not count")
 
+source = DEFAULT_SOURCE
+if strategy == "label_errors":
+    source = st.selectbox(
+        "Out-of-fold probabilities from",
+        oof_sources(ws),
+        format_func=lambda s: OOF_SOURCE_NAMES.get(s, s.removeprefix("predictions:") + " (your predictions)"),
+        key="ann_source",
+    )
 current = current_labels(ws, store)
-with st.spinner("Building the queue (the first 'likely label errors' queue cross-validates the classifier once)…"):
+with st.spinner("Building the queue…"):
     exclude = set(reviewed) | state["ann_skipped"]
-    queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, progress=StreamlitProgress())
+    queue = review_queue(
+        ws, strategy, current=current, exclude=exclude, limit=200, source=source, progress=StreamlitProgress()
+    )
 pinned = ex.row_of(state["ann_pinned"]) if state["ann_pinned"] else None
 if pinned is not None:  # the item an undo just reopened comes first
     queue = [review_item(ws, pinned, "reopened by undo"), *(q for q in queue if q.row != pinned)]
@@ -175,7 +188,7 @@ if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain
             status.update(label="Retrained", state="complete", expanded=False)
         state["ann_report"] = report.to_dict()
         st.rerun()
-    except (ValueError, LabelStoreError) as exc:
+    except (ValueError, LabelStoreError, WorkspaceBusyError) as exc:
         st.error(str(exc))
 if state.get("ann_report"):
     rep = state["ann_report"]

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
+from core.predictions import attached_metrics
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
@@ -24,7 +25,8 @@ st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"
 
 st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
-st.dataframe(human_index(pd.DataFrame(ws.metrics).T).style.format("{:.3f}"), width="stretch")
+metrics = {**ws.metrics, **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()}}
+st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
 left, right = st.columns(2)

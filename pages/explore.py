@@ -46,7 +46,7 @@ state.restore(
         "ex_true": ex.labels,
         "ex_pred": ex.labels,
         "ex_split": SPLITS,
-        "ex_model": list(MODEL_NAMES),
+        "ex_model": list(ex.models),
         "ex_correct": CORRECT,
         "ex_change": CHANGES,
     },
@@ -59,7 +59,9 @@ with st.expander("Filters", expanded=True):
     c1, c2, c3, c4 = st.columns(4)
     true_labels = c1.multiselect("True label", ex.labels, key="ex_true")
     split = c2.selectbox("Split", SPLITS, key="ex_split")
-    model = c3.selectbox("Model", list(MODEL_NAMES), format_func=MODEL_NAMES.get, key="ex_model")
+    model = c3.selectbox(
+        "Model", list(ex.models), format_func=lambda m: MODEL_NAMES.get(m, f"{m} (your predictions)"), key="ex_model"
+    )
     predicted = c4.multiselect("Predicted label (model)", ex.labels, key="ex_pred")
     c5, c6, c7, c8 = st.columns(4)
     correct = c5.radio("Model's top label", CORRECT, horizontal=True, key="ex_correct")

@@ -36,7 +36,7 @@ if mode == "A dataset image":
     items = list(ws.items["item"].astype(str))
     item = st.selectbox("Image", items, index=0, key="search_item")
     exclude = items.index(item)
-    features = ws.arrays["visual"][exclude]
+    features = ws.visual[exclude]
     shown = ws.items.at[exclude, "path"]
 elif mode == "An uploaded image":
     up = st.file_uploader("Image", key="search_upload")

@@ -8,7 +8,6 @@ import plotly.express as px
 import streamlit as st
 
 from core.compare import zeroshot_images, zeroshot_report
-from core.workspace import Prediction
 from core.zeroshot import parse_label_spec
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
@@ -79,7 +78,7 @@ else:
             fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), xaxis_title=None)
             c2.markdown(f"**{up.name}**")
             trained = predict_upload(ws, up.getvalue(), up.name)
-            if isinstance(trained, Prediction):
+            if trained.ok:
                 c2.caption(
                     " · ".join(f"{MODEL_NAMES[m]} (trained): {getattr(trained, m)[0][0]}" for m in ("baseline", "multimodal"))
                 )

@@ -82,10 +82,10 @@ def tag_models_for(ws: Workspace, setting: tuple[int, int]):
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the pipeline on the image…")
-def _predict(path: str, mtime: float, data: bytes, name: str) -> Prediction | str:
+def _predict(path: str, mtime: float, data: bytes, name: str) -> Prediction:
     return _workspace(path, mtime).predict([data], names=[name], top=10_000)[0]
 
 
-def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction | str:
-    """The whole pipeline on one uploaded image (cached by content): a Prediction or an error."""
+def predict_upload(ws: Workspace, data: bytes, name: str) -> Prediction:
+    """The whole pipeline on one uploaded image (cached by content); its ``error`` is set if unusable."""
     return _predict(*_stamp(ws.path), data, name)

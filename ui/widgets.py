@@ -28,7 +28,8 @@ METHOD_NAMES = {  # semantic search's evaluated methods (core.retrieval.semantic
 
 def model_name(key: str) -> str:
     """A model's or method's name for people (``semantic_vt_query_v`` -> ``Semantic embedding (V+T), image query``)."""
-    return MODEL_NAMES.get(key) or METHOD_NAMES.get(key) or key.replace("_", " ").capitalize()
+    text = key.replace("_", " ")
+    return MODEL_NAMES.get(key) or METHOD_NAMES.get(key) or text[:1].upper() + text[1:]
 
 
 def human_index(df: pd.DataFrame) -> pd.DataFrame:

@@ -177,7 +177,7 @@ def assign_splits(labels: list[list[str]], splits: list[str], seed: int = 0, tes
     return out
 
 
-def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
+def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> Dataset:
     """Load and validate a dataset.
 
     Args:
@@ -185,6 +185,8 @@ def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
             (``manifest.csv``/``manifest.jsonl``), or an image folder whose sub-folders are labels
             (optional same-name ``.txt`` sidecars give the text).
         seed: seed of the split drawn for rows without a ``split``.
+        format: ``auto`` (sniffed) or a name of :data:`core.formats.FORMATS` (FiftyOne, Hugging
+            Face, COCO, Label Studio ... read by :func:`core.formats.read_foreign`).
 
     Returns:
         The :class:`Dataset`; skipped rows are listed in ``dataset.issues``. Image decoding
@@ -197,12 +199,15 @@ def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
     src = Path(source).expanduser().resolve()
     if not src.exists():
         raise FileNotFoundError(f"dataset not found: {source}")
+    from core.formats import read_foreign  # dispatch hook: other formats give manifest-like rows
+
+    foreign = read_foreign(src, format)
     manifest: Path | None = None
-    if src.is_file():
-        manifest = src
-    else:
-        manifest = next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
-    if manifest is not None:
+    if foreign is None:
+        manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
+    if foreign is not None:
+        root, rows, file_label, row_offset = foreign.root.resolve(), foreign.rows, foreign.file_label, foreign.row_offset
+    elif manifest is not None:
         root = manifest.parent
         rows = _read_rows(manifest)
         file_label = manifest.name
