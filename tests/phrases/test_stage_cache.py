@@ -27,7 +27,7 @@ def test_a_finished_stage_is_reused_and_a_changed_input_is_not(tmp_path):
     gen, outs = cached_stage(tmp_path, key, compute)
     again_gen, again = cached_stage(tmp_path, key, lambda: pytest.fail("the stored stage was not reused"))
     assert calls == [1]
-    for name in ("bottleneck", "embedding", "ids", "scores", "fold"):
+    for name in ("coembedding_crossfit", "coembedding", "ids", "scores", "fold"):
         assert np.array_equal(getattr(outs, name), getattr(again, name))
     assert again_gen.vocab.phrases == gen.vocab.phrases
     assert np.allclose(again_gen.encode(x[:5]), gen.encode(x[:5]))
