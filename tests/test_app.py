@@ -225,6 +225,9 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     _page(at, "annotate")
     at.selectbox(key="ann_strategy").set_value("margin").run()  # every image is in this queue
     queued = _markdown(at)[0]
+    current = next(m for m in _markdown(at) if m.startswith("Current label"))
+    accept = at.button(key="ann_accept").label
+    assert accept.startswith("Accept: ") and f"`{accept.removeprefix('Accept: ')}`" not in current  # never "Keep" again
     at.button(key="ann_accept").click().run()
     assert any("Type your name" in e.value for e in at.error)  # no anonymous changes
     assert open_label_store(open_workspace(ws_path)).history() == []
@@ -233,8 +236,10 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     assert not at.exception and _markdown(at)[0] != queued
     history = open_label_store(open_workspace(ws_path)).history()
     assert [(h.user, h.action, h.strategy) for h in history] == [("ann", "set", "margin")]
+    assert at.metric[0].value.startswith("1 /")
     at.button(key="ann_undo").click().run()
     assert "reopened by undo" in _markdown(at)[0]
+    assert at.metric[0].value.startswith("0 /")  # an undone change un-reviews the image
     other = at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("ann_other_")))
     other.set_value("tools/weapons").run()
     at.button(key="ann_set").click().run()
@@ -242,6 +247,7 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     at.button(key="ann_retrain").click().run()
     assert not at.exception
     assert any(m.startswith("**Last retrain**") for m in _markdown(at))
+    assert any("bootstrap interval" in m for m in _markdown(at))  # the change comes with its interval
     assert len(open_workspace(ws_path).manifest["retrains"]) == 1
 
 
