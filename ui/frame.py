@@ -93,6 +93,7 @@ def _fit_form() -> None:
         frac = st.slider("Share of training labels kept", 0.05, 1.0, 1.0, 0.05, key="fit_frac")
         st.caption("The fit runs in the background; closing the tab does not stop it.")
         if st.button("Fit", disabled=not (data and out), key="fit_start"):
+            data, out = str(Path(data).expanduser().resolve()), str(Path(out).expanduser().resolve())  # the job runs elsewhere
             if not Path(data).expanduser().exists():
                 st.error(f"No such dataset: {data}")
             elif jobs.start(out, ["fit", data, "--workspace", out, "--label-fraction", str(frac), "--job"]) is None:
