@@ -40,6 +40,7 @@ DEFAULT_PROFILE = {
     "tag models": 0.0200,
 }
 WRITE_EVERY_S = 0.5
+START_GRACE_S = 120.0  # a started process has this long to take the job's lock (imports are slow on a busy machine)
 
 
 def job_dir(workspace: str | Path) -> Path:
@@ -259,7 +260,8 @@ def read_status(workspace: str | Path) -> dict | None:
         status = json.loads((job_dir(workspace) / "status.json").read_text())
     except (OSError, ValueError):
         return None
-    if status.get("state") == "running" and not is_running(workspace):
+    starting = status.get("pid") is None and time.time() - status.get("updated", 0.0) < START_GRACE_S
+    if status.get("state") == "running" and not starting and not is_running(workspace):
         status["state"] = "stopped"
     return status
 
@@ -273,6 +275,9 @@ def start(workspace: str | Path, args: list[str]) -> subprocess.Popen | None:
         return None
     folder = job_dir(workspace)
     folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()  # until the process takes over, the job reads as starting (not as missing or stopped)
+    first = {"state": "running", "stage": "starting", "command": args, "pid": None, "started": now, "updated": now}
+    (folder / "status.json").write_text(json.dumps({**first, "done": 0, "total": 0, "fraction": 0.0, "eta_s": None, "plan": []}))
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     with open(folder / "log.txt", "w") as log:
