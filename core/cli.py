@@ -43,6 +43,13 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
+    p.add_argument(
+        "--caption-labels",
+        default=default("caption_labels"),
+        choices=["auto", "on", "off"],
+        help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
+        "training images' captions (auto, the default: when at least 20%% of the training images with text are unlabelled)",
+    )
 
 
 def _add_job_option(p: argparse.ArgumentParser) -> None:
@@ -69,17 +76,16 @@ def _fit_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
+        caption_labels=args.caption_labels,
     )
 
 
 def _print_metrics(ws) -> None:
-    from core.config import MODELS
-
     metrics = ws.metrics
     keys = list(next(iter(metrics.values())).keys())
-    print(f"{'model':<12}" + "".join(f"{k:>12}" for k in keys))
-    for m in MODELS:
-        print(f"{m:<12}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
+    print(f"{'model':<20}" + "".join(f"{k:>12}" for k in keys))
+    for m in ws.models:
+        print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
@@ -192,9 +198,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import demo_workspace, demo_workspace_path
     from core.jobs import fit_plan
 
-    args.workspace = args.workspace or str(demo_workspace_path())
+    args.workspace = args.workspace or str(demo_workspace_path(args.label_fraction))
     with _maybe_job(args, fit_plan(extras=True)) as prog:
-        ws = demo_workspace(args.workspace, refit=args.refit, progress=prog)
+        ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit, progress=prog)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -279,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
     )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
+        "its folder gets -labels10 appended)",
+    )
     _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 

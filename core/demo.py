@@ -20,10 +20,18 @@ def demo_dataset_path() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 
-def demo_workspace_path() -> Path:
-    """``$PIXCTX_DEMO_WORKSPACE`` or ``~/.cache/pixctx/demo-workspace``."""
+# The demo's second workspace: labels kept for this share of each label's training images (seed
+# DEMO_SEED), captions for all: the product's case, where the caption models make a difference.
+DEMO_SCARCE_FRACTION = 0.1
+DEMO_SEED = 0
+
+
+def demo_workspace_path(label_fraction: float = 1.0) -> Path:
+    """``$PIXCTX_DEMO_WORKSPACE`` or ``~/.cache/pixctx/demo-workspace``; with a ``label_fraction``
+    below 1, that name with ``-labels<percent>`` appended."""
     env = os.environ.get("PIXCTX_DEMO_WORKSPACE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pixctx" / "demo-workspace"
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "pixctx" / "demo-workspace"
+    return base if label_fraction >= 1.0 else base.with_name(f"{base.name}-labels{round(100 * label_fraction)}")
 
 
 def is_demo_ready(path: str | Path | None = None) -> bool:
@@ -35,22 +43,35 @@ def is_demo_ready(path: str | Path | None = None) -> bool:
     return is_workspace(ws_path) and all((ws_path / f / "config.json").is_file() for f in (RETRIEVAL, TAGS))
 
 
-def demo_workspace(path: str | Path | None = None, *, refit: bool = False, progress: ProgressFn | None = None) -> Workspace:
+def demo_workspace(
+    path: str | Path | None = None,
+    *,
+    label_fraction: float = 1.0,
+    refit: bool = False,
+    progress: ProgressFn | None = None,
+) -> Workspace:
     """Open the demo workspace, fitting it first if needed (cached features make a resumed fit fast).
 
     Two app sessions (or an app and the CLI) opening it at once: one fits, the others wait for it.
+
+    Args:
+        path: workspace folder (default :func:`demo_workspace_path` for ``label_fraction``).
+        label_fraction: keep labels for this share of each label's training images (seed
+            :data:`DEMO_SEED`); below 1 the caption models are fitted too.
+        refit: fit again even if the workspace exists.
+        progress: progress callback.
     """
     from core.config import FitConfig
     from core.pipeline import fit
 
-    ws_path = Path(path).expanduser() if path else demo_workspace_path()
+    ws_path = Path(path).expanduser() if path else demo_workspace_path(label_fraction)
     if refit or not is_demo_ready(ws_path):
         data = demo_dataset_path()
         if not (data / "manifest.csv").is_file():
             raise FileNotFoundError(f"demo dataset not found at {data} (set PIXCTX_DEMO_DATA)")
         with workspace_lock(ws_path, wait=True):
             if refit or not is_workspace(ws_path):
-                fit(data, ws_path, FitConfig(), progress=progress)
+                fit(data, ws_path, FitConfig(label_fraction=label_fraction, seed=DEMO_SEED), progress=progress)
             _fit_page_models(open_workspace(ws_path), progress or TqdmProgress())
     return open_workspace(ws_path)
 

@@ -59,9 +59,7 @@ if strategy == "label_errors":
 current = current_labels(ws, store)
 with st.spinner("Building the queue…"):
     exclude = set(reviewed) | state["ann_skipped"]
-    queue = review_queue(
-        ws, strategy, current=current, exclude=exclude, limit=200, source=source, progress=StreamlitProgress()
-    )
+    queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, source=source, progress=StreamlitProgress())
 pinned = ex.row_of(state["ann_pinned"]) if state["ann_pinned"] else None
 if pinned is not None:  # the item an undo just reopened comes first
     queue = [review_item(ws, pinned, "reopened by undo"), *(q for q in queue if q.row != pinned)]

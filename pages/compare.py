@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.compare import confusion_matrix, per_label_table, pr_curves, top_confusions
+from core.compare import MODEL_GROUPS, best_model, confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
 from core.predictions import attached_metrics
 from ui import state
@@ -25,8 +25,16 @@ st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"
 
 st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
-metrics = {**ws.metrics, **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()}}
-st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
+st.info(best_model(ws).sentence)
+groups = {g: {m: ws.metrics[m] for m in ms if m in ws.metrics} for g, ms in MODEL_GROUPS.items()}
+groups["other"] = {
+    **{m: ws.metrics[m] for m in ws.metrics if not any(m in ms for ms in MODEL_GROUPS.values())},
+    **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()},
+}
+for group, metrics in groups.items():
+    if metrics:
+        st.markdown(f"**{group[0].upper()}{group[1:]}**")
+        st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
 left, right = st.columns(2)

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.compare import MODEL_GROUPS, best_model
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
@@ -51,13 +52,26 @@ c4.metric(
 st.caption(f"Workspace `{ws.path}` · dataset `{Path(m['dataset']['source']).name}` · backbone `{m['config']['backbone']}`")
 
 st.subheader(f"Test-split metrics ({n_test} images)")
+if m["config"].get("label_fraction", 1.0) < 1.0:
+    st.caption(
+        f"Labels kept for {m['config']['label_fraction']:.0%} of each label's training images (seed {m['config']['seed']}); "
+        "captions for all."
+    )
+st.info(best_model(ws).sentence)
 metrics = human_index(pd.DataFrame(ws.metrics).T)
 key = "top1" if "top1" in ws.metrics["baseline"] else "mAP"
 base, multi = ws.metrics["baseline"][key], ws.metrics["multimodal"][key]
-cols = st.columns(4)
-for col, (model, label) in zip(cols, MODEL_NAMES.items()):
-    val = ws.metrics[model][key]
-    col.metric(f"{label} · {key}", f"{val:.3f}", delta=None if model == "baseline" else f"{val - base:+.3f} vs baseline")
+groups = {**MODEL_GROUPS, "no labels": ("zeroshot",)}
+for group, models in groups.items():
+    present = [model for model in models if model in ws.metrics]
+    if not present:
+        continue
+    st.markdown(f"**{group[0].upper()}{group[1:]}**")
+    cols = st.columns(4)
+    for col, model in zip(cols, present):
+        val = ws.metrics[model][key]
+        delta = None if model == "baseline" else f"{val - base:+.3f} vs baseline"
+        col.metric(f"{MODEL_NAMES[model]} · {key}", f"{val:.3f}", delta=delta)
 st.dataframe(metrics.style.format("{:.3f}"), width="stretch")
 if multi < base:
     st.warning(

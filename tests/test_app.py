@@ -46,7 +46,7 @@ def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_di
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert any("First run" in i.value for i in at.info)  # the page does not wait for the fit
-    ws = tmp_path / "demo-ws"
+    ws = tmp_path / "demo-ws-labels10"  # the demo opens with 10% of the labels
     deadline = time.time() + 900
     while (jobs.is_running(ws) or not is_demo_ready(ws)) and time.time() < deadline:
         time.sleep(2)

@@ -87,7 +87,12 @@ def _stop(proc) -> None:
 
 @pytest.fixture(scope="module")
 def server(extended_workspace, cache_dir):
-    url, proc = _serve({"PIXCTX_DEMO_WORKSPACE": str(extended_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)})
+    # the app opens on the label-scarce demo (``<demo>-labels10``): let the fitted workspace stand for it
+    demo = extended_workspace.parent / "demo"
+    scarce = extended_workspace.parent / "demo-labels10"
+    if not scarce.exists():
+        scarce.symlink_to(extended_workspace, target_is_directory=True)
+    url, proc = _serve({"PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)})
     yield url
     _stop(proc)
 

@@ -9,18 +9,30 @@ from pathlib import Path
 import streamlit as st
 
 from core import jobs
-from core.demo import demo_workspace_path, is_demo_ready
+from core.demo import DEMO_SCARCE_FRACTION, DEMO_SEED, demo_workspace_path, is_demo_ready
 from core.workspace import Workspace, is_workspace
 from ui.loaders import load_workspace
 from ui.widgets import job_status
 
 WORKSPACE_KEY = "workspace_path"
+DEMO_KEY = "demo_labels"
+# The two demo workspaces: few labels (where the phrases and captions make a difference: the default),
+# and every label. The sidebar switches between them on every page.
+DEMO_CHOICES = {
+    f"{DEMO_SCARCE_FRACTION:.0%} of the labels (seed {DEMO_SEED}), captions for all": DEMO_SCARCE_FRACTION,
+    "all labels": 1.0,
+}
 
 
 def chosen_path() -> Path:
     """The workspace the pages show: the one typed in the sidebar, else the demo."""
     typed = st.session_state.get(WORKSPACE_KEY)
-    return Path(typed).expanduser() if typed else demo_workspace_path()
+    return Path(typed).expanduser() if typed else demo_workspace_path(demo_fraction())
+
+
+def demo_fraction() -> float:
+    """The share of labels of the demo workspace chosen in the sidebar."""
+    return DEMO_CHOICES.get(st.session_state.get(DEMO_KEY, ""), next(iter(DEMO_CHOICES.values())))
 
 
 def workspace() -> Workspace:
@@ -47,7 +59,7 @@ def draw() -> bool:
             st.error(f"The demo fit finished without every page's models; its log: `{jobs.job_dir(path) / 'log.txt'}`")
             return False
         if state in (None, "done", "stopped"):  # first run, a deleted demo, or a fit that was killed: (re)start
-            jobs.start(path, ["demo", "--workspace", str(path), "--job"])
+            jobs.start(path, ["demo", "--workspace", str(path), "--label-fraction", str(demo_fraction()), "--job"])
             status = None
     if status is None and not demo and not jobs.is_running(path):
         st.error(f"Not a fitted workspace: `{path}`. Type another folder in the sidebar, or fit one there.")
@@ -55,7 +67,7 @@ def draw() -> bool:
     st.title("Pixel Context")
     if demo:
         st.info(
-            "First run: fitting the demo workspace (Open Clip Art drawings) with every page's models. It runs in "
+            "First run: fitting this demo workspace (Open Clip Art drawings) with every page's models. It runs in "
             "the background: closing this tab does not stop it, and any tab shows its progress."
         )
     _watch(str(path))
@@ -84,6 +96,9 @@ def _picker() -> None:
         if typed.strip() != current:
             st.session_state[WORKSPACE_KEY] = typed.strip()
             st.rerun()
+        if not current:
+            help_text = "the demo fitted with few labels shows what the phrases and captions add"
+            st.radio("Demo labels", list(DEMO_CHOICES), key=DEMO_KEY, help=help_text)
 
 
 def _fit_form() -> None:

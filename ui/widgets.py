@@ -10,11 +10,12 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
+from core.compare import MODEL_TITLES, best_model
 from core.explore import Explorer, probability_table
 from core.workspace import Prediction
 
 T = TypeVar("T")
-MODEL_NAMES = {"baseline": "Baseline (visual)", "multimodal": "Multimodal", "text_only": "Text only", "zeroshot": "Zero-shot"}
+MODEL_NAMES = MODEL_TITLES
 
 
 METHOD_NAMES = {  # semantic search's evaluated methods (core.retrieval.semantic.METHODS)
@@ -161,10 +162,16 @@ def render_detail(
         st.markdown(f"**{pred.image}**")
         if truth is not None:
             st.markdown("True label: " + (", ".join(f"`{t}`" for t in truth) or "_none_"))
+        best = best_model(ex.ws).name
+        if pred.rankings.get(best):
+            suggestion = pred.rankings[best][0][0]
+            st.markdown(f"**Suggested label**: {suggestion} ({MODEL_NAMES[best]}, best on held-out labelled images)")
+        shown = ("baseline", "multimodal", "baseline_captions", "multimodal_captions", "text_only", "zeroshot")
         st.markdown(
             "  \n".join(
-                f"{MODEL_NAMES[m]}: {_verdict(getattr(pred, m)[0][0], truth)} ({getattr(pred, m)[0][1]:.2f})"
-                for m in ("baseline", "multimodal", "text_only", "zeroshot")
+                f"{MODEL_NAMES[m]}: {_verdict(pred.rankings[m][0][0], truth)} ({pred.rankings[m][0][1]:.2f})"
+                for m in shown
+                if pred.rankings.get(m)
             )
         )
     st.markdown("**Generated phrases** (the top 3 make the text vector)")

@@ -177,6 +177,20 @@ def assign_splits(labels: list[list[str]], splits: list[str], seed: int = 0, tes
     return out
 
 
+def _source_rows(src: Path, format: str) -> tuple[Path | None, Path, list[dict], str, int]:
+    """``(manifest or None, root, raw rows, file label, number of the first row)`` of a dataset source."""
+    from core.formats import read_foreign  # dispatch hook: other formats give manifest-like rows
+
+    foreign = read_foreign(src, format)
+    if foreign is not None:
+        return None, foreign.root.resolve(), foreign.rows, foreign.file_label, foreign.row_offset
+    manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
+    if manifest is not None:
+        row_offset = 2 if manifest.suffix.lower() == ".csv" else 1  # CSV row 1 is the header
+        return manifest, manifest.parent, _read_rows(manifest), manifest.name, row_offset
+    return None, src, _folder_rows(src), src.name, 1
+
+
 def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> Dataset:
     """Load and validate a dataset.
 
@@ -199,24 +213,7 @@ def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> 
     src = Path(source).expanduser().resolve()
     if not src.exists():
         raise FileNotFoundError(f"dataset not found: {source}")
-    from core.formats import read_foreign  # dispatch hook: other formats give manifest-like rows
-
-    foreign = read_foreign(src, format)
-    manifest: Path | None = None
-    if foreign is None:
-        manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
-    if foreign is not None:
-        root, rows, file_label, row_offset = foreign.root.resolve(), foreign.rows, foreign.file_label, foreign.row_offset
-    elif manifest is not None:
-        root = manifest.parent
-        rows = _read_rows(manifest)
-        file_label = manifest.name
-        row_offset = 2 if manifest.suffix.lower() == ".csv" else 1  # CSV row 1 is the header
-    else:
-        root = src
-        rows = _folder_rows(src)
-        file_label = src.name
-        row_offset = 1
+    manifest, root, rows, file_label, row_offset = _source_rows(src, format)
     if not rows:
         raise ValueError(f"{file_label}: no rows found")
     columns = {k for r in rows for k in r if not k.startswith("__")}
