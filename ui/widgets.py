@@ -78,7 +78,9 @@ def job_status(status: dict | None, key: str) -> bool:
         eta = status.get("eta_s")
         left = f" · about {_duration(eta)} left (measured)" if eta is not None else " · measuring speed…"
         st.progress(status["fraction"], text=f"{status['fraction']:.0%} overall · {stage}{count}{left}")
-        st.caption(f"Stages: {' → '.join(status.get('plan', []))} · running for {elapsed}")
+        quiet = time.time() - status.get("updated", time.time())
+        note = f" · last report {_duration(quiet)} ago (this stage reports rarely)" if quiet > 30 else ""
+        st.caption(f"Stages: {' → '.join(status.get('plan', []))} · running for {elapsed}{note}")
         return False
     if state == "done":
         st.progress(1.0, text=f"Done in {elapsed}")
