@@ -73,7 +73,8 @@ def job_status(status: dict | None, key: str) -> bool:
     state = status["state"]
     stage = status.get("stage", "")
     count = f" {status['done']:,}/{status['total']:,}" if status.get("total") else ""
-    elapsed = _duration(status.get("updated", time.time()) - status.get("started", time.time()))
+    end = time.time() if state == "running" else status.get("updated", time.time())
+    elapsed = _duration(end - status.get("started", time.time()))
     if state == "running":
         eta = status.get("eta_s")
         left = f" · about {_duration(eta)} left (measured)" if eta is not None else " · measuring speed…"
