@@ -52,6 +52,15 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_job_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job",
+        action="store_true",
+        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
+        "(what the app starts and shows)",
+    )
+
+
 def _fit_config(args: argparse.Namespace):
     from core.config import FitConfig
 
@@ -80,7 +89,17 @@ def _print_metrics(ws) -> None:
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
+def _maybe_job(args: argparse.Namespace, plan):
+    """With ``--job``: run as the workspace's background job (status in ``WS.job/``); else a no-op."""
+    from contextlib import nullcontext
+
+    from core.jobs import job
+
+    return job(args.workspace, plan) if args.job else nullcontext(None)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import fit_plan
     from core.pipeline import fit
 
     data = args.data
@@ -88,7 +107,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         from core.data import load_dataset
 
         data = load_dataset(args.data, seed=args.seed, format=args.format)
-    ws = fit(data, args.workspace, _fit_config(args))
+    cfg = _fit_config(args)
+    with _maybe_job(args, fit_plan(cfg.n_folds, generator=cfg.phrase_source != "imagenet", maps=cfg.projections)) as prog:
+        ws = fit(data, args.workspace, cfg, progress=prog)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
     print(
@@ -174,9 +195,12 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import demo_workspace
+    from core.demo import demo_workspace, demo_workspace_path
+    from core.jobs import fit_plan
 
-    ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit)
+    args.workspace = args.workspace or str(demo_workspace_path(args.label_fraction))
+    with _maybe_job(args, fit_plan(extras=True)) as prog:
+        ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit, progress=prog)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -227,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset format (default: sniffed; see core.formats.FORMATS)",
     )
     _add_fit_options(p)
+    _add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
@@ -267,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
         "its folder gets -labels10 appended)",
     )
+    _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phrases", help="reusable phrase generators")
