@@ -40,7 +40,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RUN_TIMEOUT_S = 180.0
-QUEUE = "Low margin between the top two labels"
+QUEUE = "margin"  # a queue holding every image
 UNESCAPE = re.compile(r"\\(.)")
 
 
@@ -128,14 +128,6 @@ class Session:
                 el = fwd.delta.new_element
                 render.add(el.WhichOneof("type"), el)
 
-    def set_text(self, render: Render, key: str, value: str) -> None:
-        """Type ``value`` into the text input (or pick the selectbox option shown as ``value``) ``key``."""
-        from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-        wid = render.widget_id(key)
-        if wid:
-            self.values[wid] = WidgetState(id=wid, string_value=value)
-
     def fetch(self, url: str) -> int:
         full = url if url.startswith("http") else f"http://127.0.0.1:{self.port}/{url.lstrip('/')}"
         with urllib.request.urlopen(full, timeout=60) as resp:
@@ -176,20 +168,17 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
     try:
         s = Session(port)
         while time.monotonic() < until:
-            page = load.timed(s, "annotate", "annotate")
-            s.set_text(page, "ann_user", user)
-            s.set_text(page, "ann_strategy", QUEUE)  # a queue holding every image
-            page = load.timed(s, "annotate", "annotate")
+            page = load.timed(s, "annotate", "annotate", {"labeler": user, "queue": QUEUE})
             for _ in range(rng.randint(0, 3)):  # spread the sessions over the queue, as labelers do
                 skip = page.widget_id("ann_skip")
                 if skip:
-                    page = load.timed(s, "skip", "annotate", trigger=skip)
+                    page = load.timed(s, "skip", "annotate", {"labeler": user, "queue": QUEUE}, trigger=skip)
             accept, shown = page.widget_id("ann_accept"), [_unescape(c) for c in page.texts("caption")]
             head = next((c for c in shown if c in set(load.items)), None)
             if accept is not None and head is not None:  # else the queue is empty
                 label = next(b for b in page.texts("button") if b.startswith("Accept: "))
                 labels = [_unescape(x) for x in label.removeprefix("Accept: ").split(", ")]
-                after = load.timed(s, "save label", "annotate", trigger=accept)
+                after = load.timed(s, "save label", "annotate", {"labeler": user, "queue": QUEUE}, trigger=accept)
                 with load.lock:
                     if any("meanwhile" in w for w in after.warnings):
                         load.conflicts += 1  # another session saved this item first: a refusal, not a loss
@@ -224,9 +213,9 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start_server(workspace: Path, port: int, log: Path) -> subprocess.Popen:
-    """``streamlit run app.py`` on loopback, the workspace as its default (demo) workspace."""
-    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(workspace)}
+def start_server(demo_base: Path, port: int, log: Path) -> subprocess.Popen:
+    """``streamlit run app.py`` on loopback, its demo workspaces under ``demo_base``."""
+    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(demo_base)}
     env.pop("PIXCTX_LABELS_DB", None)
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -254,15 +243,41 @@ def verify(workspace: Path, acked: list[tuple[str, str, list[str]]]) -> list[str
     return [f"{u} {i} {labs}" for u, i, labs in acked if (u, i, tuple(sorted(labs))) not in stored]
 
 
+def serve_copy(workspace: Path, log_dir: Path) -> tuple[Path, Path]:
+    """Copy ``workspace`` (without its labels) to where the app looks for its default demo workspace,
+    fitting its search and tag models if it has none (few epochs), so no session starts a demo fit.
+
+    Returns:
+        ``(demo base for $PIXCTX_DEMO_WORKSPACE, the copy)``.
+    """
+    from core.demo import is_demo_ready
+    from core.workspace import open_workspace
+    from ui.frame import DEMO_CHOICES
+
+    base = log_dir / "demo"
+    fraction = next(iter(DEMO_CHOICES.values()))  # the demo the sidebar opens on
+    copy = base if fraction >= 1.0 else base.with_name(f"{base.name}-labels{round(100 * fraction)}")
+    shutil.copytree(workspace, copy, ignore=shutil.ignore_patterns("labels.sqlite*"))
+    if not is_demo_ready(copy):
+        from core.retrieval.model import RetrievalConfig
+        from core.retrieval.semantic import fit_retrieval
+        from core.tags.annotate import fit_tag_models
+        from core.tags.models import TagModelConfig
+
+        ws = open_workspace(copy)
+        fit_retrieval(ws, RetrievalConfig(epochs=15), r_max=20)
+        fit_tag_models(ws, settings=((3, 6), (6, 12)), config=TagModelConfig(epochs=15))
+    return base, copy
+
+
 def run_load(workspace: Path, sessions: int, seconds: float, *, log_dir: Path) -> dict:
     """Serve a copy of ``workspace``, run the sessions, and return the report."""
     from core.workspace import open_workspace
 
-    copy = log_dir / "ws"
-    shutil.copytree(workspace, copy, ignore=shutil.ignore_patterns("labels.sqlite*"))
+    base, copy = serve_copy(workspace, log_dir)
     items = [str(i) for i in open_workspace(copy).items["item"]]
     port = _free_port()
-    server = start_server(copy, port, log_dir / "server.log")
+    server = start_server(base, port, log_dir / "server.log")
     rss: list[tuple[float, float]] = []
     load = Load(items)
     try:

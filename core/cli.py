@@ -43,6 +43,22 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
+    p.add_argument(
+        "--caption-labels",
+        default=default("caption_labels"),
+        choices=["auto", "on", "off"],
+        help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
+        "training images' captions (auto, the default: when at least 20%% of the training images with text are unlabelled)",
+    )
+
+
+def _add_job_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job",
+        action="store_true",
+        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
+        "(what the app starts and shows)",
+    )
 
 
 def _fit_config(args: argparse.Namespace):
@@ -60,21 +76,30 @@ def _fit_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
+        caption_labels=args.caption_labels,
     )
 
 
 def _print_metrics(ws) -> None:
-    from core.config import MODELS
-
     metrics = ws.metrics
     keys = list(next(iter(metrics.values())).keys())
-    print(f"{'model':<12}" + "".join(f"{k:>12}" for k in keys))
-    for m in MODELS:
-        print(f"{m:<12}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
+    print(f"{'model':<20}" + "".join(f"{k:>12}" for k in keys))
+    for m in ws.models:
+        print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
+def _maybe_job(args: argparse.Namespace, plan):
+    """With ``--job``: run as the workspace's background job (status in ``WS.job/``); else a no-op."""
+    from contextlib import nullcontext
+
+    from core.jobs import job
+
+    return job(args.workspace, plan) if args.job else nullcontext(None)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import fit_plan
     from core.pipeline import fit
 
     data = args.data
@@ -82,7 +107,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         from core.data import load_dataset
 
         data = load_dataset(args.data, seed=args.seed, format=args.format)
-    ws = fit(data, args.workspace, _fit_config(args))
+    cfg = _fit_config(args)
+    with _maybe_job(args, fit_plan(cfg.n_folds, generator=cfg.phrase_source != "imagenet", maps=cfg.projections)) as prog:
+        ws = fit(data, args.workspace, cfg, progress=prog)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
     print(
@@ -168,9 +195,12 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import demo_workspace
+    from core.demo import demo_workspace, demo_workspace_path
+    from core.jobs import fit_plan
 
-    ws = demo_workspace(args.workspace, refit=args.refit)
+    args.workspace = args.workspace or str(demo_workspace_path(args.label_fraction))
+    with _maybe_job(args, fit_plan(extras=True)) as prog:
+        ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit, progress=prog)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -221,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset format (default: sniffed; see core.formats.FORMATS)",
     )
     _add_fit_options(p)
+    _add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
@@ -254,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
     )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
+        "its folder gets -labels10 appended)",
+    )
+    _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phrases", help="reusable phrase generators")

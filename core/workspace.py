@@ -22,7 +22,9 @@ Layout (no pickles anywhere)::
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
-    oof_multimodal.safetensors out-of-fold multimodal probabilities (cache of the review queue)
+    oof/                       out-of-fold probabilities per source (cache of the label-error queue,
+                               :mod:`core.labels.oof`; dropped by a refit)
+    predictions/               predictions a user attached (:mod:`core.predictions`)
     labels.sqlite              the label history (:mod:`core.labels.store`; kept across refits)
     retrieval/                 semantic retrieval models (:mod:`core.retrieval.semantic`)
     tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`)
@@ -41,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.config import CLASSIFIER_MODELS, MODELS, FitConfig
+from core.config import ALL_MODELS, CLASSIFIER_MODELS, FitConfig
 from core.data.manifest import DatasetIssue
 from core.forward import MODEL_INPUTS, ImageArrays, generator_input, model_inputs
 from core.phrases.sources import PhraseSource, stored_source
@@ -183,6 +185,11 @@ class Workspace:
     def metrics(self) -> dict[str, dict[str, float]]:
         """Test metrics per model (``top1``, ``top5``, ``macro_f1`` or the multi-label ones)."""
         return self.manifest["metrics"]
+
+    @property
+    def models(self) -> list[str]:
+        """The models this workspace has test metrics for, in display order (:data:`core.config.ALL_MODELS`)."""
+        return [m for m in ALL_MODELS if m in self.metrics]
 
     @property
     def items(self) -> pd.DataFrame:
@@ -396,7 +403,7 @@ class Workspace:
         probs["zeroshot"] = scores_to_proba(
             self.zeroshot_scores(labels, embeddings=coembedding, text_vectors=arrays.text_vectors)
         )
-        return {m: probs[m] for m in [*MODELS, *probs] if m in probs}
+        return {m: probs[m] for m in dict.fromkeys([*ALL_MODELS, *probs]) if m in probs}
 
     def zeroshot_scores(
         self,

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import explorer_for, page_workspace, predict_upload, render_detail
-from pages.safe_text import md
+from ui.frame import workspace
+from ui.loaders import explorer_for, predict_upload
+from ui.safe_text import md
+from ui.widgets import render_detail
 
 MAX_FILES = 12
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Try an image")
 st.caption(

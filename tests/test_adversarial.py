@@ -16,8 +16,8 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from core.labels.store import ConflictError, LabelStore, redact_url
-from pages.safe_text import md
 from tests.conftest import ROOT
+from ui.safe_text import md
 
 PG_URL = os.environ.get("PIXCTX_TEST_POSTGRES_URL")
 

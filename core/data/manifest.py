@@ -276,6 +276,26 @@ def assign_splits(labels: list[list[str]], splits: list[str], seed: int = 0, tes
     return out
 
 
+def _source_rows(src: Path, format: str) -> tuple[Path | None, Path, list[Row], str, int, list[DatasetIssue]]:
+    """``(manifest or None, root, raw rows, file label, number of the first row, notes)`` of a dataset source.
+
+    The notes are file-level issues: a manifest that was not UTF-8, unsupported files in an image folder.
+    """
+    from core.formats import read_foreign  # dispatch hook: other formats give manifest-like rows
+
+    foreign = read_foreign(src, format)
+    if foreign is not None:
+        return None, foreign.root.resolve(), list(foreign.rows), foreign.file_label, foreign.row_offset, []
+    manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
+    if manifest is not None:
+        row_offset = 2 if manifest.suffix.lower() == ".csv" else 1  # CSV row 1 is the header
+        rows, note = _read_rows(manifest)
+        notes = [DatasetIssue(manifest.name, None, note)] if note else []
+        return manifest, manifest.parent, rows, manifest.name, row_offset, notes
+    rows, unusable = _folder_rows(src)
+    return None, src, rows, src.name, 1, unusable
+
+
 def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> Dataset:
     """Load and validate a dataset.
 
@@ -300,25 +320,7 @@ def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> 
     src = Path(source).expanduser().resolve()
     if not src.exists():
         raise FileNotFoundError(f"dataset not found: {source}")
-    from core.formats import read_foreign  # dispatch hook: other formats give manifest-like rows
-
-    foreign = read_foreign(src, format)
-    manifest: Path | None = None
-    if foreign is None:
-        manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
-    issues: list[DatasetIssue] = []
-    if foreign is not None:
-        root, rows, file_label, row_offset = foreign.root.resolve(), list(foreign.rows), foreign.file_label, foreign.row_offset
-    elif manifest is not None:
-        root, file_label = manifest.parent, manifest.name
-        rows, note = _read_rows(manifest)
-        if note:
-            issues.append(DatasetIssue(file_label, None, note))
-        row_offset = 2 if manifest.suffix.lower() == ".csv" else 1  # CSV row 1 is the header
-    else:
-        root, file_label, row_offset = src, src.name, 1
-        rows, unusable = _folder_rows(src)
-        issues += unusable
+    manifest, root, rows, file_label, row_offset, issues = _source_rows(src, format)
     if not any(isinstance(r, dict) for r in rows):
         first = next((r for r in rows if r), None)
         raise ValueError(f"{file_label}: no rows found" + (f" (first problem: {first})" if first else ""))
