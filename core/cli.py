@@ -36,9 +36,19 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_runtime_option(p)
     p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
+
+
+def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument(
+        "--runtime",
+        default=default,
+        choices=["auto", "torch", "openvino", "onnxruntime"],
+        help="what runs the backbone (auto: the fastest installed on this device)" + ("" if default else "; default: the fit's"),
+    )
 
 
 def _fit_config(args: argparse.Namespace):
@@ -53,6 +63,7 @@ def _fit_config(args: argparse.Namespace):
         label_fraction=args.label_fraction,
         seed=args.seed,
         device=args.device,
+        runtime=args.runtime,
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
@@ -89,7 +100,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.workspace import open_workspace
 
-    ws = open_workspace(args.workspace)
+    ws = open_workspace(args.workspace, runtime=args.runtime)
     results = ws.predict([Path(p) for p in args.images], names=list(args.images), top=args.top)
     if args.json:
         print(
@@ -225,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
     p.add_argument("--json", action="store_true")
+    _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="test-split metrics of every model")

@@ -8,16 +8,18 @@ and renamed into place atomically, so an interrupted run only recomputes what is
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from core.backbones import Backbone
+from core.backbones import Backbone, BackboneInfo, preprocess_image
 from core.data.images import ImageError, load_image
 from core.progress import ProgressFn, silent
 
@@ -69,6 +71,14 @@ class FeatureCache:
             self._store[d] = f
 
 
+def decode_for_backbone(path: str, info: BackboneInfo) -> tuple[np.ndarray | None, str | None]:
+    """Decode and preprocess one image file: ``(array, None)``, or ``(None, reason)`` when it cannot be used."""
+    try:
+        return preprocess_image(load_image(path, max_side=max(2 * info.image_size, 512)), info), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
 def embed_images(
     paths: list[str],
     backbone: Backbone,
@@ -77,6 +87,7 @@ def embed_images(
     batch_size: int = 32,
     chunk_size: int = 256,
     workers: int = 4,
+    processes: bool = False,
     progress: ProgressFn = silent,
 ) -> tuple[np.ndarray, dict[int, str], list[bytes | None]]:
     """Embed images, reusing cached features.
@@ -87,7 +98,9 @@ def embed_images(
         cache: where features are looked up and stored; ``None`` disables caching.
         batch_size: images per forward pass (raise it on a GPU).
         chunk_size: images decoded and persisted together.
-        workers: decoding threads.
+        workers: decoding threads (or processes).
+        processes: decode in worker processes instead of threads, so a fast accelerator never waits
+            on the interpreter lock (the pipeline does so on CUDA).
         progress: ``progress("embed images", done, total)``.
 
     Returns:
@@ -115,19 +128,19 @@ def embed_images(
     done = n - len(todo)
     progress("embed images", done, n)
 
-    def prepare(i: int) -> tuple[int, np.ndarray | None, str | None]:
-        try:
-            img = load_image(paths[i], max_side=max(2 * backbone.info.image_size, 512))
-            return i, backbone.preprocess(img), None
-        except ImageError as exc:
-            return i, None, str(exc)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    prepare = partial(decode_for_backbone, info=backbone.info)
+    # spawned (not forked) processes: the parent may hold runtime threads or a CUDA context
+    pool_cm = (
+        ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        if processes
+        else ThreadPoolExecutor(max_workers=workers)
+    )
+    with pool_cm as pool:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
             ok_idx: list[int] = []
             arrays: list[np.ndarray] = []
-            for i, arr, err in pool.map(prepare, chunk):
+            for i, (arr, err) in zip(chunk, pool.map(prepare, [paths[i] for i in chunk], chunksize=8)):
                 if err is not None:
                     errors[i] = err
                 else:

@@ -57,6 +57,10 @@ class FitConfig:
             keep their text only); 1.0 keeps all. For label-scarcity studies.
         seed: seed of every random choice.
         device: ``auto``, ``cpu`` or ``cuda``.
+        runtime: what runs the backbone: ``auto`` (the fastest installed; :mod:`core.runtimes`),
+            ``torch``, ``openvino`` or ``onnxruntime``.
+        engine: ``local`` (this process) or ``ray`` (image features on a Ray cluster; :mod:`core.engines`).
+        ray_address: the Ray cluster to join (``None``: start a local Ray).
         batch_size: backbone batch size.
         projections: compute the 2-D UMAP maps.
         cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
@@ -73,6 +77,9 @@ class FitConfig:
     label_fraction: float = 1.0
     seed: int = 0
     device: str = "auto"
+    runtime: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
     batch_size: int = 32
     projections: bool = True
     cache_dir: str | None = None
@@ -214,7 +221,9 @@ def fit(
 
     # 1. visual features ------------------------------------------------------------------
     t = time.perf_counter()
-    backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=device)
+    backbone = create_backbone(
+        cfg.backbone, weights=cfg.backbone_weights, device=device, runtime=cfg.runtime, cache_dir=cache_root
+    )
     if cfg.phrase_source in ("imagenet", COMBINED) and not backbone.info.has_imagenet_head:
         raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source={cfg.phrase_source!r}")
     items = ds.items.reset_index(drop=True)
@@ -224,10 +233,11 @@ def fit(
         backbone,
         cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
         batch_size=batch,
+        processes=device != "cpu",
         progress=prog,
     )
     if cfg.generator_backbone:
-        second = create_backbone(cfg.generator_backbone, device=device)
+        second = create_backbone(cfg.generator_backbone, device=device, runtime=cfg.runtime, cache_dir=cache_root)
         gen_extra, _, _ = embed_images(
             list(items["path"]),
             second,

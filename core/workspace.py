@@ -87,12 +87,13 @@ def _ranked(names: list[str], p: np.ndarray, top: int) -> list[tuple[str, float]
 class Workspace:
     """A fitted workspace. Arrays and models load lazily, on first use."""
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", runtime: str | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
         if not is_workspace(self.path):
             raise FileNotFoundError(f"not a fitted workspace (no manifest.json): {self.path}")
         self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
         self.device = device
+        self.runtime = runtime  # None: the fit's runtime (core.runtimes)
         self._label_terms: dict[tuple, list[np.ndarray]] = {}
 
     # --- metadata ----------------------------------------------------------------------
@@ -160,14 +161,15 @@ class Workspace:
         from core.backbones import create_backbone
 
         cfg = self.config
-        return create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device)
+        runtime = self.runtime or cfg.runtime
+        return create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device, runtime=runtime)
 
     @cached_property
     def generator_backbone(self):
         from core.backbones import create_backbone
 
         name = self.config.generator_backbone
-        return create_backbone(name, device=self.device) if name else None
+        return create_backbone(name, device=self.device, runtime=self.runtime or self.config.runtime) if name else None
 
     @cached_property
     def text_encoder(self):
@@ -331,6 +333,6 @@ def _embed_decoded(backbone, decoded: dict, n: int) -> np.ndarray:
     return out
 
 
-def open_workspace(path: str | Path, device: str = "cpu") -> Workspace:
-    """Open a fitted workspace folder (fast: models load on first use)."""
-    return Workspace(path, device=device)
+def open_workspace(path: str | Path, device: str = "cpu", runtime: str | None = None) -> Workspace:
+    """Open a fitted workspace folder (fast: models load on first use); ``runtime`` overrides the fit's."""
+    return Workspace(path, device=device, runtime=runtime)
