@@ -88,6 +88,7 @@ class Backbone:
         self.module = module.eval().to(device)
         self.head = head.eval().to(device) if head is not None else None
         self.device = device
+        self.weights: str | None = None  # the local checkpoint, if any (workers re-create the backbone from it)
         self.runtime = "torch"
         self._runner: Callable[[np.ndarray], np.ndarray] | None = None
 
@@ -293,4 +294,5 @@ def create_backbone(
         backbone = _create_timm(name, w, dev)
     else:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+    backbone.weights = w
     return backbone.use_runtime(runtime, cache_dir=cache_dir, threads=threads)

@@ -37,6 +37,10 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     _add_runtime_option(p)
+    p.add_argument(
+        "--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray"
+    )
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
@@ -64,6 +68,8 @@ def _fit_config(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
         runtime=args.runtime,
+        engine=args.engine,
+        ray_address=args.ray_address,
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,

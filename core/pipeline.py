@@ -21,7 +21,7 @@ from core.backbones import Backbone, create_backbone, resolve_device
 from core.classifiers import Classifier, ClassifierConfig
 from core.corpus import generator_input_name
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
-from core.features import FeatureCache, default_cache_dir, embed_images
+from core.features import FeatureCache, FeatureEngine, default_cache_dir, embed_images
 from core.metrics import evaluate, per_label_scores
 from core.phrases.combined import COMBINED, combine_outputs, image_text_vectors
 from core.phrases.crossfit import crossfit_phrases
@@ -135,6 +135,19 @@ def _apply_saved_generator(
     return gen, emb, ids, scores, leaks
 
 
+def feature_engine(cfg: FitConfig, cache_root: Path) -> FeatureEngine | None:
+    """The engine computing image features: ``None`` (this process) or a Ray engine."""
+    if cfg.engine == "local":
+        return None
+    if cfg.engine != "ray":
+        raise ValueError(f"unknown engine {cfg.engine!r}; choose local or ray")
+    from core.engines import RayEngine
+
+    return RayEngine(
+        cfg.ray_address, runtime=cfg.runtime, device=cfg.device, batch_size=cfg.batch_size, cache_dir=str(cache_root)
+    )
+
+
 def cache_key(backbone: Backbone, weights: str | None) -> str:
     """Feature-cache key of a backbone configuration."""
     key = f"{backbone.name}-{backbone.info.image_size}"
@@ -228,12 +241,14 @@ def fit(
         raise ValueError(f"backbone {cfg.backbone!r} has no ImageNet-1k head for phrase_source={cfg.phrase_source!r}")
     items = ds.items.reset_index(drop=True)
     batch = cfg.batch_size if device == "cpu" else max(cfg.batch_size, 128)
+    engine = feature_engine(cfg, cache_root)
     feats, errors, digests = embed_images(
         list(items["path"]),
         backbone,
         cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
         batch_size=batch,
         processes=device != "cpu",
+        engine=engine,
         progress=prog,
     )
     if cfg.generator_backbone:
@@ -243,6 +258,7 @@ def fit(
             second,
             cache=FeatureCache(cache_root, cache_key(second, None)),
             batch_size=batch,
+            engine=engine,
             progress=lambda s, d, n: prog("embed images (generator backbone)", d, n),
         )
     issues = list(ds.issues)

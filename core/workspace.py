@@ -282,17 +282,14 @@ class Workspace:
                 cache.pop(next(iter(cache)))
         return cache[key]
 
-    def predict(self, images: list[str | Path | bytes], names: list[str] | None = None, top: int = 5) -> list[Prediction | str]:
-        """Run the whole pipeline on new images.
-
-        Returns:
-            One :class:`Prediction` per image, or an error message for images that could not
-            be decoded.
-        """
+    def probabilities(
+        self, feats: np.ndarray, gen_in: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Phrase ids, phrase scores and every model's label probabilities from :meth:`embed`'s outputs
+        (what :meth:`predict` and batch prediction, :mod:`core.batch`, compute)."""
         from core.phrases.generator import l2n
         from core.zeroshot import scores_to_proba
 
-        feats, gen_in, errors = self.embed(images)
         emb, ids, scores = self.phrase_outputs(feats, gen_in)
         text_vec = self.text_vectors(ids, scores)
         visual = l2n(feats)
@@ -301,6 +298,17 @@ class Workspace:
         probs["zeroshot"] = scores_to_proba(
             self.zeroshot_scores([(n, []) for n in self.labels], embeddings=emb, text_vectors=text_vec)
         )
+        return ids, scores, probs
+
+    def predict(self, images: list[str | Path | bytes], names: list[str] | None = None, top: int = 5) -> list[Prediction | str]:
+        """Run the whole pipeline on new images.
+
+        Returns:
+            One :class:`Prediction` per image, or an error message for images that could not
+            be decoded.
+        """
+        feats, gen_in, errors = self.embed(images)
+        ids, scores, probs = self.probabilities(feats, gen_in)
         names = names or [str(im) if not isinstance(im, bytes) else f"image {i}" for i, im in enumerate(images)]
         out: list[Prediction | str] = []
         for i in range(len(images)):
