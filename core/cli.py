@@ -129,6 +129,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_predict_batch(args: argparse.Namespace) -> int:
+    from core.batch import predict_batch
+    from core.progress import TqdmProgress
+
+    n = predict_batch(
+        args.workspace,
+        args.data,
+        args.out,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        runtime=args.runtime,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=TqdmProgress(),
+    )
+    print(f"predictions for {n} images: {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.workspace import open_workspace
 
@@ -244,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "predict-batch",
+        help="predictions for a whole collection, to parquet shards",
+        description="Predict every image of a dataset or image folder and write parquet shards (one row per image).",
+    )
+    p.add_argument("--workspace", required=True)
+    p.add_argument("data", help="dataset (manifest or folder) or image folder")
+    p.add_argument("--out", required=True, help="new folder for the parquet shards")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
+    _add_runtime_option(p, default=None)
+    p.set_defaults(func=cmd_predict_batch)
 
     p = sub.add_parser("evaluate", help="test-split metrics of every model")
     p.add_argument("--workspace", required=True)

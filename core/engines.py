@@ -28,7 +28,7 @@ ENGINES = ("local", "ray")
 DECODE_CPUS = 0.5
 
 
-def _ray():
+def import_ray():
     try:
         import ray
     except ImportError as exc:
@@ -39,7 +39,7 @@ def _ray():
 def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at ``address``, or start a local one (``num_cpus``: its size; default all
     cores). Does nothing when Ray is already initialised in this process."""
-    ray = _ray()
+    ray = import_ray()
     if not ray.is_initialized():
         import core
 
@@ -68,7 +68,7 @@ class ActorPlan:
 def plan_actors(workers: int | None, device: str) -> ActorPlan:
     """Actors for the cluster Ray is connected to: one per GPU where there are GPUs (unless
     ``device="cpu"``), else ``workers`` (default one per node) sharing each node's cores."""
-    ray = _ray()
+    ray = import_ray()
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if gpus and device != "cpu":
@@ -93,7 +93,7 @@ def _decode_batch(batch: dict[str, np.ndarray], info: BackboneInfo) -> dict[str,
         if arr is not None:
             images[i] = arr
         errors.append(err or "")
-    return {"pos": batch["pos"], "image": images, "error": np.array(errors, dtype=object)}
+    return {"pos": batch["pos"], "path": batch["path"], "image": images, "error": np.array(errors, dtype=object)}
 
 
 class _Embedder:
@@ -109,7 +109,7 @@ class _Embedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["error"] == ""
-        out = {"pos": batch["pos"], "error": batch["error"]}
+        out = {k: v for k, v in batch.items() if k != "image"}
         for k, bb in enumerate(self.backbones):
             feats = np.zeros((len(ok), bb.dim), dtype=np.float32)
             if ok.any():
@@ -143,7 +143,7 @@ class RayEngine:
     def dataset(self, paths: list[str], specs: list[tuple[str, str | None]], info: BackboneInfo):
         """The Ray Dataset of ``{pos, error, features0, features1, ...}`` rows for ``paths``."""
         start_ray(self.address)
-        ray = _ray()
+        ray = import_ray()
         plan = plan_actors(self.workers, self.device)
         batch = self.batch_size if plan.device == "cpu" else max(self.batch_size, 128)
         n_blocks = max(1, min(len(paths) // 16, 4 * plan.workers * 8))
