@@ -42,7 +42,7 @@ def test_predict_batch_local_matches_predict(fitted_workspace, collection, tmp_p
     paths = collection_paths(collection)
     assert list(table["image"]) == paths and len(paths) > 10
     assert table["error"].iloc[-1] and (table["error"].iloc[:-1] == "").all()
-    assert table["multimodal_label"].iloc[-1] is None
+    assert pd.isna(table["multimodal_label"].iloc[-1]) and np.isnan(table["multimodal_prob"].iloc[-1])
     ws = open_workspace(fitted_workspace)
     for row, pred in zip(table.head(4).itertuples(), ws.predict(paths[:4])):
         assert row.multimodal_label == pred.multimodal[0][0] and row.baseline_label == pred.baseline[0][0]
