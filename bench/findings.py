@@ -40,13 +40,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.classifiers import Classifier  # noqa: E402
+from core.config import GeneratorConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
 from core.metrics import evaluate  # noqa: E402
-from core.phrases.generator import GeneratorConfig, l2n  # noqa: E402
-from core.pipeline import FitConfig, embed_texts, fit, label_targets, scarce_labels  # noqa: E402
+from core.pipeline import FitConfig, fit  # noqa: E402
 from core.progress import silent  # noqa: E402
-from core.text import TextEncoder, phrase_text_vectors  # noqa: E402
-from core.workspace import Workspace, open_workspace  # noqa: E402
+from core.text import (  # noqa: E402
+    TextEncoder,
+    embed_texts,
+    phrase_text_vectors,
+)
+from core.training import label_targets, scarce_labels  # noqa: E402
+from core.vectors import l2n  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 PCA_DIMS = [2, 4, 8, 16, 64]
 KS = [1, 3, 5, 10]
@@ -64,8 +70,8 @@ class Runner:
         self.has = (self.y.sum(1) > 0) if ws.multilabel else (self.y >= 0)
         self.train = (items["split"].to_numpy() != "test") & self.has
         self.test = np.flatnonzero(items["is_test"].to_numpy())
-        self.visual = l2n(ws.arrays["visual"])
-        self.text = ws.arrays["text_vec"]
+        self.visual = l2n(ws.visual)
+        self.text = ws.text_vectors
         self.cfg = ws.config.classifier
 
     def score(self, x: np.ndarray, fit_rows: np.ndarray, y: np.ndarray | None = None) -> dict[str, float]:
@@ -103,9 +109,9 @@ def caption_pseudo_labels(r: Runner, labelled: np.ndarray, seed: int, cache_root
 
 def run_seed(data: Path, seed: int, tmp: Path) -> dict:
     t0 = time.perf_counter()
-    large = open_workspace(fit(data, tmp / f"large-{seed}", FitConfig(seed=seed, projections=False), progress=silent))
+    large = fit(data, tmp / f"large-{seed}", FitConfig(seed=seed, projections=False), progress=silent)
     small_cfg = FitConfig(seed=seed, projections=False, generator=replace(GeneratorConfig(), output_space="small"))
-    small = open_workspace(fit(data, tmp / f"small-{seed}", small_cfg, progress=silent))
+    small = fit(data, tmp / f"small-{seed}", small_cfg, progress=silent)
     r = Runner(large)
     fit_rows = np.flatnonzero(r.train)
     out: dict = {"seed": seed, "n_train": len(fit_rows), "n_test": len(r.test), "timings_s": large.manifest["timings_s"]}
@@ -117,14 +123,14 @@ def run_seed(data: Path, seed: int, tmp: Path) -> dict:
             {"dim": d, "baseline": r.score(weak, fit_rows), "multimodal": r.score(np.concatenate([weak, r.text], 1), fit_rows)}
         )
     out["A3"] = {"large": large.metrics, "small": small.metrics}
-    bott = large.arrays["bottleneck_crossfit"]
+    bott = large.coembedding_crossfit
     out["A4"] = {
         "visual+bottleneck": r.score(np.concatenate([r.visual, bott], 1), fit_rows),
         "visual+bottleneck+text": r.score(np.concatenate([r.visual, bott, r.text], 1), fit_rows),
     }
     out["A5"] = large.manifest["per_label"]
     out["A6"] = []
-    ids, scores, emb = large.arrays["phrase_ids"], large.arrays["phrase_scores"], large.arrays["phrase_embeddings"]
+    ids, scores, emb = large.phrase_ids, large.phrase_scores, large.phrase_embeddings
     for k in KS:
         for weighting in ("mean", "score"):
             text = phrase_text_vectors(emb, ids, scores, k=k, weighting=weighting)

@@ -20,7 +20,6 @@ sys.path.insert(0, str(ROOT))
 
 from core.pipeline import FitConfig, fit  # noqa: E402
 from core.progress import silent  # noqa: E402
-from core.workspace import open_workspace  # noqa: E402
 
 STAGES = ["load", "features", "phrase_generator", "text_embeddings", "classifiers", "zeroshot", "projections", "total"]
 
@@ -35,7 +34,7 @@ def main() -> None:
         name = "demo" if data.resolve() == (ROOT / "assets" / "demo").resolve() else data.resolve().name
         with tempfile.TemporaryDirectory() as tmp:
             cfg = FitConfig(cache_dir=str(Path(tmp) / "cache"))  # cold: nothing cached
-            ws = open_workspace(fit(data, Path(tmp) / "ws", cfg, progress=silent))
+            ws = fit(data, Path(tmp) / "ws", cfg, progress=silent)
             rows.append({"dataset": name, "images": ws.manifest["dataset"]["n_items"], "timings_s": ws.manifest["timings_s"]})
     print(f"{'dataset':<12}{'images':>8}" + "".join(f"{s:>17}" for s in STAGES))
     for r in rows:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.data.images import load_image  # noqa: E402
 from core.demo import demo_workspace  # noqa: E402
-from core.phrases.generator import l2n  # noqa: E402
+from core.vectors import l2n  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 from core.zeroshot import scores_to_proba  # noqa: E402
 
@@ -57,7 +57,7 @@ def run(ws, paths: list[str], batch: int, naive: bool) -> dict[str, float]:
             vecs = [ws.text_encoder.encode([ws.phrases[j] for j in row[:top_k] if j >= 0]).mean(0) for row in ids]
             text_vec = l2n(np.stack(vecs))
         else:
-            text_vec = ws.text_vectors(ids, scores)
+            text_vec = ws.text_vectors_of(ids, scores)
         t4 = time.perf_counter()
         visual = l2n(feats)
         for name, inp in (("baseline", visual), ("multimodal", np.concatenate([visual, text_vec], 1)), ("text_only", text_vec)):

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.demo import demo_workspace  # noqa: E402
-from core.phrases.generator import l2n  # noqa: E402
 from core.phrases.index import PhraseIndex, ivf_nlist  # noqa: E402
+from core.vectors import l2n  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 
 
@@ -163,7 +163,7 @@ def main() -> None:
     ws = open_workspace(args.workspace) if args.workspace else demo_workspace()
     gen = ws.generator
     real = l2n(gen.prototypes[gen.output_ids])
-    queries = np.ascontiguousarray(ws.arrays["bottleneck"][: args.queries], dtype=np.float32)
+    queries = np.ascontiguousarray(ws.coembedding[: args.queries], dtype=np.float32)
     print(f"{len(real):,} real prototypes (median nearest-neighbour cosine {nn_cosine(real):.3f}); {len(queries)} real queries")
     if args.precision:
         found = {n: precision(synthesize(real, n, args.noise, args.seed), queries) for n in args.sizes}

@@ -30,7 +30,6 @@ from core.retrieval.model import RetrievalConfig  # noqa: E402
 from core.retrieval.semantic import METHODS, fit_retrieval  # noqa: E402
 from core.tags.annotate import fit_tag_models  # noqa: E402
 from core.tags.models import TagModelConfig  # noqa: E402
-from core.workspace import open_workspace  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +44,7 @@ def main() -> None:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                ws = open_workspace(fit(data, Path(tmp) / "ws", FitConfig(seed=seed, projections=False), progress=silent))
+                ws = fit(data, Path(tmp) / "ws", FitConfig(seed=seed, projections=False), progress=silent)
                 run: dict = {"seed": seed, "retrieval": {}, "tags": {}}
                 for encoder in ("tfidf", "minilm"):
                     ev = fit_retrieval(ws, RetrievalConfig(seed=seed), text_encoder=encoder)

@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 from core.backbones import Backbone, create_backbone  # noqa: E402
 from core.classifiers import Classifier, ClassifierConfig  # noqa: E402
 from core.data.manifest import load_dataset  # noqa: E402
-from core.features import FeatureCache, decode_for_backbone, default_cache_dir, embed_images  # noqa: E402
+from core.features import FeatureCache, cache_key, decode_for_backbone, default_cache_dir, embed_images  # noqa: E402
 from core.phrases.generator import l2n  # noqa: E402
-from core.pipeline import cache_key, label_targets  # noqa: E402
 from core.runtimes import available_runtimes, export_onnx, make_runner  # noqa: E402
+from core.training import label_targets  # noqa: E402
 
 
 def forward_rate(bb: Backbone, x: np.ndarray, batch: int, repeats: int) -> tuple[float, np.ndarray]:

@@ -20,7 +20,7 @@ import pandas as pd
 from core.backbones import resolve_device
 from core.data.manifest import MANIFEST_NAMES, _folder_rows, _read_rows
 from core.features import embed_images
-from core.pipeline import generator_input
+from core.forward import ImageArrays, generator_input
 from core.progress import ProgressFn, silent
 from core.workspace import Workspace, open_workspace
 
@@ -53,7 +53,8 @@ def prediction_table(
     labels = {m: [None] * len(images) for m in MODELS}
     top_p = {m: np.full(len(images), np.nan, dtype=np.float32) for m in MODELS}
     if ok.any():
-        ids, scores, probs = ws.probabilities(feats[ok], gen_in[ok])
+        emb, ids, scores = ws.phrase_outputs(feats[ok], gen_in[ok])
+        probs = ws.model_probabilities(ImageArrays(feats[ok], ws.text_vectors_of(ids, scores)), emb)
         rows = np.flatnonzero(ok)
         for r, row_ids, row_scores in zip(rows, ids, scores):
             keep = row_ids[:TOP_PHRASES] >= 0

@@ -9,18 +9,22 @@ from pathlib import Path
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    from core.config import default
+
     p.add_argument(
-        "--backbone", default="efficientnet-lite0", help="visual backbone (default: %(default)s; see `python -m core backbones`)"
+        "--backbone",
+        default=default("backbone"),
+        help="visual backbone (default: %(default)s; see `python -m core backbones`)",
     )
     p.add_argument("--backbone-weights", default=None, help="local checkpoint for the backbone (.safetensors or state dict)")
     p.add_argument(
         "--text-model",
-        default="all-MiniLM-L6-v2",
+        default=default("text_model"),
         help="sentence-transformers name or local path (default: packaged %(default)s)",
     )
     p.add_argument(
         "--phrase-source",
-        default="corpus",
+        default=default("phrase_source"),
         help="corpus: generator trained on the dataset's text (default); imagenet: the backbone's ImageNet-1k head; "
         "corpus+imagenet: both; "
         "or the folder of a generator saved by `python -m core phrases fit`",
@@ -31,19 +35,26 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--label-fraction",
         type=float,
-        default=1.0,
+        default=default("label_fraction"),
         help="keep labels for this share of each label's training images; the rest keep their text only",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=default("seed"))
+    p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
     _add_runtime_option(p)
     p.add_argument(
         "--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray"
     )
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
-    p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
+    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
+    p.add_argument(
+        "--caption-labels",
+        default=default("caption_labels"),
+        choices=["auto", "on", "off"],
+        help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
+        "training images' captions (auto, the default: when at least 20%% of the training images with text are unlabelled)",
+    )
 
 
 def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -55,8 +66,17 @@ def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto"
     )
 
 
+def _add_job_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job",
+        action="store_true",
+        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
+        "(what the app starts and shows)",
+    )
+
+
 def _fit_config(args: argparse.Namespace):
-    from core.pipeline import FitConfig
+    from core.config import FitConfig
 
     return FitConfig(
         backbone=args.backbone,
@@ -73,30 +93,44 @@ def _fit_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
+        caption_labels=args.caption_labels,
     )
 
 
 def _print_metrics(ws) -> None:
-    from core.pipeline import MODELS
-
     metrics = ws.metrics
     keys = list(next(iter(metrics.values())).keys())
-    print(f"{'model':<12}" + "".join(f"{k:>12}" for k in keys))
-    for m in MODELS:
-        print(f"{m:<12}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
+    print(f"{'model':<20}" + "".join(f"{k:>12}" for k in keys))
+    for m in ws.models:
+        print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    from core.pipeline import fit
-    from core.workspace import open_workspace
+def _maybe_job(args: argparse.Namespace, plan):
+    """With ``--job``: run as the workspace's background job (status in ``WS.job/``); else a no-op."""
+    from contextlib import nullcontext
 
-    path = fit(args.data, args.workspace, _fit_config(args))
-    ws = open_workspace(path)
+    from core.jobs import job
+
+    return job(args.workspace, plan) if args.job else nullcontext(None)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import fit_plan
+    from core.pipeline import fit
+
+    data = args.data
+    if args.format != "auto":
+        from core.data import load_dataset
+
+        data = load_dataset(args.data, seed=args.seed, format=args.format)
+    cfg = _fit_config(args)
+    with _maybe_job(args, fit_plan(cfg.n_folds, generator=cfg.phrase_source != "imagenet", maps=cfg.projections)) as prog:
+        ws = fit(data, args.workspace, cfg, progress=prog)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
     print(
-        f"workspace: {path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
+        f"workspace: {ws.path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
         f"{ws.manifest['timings_s']['total']:.0f} s)"
     )
     _print_metrics(ws)
@@ -108,19 +142,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.workspace, runtime=args.runtime)
     results = ws.predict([Path(p) for p in args.images], names=list(args.images), top=args.top)
+    status = 0 if all(r.ok for r in results) else 1
     if args.json:
-        print(
-            json.dumps(
-                [r.to_dict(args.top) if not isinstance(r, str) else {"image": r.split(": ")[0], "error": r} for r in results],
-                indent=2,
-            )
-        )
-        return 0 if all(not isinstance(r, str) for r in results) else 1
-    status = 0
+        print(json.dumps([r.to_dict(args.top) for r in results], indent=2))
+        return status
     for r in results:
-        if isinstance(r, str):
-            print(f"error: {r}", file=sys.stderr)
-            status = 1
+        if not r.ok:
+            print(f"error: {r.image}: {r.error}", file=sys.stderr)
             continue
         print(r.image)
         print("  phrases:    " + "; ".join(f"{p} ({s:.2f})" for p, s in r.phrases[: args.top]))
@@ -162,9 +190,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_zeroshot(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from core.compare import zeroshot_images
     from core.metrics import evaluate
     from core.workspace import open_workspace
-    from core.zeroshot import parse_label_spec, scores_to_proba
+    from core.zeroshot import match_labels, parse_label_spec
 
     ws = open_workspace(args.workspace)
     labels = parse_label_spec(args.labels)
@@ -173,10 +202,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         return 2
     names = [n for n, _ in labels]
     if args.images:
-        feats, gen_in, errors = ws.embed([Path(p) for p in args.images])
-        emb, ids, scores = ws.phrase_outputs(feats, gen_in)
-        tv = ws.text_vectors(ids, scores)
-        proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=tv))
+        proba, errors = zeroshot_images(ws, [str(Path(p)) for p in args.images], labels)
         out = []
         for i, img in enumerate(args.images):
             if i in errors:
@@ -193,12 +219,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     # no images: classify the test split and score the labels that exist in the dataset
     items = ws.items
     test = items["is_test"].to_numpy()
-    emb = ws.arrays.get("bottleneck")
-    proba = scores_to_proba(
-        ws.zeroshot_scores(labels, embeddings=None if emb is None else emb[test], text_vectors=ws.arrays["text_vec"][test])
-    )
-    from core.zeroshot import match_labels
-
+    proba = ws.zeroshot_rows(labels, np.flatnonzero(test))
     pos = match_labels(names, ws.labels)
     truth = np.array([pos.get(labs[0], -1) if len(labs) else -1 for labs in items["labels"][test]])
     known = truth >= 0
@@ -210,9 +231,12 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import demo_workspace
+    from core.demo import demo_workspace, demo_workspace_path
+    from core.jobs import fit_plan
 
-    ws = demo_workspace(args.workspace, refit=args.refit)
+    args.workspace = args.workspace or str(demo_workspace_path(args.label_fraction))
+    with _maybe_job(args, fit_plan(extras=True)) as prog:
+        ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit, progress=prog)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -243,8 +267,11 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.config import default
+
     parser = argparse.ArgumentParser(
-        prog="python -m core", description="Multimodal image classification that infers context from pixels."
+        prog="pixctx" if Path(sys.argv[0]).name == "pixctx" else "python -m core",
+        description="Multimodal image classification that infers context from pixels.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -253,7 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
     p.add_argument("--workspace", required=True, help="output folder")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "manifest", "folder", "fiftyone", "imagefolder", "parquet", "coco", "labelstudio"],
+        help="dataset format (default: sniffed; see core.formats.FORMATS)",
+    )
     _add_fit_options(p)
+    _add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
@@ -303,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
     )
     p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
+        "its folder gets -labels10 appended)",
+    )
+    _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phrases", help="reusable phrase generators")
@@ -315,10 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("data", nargs="+", help="datasets (manifests or folders)")
     q.add_argument("--out", required=True, help="folder to write the generator to")
-    q.add_argument("--backbone", default="efficientnet-lite0")
+    q.add_argument("--backbone", default=default("backbone"))
     q.add_argument("--generator-backbone", default=None, help="second backbone the generator also sees")
     q.add_argument("--include-test", action="store_true", help="also learn from rows marked test")
-    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    q.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
     q.add_argument("--cache-dir", default=None)
     q.set_defaults(func=cmd_phrases_fit)
 
@@ -326,10 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backbones)
 
     from core.labels.cli import add_labels_parser
+    from core.predictions_cli import add_predictions_parser
     from core.retrieval.cli import add_retrieval_parser
     from core.tags.cli import add_tags_parser
 
     add_labels_parser(sub)
+    add_predictions_parser(sub)
     add_retrieval_parser(sub)
     add_tags_parser(sub)
     return parser
@@ -339,6 +383,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:  # WorkspaceError, WorkspaceBusyError included
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,16 +18,13 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.backbones import create_backbone, resolve_device
+from core.config import GeneratorConfig
 from core.data.manifest import load_dataset
-from core.features import FeatureCache, default_cache_dir, embed_images
-from core.phrases.generator import GeneratorConfig, PhraseGenerator, fit_phrase_generator
+from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
+from core.forward import generator_input, generator_input_name
+from core.phrases.generator import PhraseGenerator, fit_phrase_generator
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
-
-
-def generator_input_name(backbone: str, generator_backbone: str | None) -> str:
-    """Name of the features a generator reads, e.g. ``efficientnet-lite0+efficientnet-lite2``."""
-    return backbone + (f"+{generator_backbone}" if generator_backbone else "")
 
 
 def fit_corpus_generator(
@@ -56,8 +53,6 @@ def fit_corpus_generator(
         cache_dir: feature cache.
         progress: progress callback (default: tqdm).
     """
-    from core.pipeline import cache_key, generator_input
-
     prog = progress or TqdmProgress()
     dev = resolve_device(device)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()

@@ -173,3 +173,15 @@ class RayEngine:
             pos = batch["pos"].astype(np.int64)
             errors = {int(p): str(e) for p, e in zip(pos[~ok], batch["error"][~ok])}
             yield [int(p) for p in pos[ok]], batch["features0"][ok], errors
+
+
+def feature_engine(cfg, cache_root: Path) -> RayEngine | None:
+    """The engine a fit's config asks for (a :class:`core.config.FitConfig`): ``None`` for this
+    process, or a :class:`RayEngine`."""
+    if cfg.engine == "local":
+        return None
+    if cfg.engine != "ray":
+        raise ValueError(f"unknown engine {cfg.engine!r}; choose one of {', '.join(ENGINES)}")
+    return RayEngine(
+        cfg.ray_address, runtime=cfg.runtime, device=cfg.device, batch_size=cfg.batch_size, cache_dir=str(cache_root)
+    )

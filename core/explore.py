@@ -13,9 +13,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from core.phrases.generator import l2n
+from core.config import MODELS
 from core.phrases.vocab import normalize
-from core.pipeline import MODELS
+from core.vector_index import VectorIndex
+from core.vectors import l2n
 from core.workspace import Prediction, Workspace
 
 CHANGES = ("any", "fixed", "broke", "both right", "both wrong")
@@ -64,16 +65,20 @@ class Explorer:
                     self.truth[i, j] = True
         self.has_truth = self.truth.any(1)
         self.split = items["split"].to_numpy()
-        preds = workspace.predictions
-        self.top = {m: preds[m].argmax(1) for m in MODELS}
-        self.confidence = {m: preds[m].max(1) for m in MODELS}
-        self.correct = {m: self.truth[np.arange(self.n), self.top[m]] for m in MODELS}
+        from core.predictions import attached_predictions
+
+        preds = {**{m: workspace.predictions[m] for m in MODELS}, **attached_predictions(workspace)}
+        #: the product's models, then the predictions the user attached (``core.predictions``)
+        self.models = tuple(preds)
+        self.top = {m: p.argmax(1) for m, p in preds.items()}
+        self.confidence = {m: p.max(1) for m, p in preds.items()}
+        self.correct = {m: self.truth[np.arange(self.n), self.top[m]] for m in preds}
 
     # --- gallery ------------------------------------------------------------------------
     def filter(self, f: GalleryFilter) -> np.ndarray:
         """Row indices matching ``f``, in dataset order."""
-        if f.model not in MODELS:
-            raise ValueError(f"unknown model {f.model!r}; one of {MODELS}")
+        if f.model not in self.models:
+            raise ValueError(f"unknown model {f.model!r}; one of {self.models}")
         if f.change not in CHANGES:
             raise ValueError(f"unknown change {f.change!r}; one of {CHANGES}")
         keep = np.ones(self.n, dtype=bool)
@@ -116,7 +121,7 @@ class Explorer:
 
     def phrase_match(self, query: str, k: int = 10) -> np.ndarray:
         """Mask of images with a phrase containing ``query`` among their top ``k`` generated phrases."""
-        ids = self.ws.arrays["phrase_ids"][:, :k]
+        ids = self.ws.phrase_ids[:, :k]
         return np.isin(ids, self.matching_phrase_ids(query)).any(1)
 
     # --- one image ------------------------------------------------------------------------
@@ -129,19 +134,18 @@ class Explorer:
 
     @cached_property
     def _visual(self) -> np.ndarray:
-        return l2n(self.ws.arrays["visual"])
+        return l2n(self.ws.visual)
 
     def neighbours(self, query: int | np.ndarray, k: int = 8) -> list[tuple[int, float]]:
         """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;
         the row itself is left out."""
-        vec = self._visual[query] if isinstance(query, (int, np.integer)) else l2n(np.atleast_2d(query))[0]
-        sims = self._visual @ vec
-        if isinstance(query, (int, np.integer)):
-            sims[query] = -np.inf
-        k = min(k, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        top = top[np.argsort(-sims[top])]
-        return [(int(i), float(sims[i])) for i in top if np.isfinite(sims[i])]
+        own = isinstance(query, (int, np.integer))
+        vec = self._visual[query] if own else l2n(np.atleast_2d(query))[0]
+        return self._visual_index.top(vec, k, exclude=int(query) if own else None) if k > 0 else []
+
+    @cached_property
+    def _visual_index(self) -> VectorIndex:
+        return VectorIndex.build(self._visual)
 
     def row_of(self, item: str) -> int | None:
         """Row of an item id (the image path as written in the manifest), or ``None``."""

@@ -41,6 +41,14 @@ def file_digest(path: str | Path) -> bytes:
     return h.digest()
 
 
+def cache_key(backbone: Backbone, weights: str | None = None) -> str:
+    """Feature-cache key of a backbone configuration (name, input size, and which local weights)."""
+    key = f"{backbone.name}-{backbone.info.image_size}"
+    if weights:
+        key += "-" + hashlib.sha1(str(Path(weights).resolve()).encode()).hexdigest()[:8]
+    return key
+
+
 class FeatureCache:
     """Features of one backbone configuration, keyed by image content hash."""
 

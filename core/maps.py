@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from core.explore import Explorer
-from core.phrases.generator import l2n
+from core.vectors import l2n
 
 #: Points per layer above which the map shows a sample (WebGL scatter stays smooth below).
 MAX_POINTS = 50_000
@@ -15,12 +15,12 @@ MAX_POINTS = 50_000
 
 def has_map(explorer: Explorer) -> bool:
     """Whether the workspace has a prototype map (not for the ImageNet source or ``projections=False``)."""
-    return "map_prototypes" in explorer.ws.arrays
+    return explorer.ws.maps is not None
 
 
 def _label_centroids(explorer: Explorer) -> np.ndarray:
     """(L, d) mean co-embedding of each label's labelled training images."""
-    emb = explorer.ws.arrays["bottleneck"]
+    emb = explorer.ws.coembedding
     train = explorer.ws.items["labelled"].to_numpy()
     t = explorer.truth & train[:, None]
     return l2n((t.T.astype(np.float32) @ emb) / np.maximum(t.sum(0), 1)[:, None])
@@ -31,8 +31,8 @@ def prototype_table(explorer: Explorer) -> pd.DataFrame:
     images carry it), ``label`` (the label whose training images lie nearest in the co-embedding)
     and ``vocab_id``."""
     ws = explorer.ws
-    ids = ws.arrays["map_prototype_ids"]
-    xy = ws.arrays["map_prototypes"]
+    ids = ws.maps["prototype_ids"]
+    xy = ws.maps["prototypes"]
     gen = ws.generator
     nearest = (gen.prototypes[ids] @ _label_centroids(explorer).T).argmax(1)
     return pd.DataFrame(
@@ -49,7 +49,7 @@ def prototype_table(explorer: Explorer) -> pd.DataFrame:
 
 def image_table(explorer: Explorer) -> pd.DataFrame:
     """One row per image on the map: ``x``, ``y``, ``row``, ``label`` (first true label), ``split``."""
-    xy = explorer.ws.arrays["map_images"]
+    xy = explorer.ws.maps["images"]
     items = explorer.ws.items
     return pd.DataFrame(
         {
@@ -75,6 +75,6 @@ def images_near(explorer: Explorer, vocab_ids: np.ndarray, k: int = 12) -> list[
     if len(vocab_ids) == 0:
         return []
     centre = l2n(explorer.ws.generator.prototypes[np.asarray(vocab_ids)].mean(0, keepdims=True))[0]
-    sims = explorer.ws.arrays["bottleneck"] @ centre
+    sims = explorer.ws.coembedding @ centre
     top = np.argsort(-sims)[:k]
     return [(int(i), float(sims[i])) for i in top]

@@ -6,6 +6,7 @@ then the mean of its top-k phrases' stored rows, so inference needs no transform
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -97,3 +98,24 @@ def phrase_text_vectors(
     vecs = (phrase_embeddings[np.maximum(ids, 0)] * w[..., None]).sum(1)
     n = np.linalg.norm(vecs, axis=1, keepdims=True)
     return (vecs / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+def embed_texts(texts: list[str], encoder: TextEncoder, cache_root: Path, progress: ProgressFn = silent) -> np.ndarray:
+    """Text embeddings (phrases, captions, tags), cached on disk by (model, text)."""
+    from core.features import FeatureCache
+
+    cache = FeatureCache(cache_root, f"text-{encoder.name}")
+    digests = [hashlib.sha1(t.encode()).digest() for t in texts]
+    todo = [i for i, d in enumerate(digests) if d not in cache]
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    for i, d in enumerate(digests):
+        if d in cache:
+            out[i] = cache.get(d)
+    step = 4096
+    for s in range(0, len(todo), step):
+        chunk = todo[s : s + step]
+        vecs = encoder.encode([texts[i] for i in chunk])
+        out[chunk] = vecs
+        cache.add([digests[i] for i in chunk], vecs)
+        progress("embed phrases", s + len(chunk), len(todo))
+    return out

@@ -2,81 +2,124 @@
 
 Layout (no pickles anywhere)::
 
-    manifest.json            config, versions, dataset fingerprint, labels, metrics, timings
-    items.parquet            one row per image: item, path, labels, text, tags, split, metadata,
-                             labelled (used for training), is_test, fold (cross-fitting)
-    issues.json              rows skipped at load or embedding time, with reasons
-    arrays.safetensors       visual features, co-embeddings, phrase ids/scores, text vectors,
-                             phrase embeddings, 2-D maps
-    predictions.safetensors  baseline / multimodal / text_only / zeroshot probabilities
-    generator/               the phrase generator (safetensors + JSON + vocabulary)
-    classifiers/             baseline, multimodal, text_only (safetensors + JSON)
-    zeroshot.safetensors     text -> co-embedding map
+    manifest.json              format (1), config, versions, dataset fingerprint, labels, metrics,
+                               per-label scores, timings, retrains; written last (marks a complete fit)
+    items.parquet              one row per image: item, path, labels, text, tags, split, metadata,
+                               labelled (used for training), is_test, fold (cross-fitting);
+                               after a retrain also labels_dataset (the labels before corrections)
+    issues.json                rows skipped at load or embedding time, with reasons
+    arrays.safetensors         per-image arrays, read through the typed accessors of
+                               :class:`Workspace` (file key -> accessor):
+                                 visual -> visual (raw backbone features)
+                                 text_vec -> text_vectors (top-k phrase text vectors)
+                                 phrase_ids, phrase_scores -> phrase_ids, phrase_scores
+                                 phrase_embeddings -> phrase_embeddings (one row per phrase)
+                                 bottleneck -> coembedding (the full generator's co-embedding)
+                                 bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
+                                 map_images, map_prototypes, map_prototype_ids -> maps (2-D UMAP)
+    predictions.safetensors    every row's probabilities per model (baseline / multimodal /
+                               text_only / zeroshot, and any registered add-on model)
+    generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
+    classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
+    zeroshot.safetensors       text -> co-embedding map (sources with a generator)
+    oof/                       out-of-fold probabilities per source (cache of the label-error queue,
+                               :mod:`core.labels.oof`; dropped by a refit)
+    predictions/               predictions a user attached (:mod:`core.predictions`)
+    labels.sqlite              the label history (:mod:`core.labels.store`; kept across refits)
+    retrieval/                 semantic retrieval models (:mod:`core.retrieval.semantic`)
+    tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`)
+
+Beside it: ``WS.lock`` (the write lock) and, during a fit, ``WS.partial`` (the staging folder).
+Writing, locking and replacing are in :mod:`core.workspace_files`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import cached_property
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from safetensors.numpy import load_file, save_file
 
+from core.config import ALL_MODELS, CLASSIFIER_MODELS, FitConfig
 from core.data.manifest import DatasetIssue
+from core.forward import MODEL_INPUTS, ImageArrays, generator_input, model_inputs
+from core.phrases.sources import PhraseSource, stored_source
+from core.workspace_files import (
+    FORMAT,
+    WorkspaceBusyError,
+    WorkspaceError,
+    is_product_workspace,
+    read_manifest,
+    refit_hint,
+)
 
+__all__ = [
+    "FORMAT",
+    "Prediction",
+    "Workspace",
+    "WorkspaceBusyError",
+    "WorkspaceError",
+    "is_workspace",
+    "open_workspace",
+]
 
-def write_workspace(
-    folder: Path,
-    manifest: dict,
-    items: pd.DataFrame,
-    issues: list[DatasetIssue],
-    arrays: dict[str, np.ndarray],
-    predictions: dict[str, np.ndarray],
-) -> None:
-    """Write the workspace files (``manifest.json`` last: its presence marks a complete fit)."""
-    items.to_parquet(folder / "items.parquet", index=False)
-    (folder / "issues.json").write_text(
-        json.dumps([{"file": i.file, "row": i.row, "image": i.image, "reason": i.reason} for i in issues], indent=1)
-    )
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "arrays.safetensors"))
-    save_file(
-        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in predictions.items()}, str(folder / "predictions.safetensors")
-    )
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+_REQUIRED_CONFIG = ("backbone", "text_model", "phrase_source", "top_k", "weighting")
 
 
 def is_workspace(path: str | Path) -> bool:
-    """Whether ``path`` holds a complete fitted workspace."""
-    return (Path(path) / "manifest.json").is_file()
+    """Whether ``path`` holds a complete workspace this product wrote (it may still be another format version)."""
+    return is_product_workspace(path)
 
 
 @dataclass
 class Prediction:
-    """What the pipeline says about one image."""
+    """What the pipeline says about one image.
+
+    Attributes:
+        image: the image's name.
+        phrases: ``(phrase, score)``, best first.
+        rankings: per model, ``(label, probability)`` best first.
+        features: classifier visual features of a new image (for neighbours).
+        error: why the image could not be used (then everything else is empty).
+    """
 
     image: str
-    phrases: list[tuple[str, float]]
-    baseline: list[tuple[str, float]]
-    multimodal: list[tuple[str, float]]
-    text_only: list[tuple[str, float]]
-    zeroshot: list[tuple[str, float]]
-    features: np.ndarray | None = None  # classifier visual features of a new image (for neighbours)
+    phrases: list[tuple[str, float]] = field(default_factory=list)
+    rankings: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    features: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def baseline(self) -> list[tuple[str, float]]:
+        return self.rankings.get("baseline", [])
+
+    @property
+    def multimodal(self) -> list[tuple[str, float]]:
+        return self.rankings.get("multimodal", [])
+
+    @property
+    def text_only(self) -> list[tuple[str, float]]:
+        return self.rankings.get("text_only", [])
+
+    @property
+    def zeroshot(self) -> list[tuple[str, float]]:
+        return self.rankings.get("zeroshot", [])
 
     def to_dict(self, top: int = 5) -> dict:
-        def pairs(key: str, xs: list[tuple[str, float]]) -> list[dict]:
-            return [{key: a, "prob" if key == "label" else "score": round(b, 6)} for a, b in xs[:top]]
-
-        return {
-            "image": self.image,
-            "phrases": pairs("phrase", self.phrases),
-            "baseline": pairs("label", self.baseline),
-            "multimodal": pairs("label", self.multimodal),
-            "text_only": pairs("label", self.text_only),
-            "zeroshot": pairs("label", self.zeroshot),
-        }
+        """JSON-ready: ``image``, then ``error`` or ``phrases`` and one list per model."""
+        if self.error is not None:
+            return {"image": self.image, "error": self.error}
+        out: dict = {"image": self.image, "phrases": [{"phrase": p, "score": round(s, 6)} for p, s in self.phrases[:top]]}
+        for m, ranked in self.rankings.items():
+            out[m] = [{"label": a, "prob": round(b, 6)} for a, b in ranked[:top]]
+        return out
 
 
 def _ranked(names: list[str], p: np.ndarray, top: int) -> list[tuple[str, float]]:
@@ -85,20 +128,54 @@ def _ranked(names: list[str], p: np.ndarray, top: int) -> list[tuple[str, float]
 
 
 class Workspace:
-    """A fitted workspace. Arrays and models load lazily, on first use."""
+    """A fitted workspace. Arrays and models load lazily, on first use, once (thread-safe).
+
+    Raises (on open):
+        FileNotFoundError: no ``manifest.json``.
+        WorkspaceError: a damaged or foreign manifest (names the file and what to do).
+    """
 
     def __init__(self, path: str | Path, device: str = "cpu", runtime: str | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
-        if not is_workspace(self.path):
-            raise FileNotFoundError(f"not a fitted workspace (no manifest.json): {self.path}")
-        self.manifest: dict = json.loads((self.path / "manifest.json").read_text())
+        self.manifest: dict = read_manifest(self.path)
+        self.config: FitConfig = self._read_config()
+        self.source: PhraseSource = stored_source(self.config.phrase_source)
         self.device = device
-        self.runtime = runtime  # None: the fit's runtime (core.runtimes)
+        self.runtime = runtime or self.config.runtime  # the backbone's runtime (core.runtimes); default: the fit's
         self._label_terms: dict[tuple, list[np.ndarray]] = {}
+        self._lock = threading.RLock()
+
+    def _read_config(self) -> FitConfig:
+        stored = self.manifest["config"]
+        missing = [k for k in _REQUIRED_CONFIG if not isinstance(stored, dict) or k not in stored]
+        if missing:
+            raise WorkspaceError(f"{self.path / 'manifest.json'}: config lacks {', '.join(missing)}; {refit_hint(self.path)}")
+        try:
+            return FitConfig.from_dict(stored)
+        except ValueError as exc:
+            raise WorkspaceError(f"{self.path / 'manifest.json'}: {exc}; {refit_hint(self.path)}") from None
+
+    def _load(self, file: str, load: Callable[[Path], object]) -> object:
+        """Load one artifact, turning a damaged file into a clear error."""
+        path = self.path / file
+        if not path.exists():
+            raise WorkspaceError(f"{path} is missing: the workspace is incomplete; {refit_hint(self.path)}")
+        try:
+            return load(path)
+        except Exception as exc:  # safetensors, JSON and torch each raise their own types
+            raise WorkspaceError(f"{path} is damaged ({type(exc).__name__}: {exc}); {refit_hint(self.path)}") from None
+
+    def _once(self, name: str, make: Callable[[], object]) -> object:
+        """A lazily built attribute, built once even when Streamlit's threads ask at the same time."""
+        with self._lock:
+            if name not in self.__dict__:
+                self.__dict__[name] = make()
+            return self.__dict__[name]
 
     # --- metadata ----------------------------------------------------------------------
     @property
     def labels(self) -> list[str]:
+        """The label names, in the column order of every probability matrix."""
         return list(self.manifest["labels"])
 
     @property
@@ -107,85 +184,171 @@ class Workspace:
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
+        """Test metrics per model (``top1``, ``top5``, ``macro_f1`` or the multi-label ones)."""
         return self.manifest["metrics"]
 
     @property
-    def config(self):  # -> FitConfig (import kept local: pipeline imports this module)
-        from core.pipeline import FitConfig
+    def models(self) -> list[str]:
+        """The models this workspace has test metrics for, in display order (:data:`core.config.ALL_MODELS`)."""
+        return [m for m in ALL_MODELS if m in self.metrics]
 
-        return FitConfig.from_dict(self.manifest["config"])
-
-    @cached_property
+    @property
     def items(self) -> pd.DataFrame:
-        df = pd.read_parquet(self.path / "items.parquet")
-        for col in ("labels", "tags"):
-            df[col] = df[col].map(list)
-        return df
+        """One row per image (see the layout above); row ``i`` is row ``i`` of every array."""
 
-    @cached_property
+        def read() -> pd.DataFrame:
+            df = self._load("items.parquet", pd.read_parquet)
+            for col in ("labels", "tags"):
+                df[col] = df[col].map(list)
+            return df
+
+        return self._once("_items", read)  # type: ignore[return-value]
+
+    @property
     def issues(self) -> list[DatasetIssue]:
-        return [DatasetIssue(**d) for d in json.loads((self.path / "issues.json").read_text())]
+        import json
 
-    @cached_property
+        return self._once(  # type: ignore[return-value]
+            "_issues", lambda: [DatasetIssue(**d) for d in self._load("issues.json", lambda p: json.loads(p.read_text()))]
+        )
+
+    @property
     def arrays(self) -> dict[str, np.ndarray]:
-        return load_file(str(self.path / "arrays.safetensors"))
+        """The raw ``arrays.safetensors`` (prefer the typed accessors below)."""
+        from safetensors.numpy import load_file
 
-    @cached_property
+        return self._once("_arrays", lambda: self._load("arrays.safetensors", lambda p: load_file(str(p))))  # type: ignore[return-value]
+
+    @property
     def predictions(self) -> dict[str, np.ndarray]:
-        return load_file(str(self.path / "predictions.safetensors"))
+        """Every row's probabilities per model, ``(N, len(labels))`` each."""
+        from safetensors.numpy import load_file
 
-    @cached_property
+        return self._once("_predictions", lambda: self._load("predictions.safetensors", lambda p: load_file(str(p))))  # type: ignore[return-value]
+
+    @property
     def phrases(self) -> list[str]:
+        """The phrase texts that ``phrase_ids`` index."""
         if self.manifest.get("phrases"):
             return list(self.manifest["phrases"])
         return self.generator.vocab.phrases
 
+    # --- typed per-image arrays -----------------------------------------------------------
+    @property
+    def visual(self) -> np.ndarray:
+        """(N, D) raw features of the classifier backbone."""
+        return self.arrays["visual"]
+
+    @property
+    def text_vectors(self) -> np.ndarray:
+        """(N, T) text vector of each image's top phrases (T doubles for ``corpus+imagenet``)."""
+        return self.arrays["text_vec"]
+
+    @property
+    def phrase_ids(self) -> np.ndarray:
+        """(N, k) ids into :attr:`phrases`, best first (-1 = none)."""
+        return self.arrays["phrase_ids"]
+
+    @property
+    def phrase_scores(self) -> np.ndarray:
+        """(N, k) scores of :attr:`phrase_ids`."""
+        return self.arrays["phrase_scores"]
+
+    @property
+    def phrase_embeddings(self) -> np.ndarray:
+        """(P, T) text embedding of every phrase."""
+        return self.arrays["phrase_embeddings"]
+
+    @property
+    def coembedding(self) -> np.ndarray | None:
+        """(N, d) co-embedding of every image by the full phrase generator (maps, neighbours,
+        zero-shot); ``None`` for the ImageNet phrase source."""
+        return self.arrays.get("bottleneck")
+
+    @property
+    def coembedding_crossfit(self) -> np.ndarray | None:
+        """(N, d) co-embedding by the generator that produced each row's phrases (cross-fitted)."""
+        return self.arrays.get("bottleneck_crossfit")
+
+    @property
+    def maps(self) -> dict[str, np.ndarray] | None:
+        """2-D maps: ``images`` (N, 2), ``prototypes`` (M, 2) and ``prototype_ids`` (M,); ``None`` if not computed."""
+        a = self.arrays
+        if "map_images" not in a:
+            return None
+        return {"images": a["map_images"], "prototypes": a["map_prototypes"], "prototype_ids": a["map_prototype_ids"]}
+
+    @property
+    def image_arrays(self) -> ImageArrays:
+        """What every model's input is built from (:func:`core.forward.model_inputs`)."""
+        return ImageArrays(self.visual, self.text_vectors)
+
     # --- models ------------------------------------------------------------------------
-    @cached_property
+    @property
     def generator(self):
+        """The phrase generator (:class:`core.phrases.generator.PhraseGenerator`)."""
         from core.phrases.generator import PhraseGenerator
 
-        folder = self.path / "generator"
-        if not folder.is_dir():
-            raise ValueError("this workspace uses the ImageNet phrase source: it has no co-embedding")
-        return PhraseGenerator.load(folder)
+        if not self.source.has_generator:
+            raise ValueError("this workspace uses the ImageNet phrase source: it has no phrase generator or co-embedding")
+        return self._once("_generator", lambda: self._load("generator", PhraseGenerator.load))
 
-    @cached_property
+    @property
+    def classifier_models(self) -> list[str]:
+        """Names of the classifier heads stored in ``classifiers/`` (registered inputs only)."""
+        folder = self.path / "classifiers"
+        return [m for m in MODEL_INPUTS if (folder / f"{m}.safetensors").is_file()]
+
+    @property
     def classifiers(self) -> dict:
+        """``{model: Classifier}`` of every stored head."""
         from core.classifiers import Classifier
 
-        return {m: Classifier.load(self.path / "classifiers", m) for m in ("baseline", "multimodal", "text_only")}
+        def load() -> dict:
+            missing = [m for m in CLASSIFIER_MODELS if m not in self.classifier_models]
+            if missing:
+                raise WorkspaceError(f"{self.path / 'classifiers'} lacks {', '.join(missing)}; {refit_hint(self.path)}")
+            models = self.classifier_models
+            return {m: self._load(f"classifiers/{m}.safetensors", lambda p, m=m: Classifier.load(p.parent, m)) for m in models}
 
-    @cached_property
+        return self._once("_classifiers", load)  # type: ignore[return-value]
+
+    @property
     def backbone(self):
         from core.backbones import create_backbone
 
         cfg = self.config
-        runtime = self.runtime or cfg.runtime
-        return create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device, runtime=runtime)
+        return self._once(
+            "_backbone",
+            lambda: create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device, runtime=self.runtime),
+        )
 
-    @cached_property
+    @property
     def generator_backbone(self):
         from core.backbones import create_backbone
 
         name = self.config.generator_backbone
-        return create_backbone(name, device=self.device, runtime=self.runtime or self.config.runtime) if name else None
+        return self._once(
+            "_generator_backbone", lambda: create_backbone(name, device=self.device, runtime=self.runtime) if name else None
+        )
 
-    @cached_property
+    @property
     def text_encoder(self):
         from core.text import TextEncoder
 
-        return TextEncoder(self.config.text_model, device=self.device)
+        return self._once("_text_encoder", lambda: TextEncoder(self.config.text_model, device=self.device))
 
-    @cached_property
+    @property
     def zeroshot_mapper(self):
         from core.zeroshot import TextToCoEmbedding
 
-        return TextToCoEmbedding.load(str(self.path / "zeroshot.safetensors"))
+        return self._once(
+            "_zeroshot_mapper", lambda: self._load("zeroshot.safetensors", lambda p: TextToCoEmbedding.load(str(p)))
+        )
 
     # --- per-image views ---------------------------------------------------------------
     def item_phrases(self, row: int, k: int = 10) -> list[tuple[str, float]]:
-        ids, scores = self.arrays["phrase_ids"][row], self.arrays["phrase_scores"][row]
+        ids, scores = self.phrase_ids[row], self.phrase_scores[row]
         return [(self.phrases[j], float(s)) for j, s in zip(ids[:k], scores[:k]) if j >= 0]
 
     def item_prediction(self, row: int, top: int = 5) -> Prediction:
@@ -193,15 +356,14 @@ class Workspace:
         return Prediction(
             image=str(self.items.at[row, "item"]),
             phrases=self.item_phrases(row),
-            **{m: _ranked(self.labels, p[m][row], top) for m in ("baseline", "multimodal", "text_only", "zeroshot")},
+            rankings={m: _ranked(self.labels, p[m][row], top) for m in p},
         )
 
-    # --- new images ----------------------------------------------------------------------
+    # --- the forward path on new images ---------------------------------------------------
     def embed(self, images: list[str | Path | bytes]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """Features of new images (paths or bytes): ``(classifier features, generator input, errors)``,
         errors mapping index -> reason."""
         from core.data.images import ImageError
-        from core.pipeline import generator_input
 
         decoded, errors = {}, {}
         for i, img in enumerate(images):
@@ -218,34 +380,29 @@ class Workspace:
         self, feats: np.ndarray, gen_in: np.ndarray, k: int = 10
     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """(co-embedding or None, phrase ids, scores) of new images from :meth:`embed`'s outputs."""
-        from core.phrases.combined import COMBINED, combine_outputs
-        from core.phrases.crossfit import apply_generator
-        from core.phrases.imagenet import imagenet_top_phrases
+        generator = self.generator if self.source.has_generator else None
+        return self.source.apply(generator, self.backbone, feats, gen_in, k)
 
-        source = self.config.phrase_source
-        if source == "imagenet":
-            ids, scores = imagenet_top_phrases(self.backbone.imagenet_logits(feats), k)
-            return None, ids, scores
-        emb, ids, scores = apply_generator(self.generator, gen_in, k)
-        if source == COMBINED:
-            half = k // 2
-            inet = imagenet_top_phrases(self.backbone.imagenet_logits(feats), half)
-            ids, scores = combine_outputs((ids, scores), inet, len(self.generator.vocab), half)
-        return emb, ids, scores
-
-    def text_vectors(self, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def text_vectors_of(self, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Text vectors of images from their phrase ids and scores, as at fit time."""
-        from core.phrases.combined import COMBINED, image_text_vectors
+        from core.phrases.combined import image_text_vectors
 
         cfg = self.config
         return image_text_vectors(
-            self.arrays["phrase_embeddings"],
-            ids,
-            scores,
-            top_k=cfg.top_k,
-            weighting=cfg.weighting,
-            combined=cfg.phrase_source == COMBINED,
+            self.phrase_embeddings, ids, scores, top_k=cfg.top_k, weighting=cfg.weighting, combined=self.source.combined
         )
+
+    def model_probabilities(self, arrays: ImageArrays, coembedding: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Every model's probabilities for images given their arrays (and co-embedding, for zero-shot)."""
+        from core.zeroshot import scores_to_proba
+
+        inputs = model_inputs(arrays, self.classifiers)
+        probs = {m: self.classifiers[m].predict_proba(x) for m, x in inputs.items()}
+        labels = [(n, []) for n in self.labels]
+        probs["zeroshot"] = scores_to_proba(
+            self.zeroshot_scores(labels, embeddings=coembedding, text_vectors=arrays.text_vectors)
+        )
+        return {m: probs[m] for m in dict.fromkeys([*ALL_MODELS, *probs]) if m in probs}
 
     def zeroshot_scores(
         self,
@@ -258,68 +415,65 @@ class Workspace:
         from core.zeroshot import zero_shot_scores
 
         terms = self.label_term_embeddings(labels)
-        return zero_shot_scores(text_vectors if self.config.phrase_source == "imagenet" else embeddings, terms)  # type: ignore[arg-type]
+        return zero_shot_scores(embeddings if self.source.has_generator else text_vectors, terms)  # type: ignore[arg-type]
+
+    def zeroshot_rows(self, labels: list[tuple[str, list[str]]], rows: np.ndarray) -> np.ndarray:
+        """(len(rows), L) zero-shot probabilities of workspace rows among typed ``labels``."""
+        from core.zeroshot import scores_to_proba
+
+        emb = self.coembedding
+        scores = self.zeroshot_scores(labels, embeddings=None if emb is None else emb[rows], text_vectors=self.text_vectors[rows])
+        return scores_to_proba(scores)
 
     def label_term_embeddings(self, labels: list[tuple[str, list[str]]]) -> list[np.ndarray]:
         """Embeddings of every label's terms, cached per label spec (labels repeat on every image)."""
         from core.zeroshot import label_embeddings, text_label_embeddings
 
         key = tuple((name, tuple(syns)) for name, syns in labels)
-        cache = self._label_terms
-        if key not in cache:
-            if self.config.phrase_source == "imagenet":
-                cache[key] = text_label_embeddings(labels, self.text_encoder.encode)
-            else:
-                gen = self.generator
-                cache[key] = label_embeddings(
-                    labels,
-                    vocab_index=gen.vocab.index,
-                    prototypes=gen.prototypes,
-                    embed_text=self.text_encoder.encode,
-                    mapper=self.zeroshot_mapper,
-                )
-            if len(cache) > 64:  # typed label sets from the app: keep the newest
-                cache.pop(next(iter(cache)))
-        return cache[key]
+        with self._lock:
+            cache = self._label_terms
+            if key not in cache:
+                if not self.source.has_generator:
+                    cache[key] = text_label_embeddings(labels, self.text_encoder.encode)
+                else:
+                    gen = self.generator
+                    cache[key] = label_embeddings(
+                        labels,
+                        vocab_index=gen.vocab.index,
+                        prototypes=gen.prototypes,
+                        embed_text=self.text_encoder.encode,
+                        mapper=self.zeroshot_mapper,
+                    )
+                if len(cache) > 64:  # typed label sets from the app: keep the newest
+                    cache.pop(next(iter(cache)))
+            return cache[key]
 
-    def probabilities(
-        self, feats: np.ndarray, gen_in: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Phrase ids, phrase scores and every model's label probabilities from :meth:`embed`'s outputs
-        (what :meth:`predict` and batch prediction, :mod:`core.batch`, compute)."""
-        from core.phrases.generator import l2n
-        from core.zeroshot import scores_to_proba
-
-        emb, ids, scores = self.phrase_outputs(feats, gen_in)
-        text_vec = self.text_vectors(ids, scores)
-        visual = l2n(feats)
-        inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], 1), "text_only": text_vec}
-        probs = {m: self.classifiers[m].predict_proba(x) for m, x in inputs.items()}
-        probs["zeroshot"] = scores_to_proba(
-            self.zeroshot_scores([(n, []) for n in self.labels], embeddings=emb, text_vectors=text_vec)
-        )
-        return ids, scores, probs
-
-    def predict(self, images: list[str | Path | bytes], names: list[str] | None = None, top: int = 5) -> list[Prediction | str]:
+    def predict(self, images: list[str | Path | bytes], names: list[str] | None = None, top: int = 5) -> list[Prediction]:
         """Run the whole pipeline on new images.
 
+        Args:
+            images: paths or encoded bytes.
+            names: shown names (default: the paths, or ``image N`` for bytes).
+            top: labels kept per model.
+
         Returns:
-            One :class:`Prediction` per image, or an error message for images that could not
-            be decoded.
+            One :class:`Prediction` per image, in order; images that could not be decoded have
+            ``error`` set.
         """
         feats, gen_in, errors = self.embed(images)
-        ids, scores, probs = self.probabilities(feats, gen_in)
+        emb, ids, scores = self.phrase_outputs(feats, gen_in)
+        probs = self.model_probabilities(ImageArrays(feats, self.text_vectors_of(ids, scores)), emb)
         names = names or [str(im) if not isinstance(im, bytes) else f"image {i}" for i, im in enumerate(images)]
-        out: list[Prediction | str] = []
+        out: list[Prediction] = []
         for i in range(len(images)):
             if i in errors:
-                out.append(f"{names[i]}: {errors[i]}")
+                out.append(Prediction(image=names[i], error=errors[i]))
                 continue
             out.append(
                 Prediction(
                     image=names[i],
                     phrases=[(self.phrases[j], float(s)) for j, s in zip(ids[i], scores[i]) if j >= 0],
-                    **{m: _ranked(self.labels, probs[m][i], top) for m in probs},
+                    rankings={m: _ranked(self.labels, probs[m][i], top) for m in probs},
                     features=feats[i],
                 )
             )
@@ -342,5 +496,11 @@ def _embed_decoded(backbone, decoded: dict, n: int) -> np.ndarray:
 
 
 def open_workspace(path: str | Path, device: str = "cpu", runtime: str | None = None) -> Workspace:
-    """Open a fitted workspace folder (fast: models load on first use); ``runtime`` overrides the fit's."""
+    """Open a fitted workspace folder (fast: arrays and models load on first use); ``runtime``
+    overrides the fit's backbone runtime.
+
+    Raises:
+        FileNotFoundError: not a fitted workspace.
+        WorkspaceError: a damaged workspace, or one written by another format version.
+    """
     return Workspace(path, device=device, runtime=runtime)

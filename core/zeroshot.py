@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from core.phrases.generator import l2n
 from core.phrases.vocab import normalize
+from core.vectors import l2n
 
 
 class TextToCoEmbedding:

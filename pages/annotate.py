@@ -6,16 +6,26 @@ import pandas as pd
 import streamlit as st
 
 from core.labels.export import log_text, manifest_rows, rows_text
-from core.labels.queue import STRATEGIES, review_item, review_queue
+from core.labels.oof import SOURCE_NAMES as OOF_SOURCE_NAMES
+from core.labels.oof import sources as oof_sources
+from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
-from core.labels.store import ConflictError, LabelStoreError
-from pages.common import MODEL_NAMES, StreamlitProgress, explorer_for, label_store, page_workspace
+from core.labels.store import UNDO, ConflictError, LabelStoreError
+from core.workspace import WorkspaceBusyError
+from ui import state as url_state
+from ui.frame import workspace
+from ui.loaders import explorer_for, label_store
+from ui.widgets import MODEL_NAMES, StreamlitProgress, image
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Annotate")
 
+# The labeler's name and the queue live in this tab's URL: a reload keeps them, and two people
+# labelling side by side (two tabs, two browsers) each keep their own.
+FIELDS = {"ann_user": ("labeler", ""), "ann_strategy": ("queue", next(iter(STRATEGIES)))}
+url_state.restore("annotate", FIELDS, valid={"ann_strategy": list(STRATEGIES)})
 with st.sidebar:
     st.subheader("Labeler")
     user = st.text_input("Your name (recorded with every change)", key="ann_user").strip()
@@ -33,13 +43,23 @@ state.setdefault("ann_pinned", None)  # an item brought back by undo
 
 c1, c2 = st.columns([2, 1])
 strategy = c1.selectbox("Review queue", list(STRATEGIES), format_func=STRATEGIES.get, key="ann_strategy")
-reviewed = store.reviewed()  # one read of the history per run
-c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}")
+url_state.save("annotate", FIELDS, {"ann_user": user, "ann_strategy": strategy})
+latest = store.reviewed()  # one read of the history per run
+reviewed = {item for item, action in latest.items() if action != UNDO}  # an undone change un-reviews its image
+c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}", help="undone changes do not count")
 
+source = DEFAULT_SOURCE
+if strategy == "label_errors":
+    source = st.selectbox(
+        "Out-of-fold probabilities from",
+        oof_sources(ws),
+        format_func=lambda s: OOF_SOURCE_NAMES.get(s, s.removeprefix("predictions:") + " (your predictions)"),
+        key="ann_source",
+    )
 current = current_labels(ws, store)
-with st.spinner("Building the queue (the first 'likely label errors' queue cross-validates the classifier once)…"):
+with st.spinner("Building the queue…"):
     exclude = set(reviewed) | state["ann_skipped"]
-    queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, progress=StreamlitProgress())
+    queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, source=source, progress=StreamlitProgress())
 pinned = ex.row_of(state["ann_pinned"]) if state["ann_pinned"] else None
 if pinned is not None:  # the item an undo just reopened comes first
     queue = [review_item(ws, pinned, "reopened by undo"), *(q for q in queue if q.row != pinned)]
@@ -55,7 +75,7 @@ else:
     st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{q.reason}_")
     left, right = st.columns([1, 2], gap="large")
     with left:
-        st.image(ws.items.at[row, "path"], width="stretch")
+        image(ws.items.at[row, "path"])
         st.caption(q.item)
     with right:
         st.markdown("Current label: " + (", ".join(f"`{lab}`" for lab in labels_now) or "_none_"))
@@ -85,9 +105,15 @@ else:
             state["ann_pinned"] = None
             st.rerun()
 
+        # the suggestion, unless it is the current label: then the other model's top label (else nothing to accept)
+        tops = [[getattr(pred, m)[0][0]] for m in ("multimodal", "baseline")]
+        offer = next((lab for lab in [q.suggestion, *tops] if lab and sorted(lab) != sorted(labels_now)), None)
         b1, b2, b3 = st.columns(3)
-        if b1.button(f"Accept: {', '.join(q.suggestion)}", key="ann_accept", shortcut="A", type="primary", width="stretch"):
-            record(store.set_labels, item=q.item, labels=q.suggestion, expected=labels_now)
+        accept = f"Accept: {', '.join(offer)}" if offer else "Accept: (both models agree with it)"
+        if b1.button(
+            accept, key="ann_accept", shortcut="A", type="primary", width="stretch", disabled=offer is None, help=accept
+        ):
+            record(store.set_labels, item=q.item, labels=offer, expected=labels_now)
         if b2.button("Keep current label", key="ann_keep", shortcut="K", width="stretch", disabled=not labels_now):
             record(store.set_labels, item=q.item, labels=labels_now, expected=labels_now)
         if b3.button("Not sure", key="ann_unsure", shortcut="N", width="stretch"):
@@ -160,7 +186,7 @@ if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain
             status.update(label="Retrained", state="complete", expanded=False)
         state["ann_report"] = report.to_dict()
         st.rerun()
-    except (ValueError, LabelStoreError) as exc:
+    except (ValueError, LabelStoreError, WorkspaceBusyError) as exc:
         st.error(str(exc))
 if state.get("ann_report"):
     rep = state["ann_report"]
@@ -169,3 +195,20 @@ if state.get("ann_report"):
         index=MODEL_NAMES
     )
     st.dataframe(table.style.format("{:.3f}"), width="stretch")
+    if rep.get("delta"):
+        st.markdown("**Change on the test split, with a 95% bootstrap interval** (an interval across 0 may be noise)")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    MODEL_NAMES[m]: {
+                        "metric": d["metric"],
+                        "change": f"{d['delta']:+.3f}",
+                        "95% interval": f"[{d['low']:+.3f}, {d['high']:+.3f}]",
+                        "reading": "may be noise" if d["low"] <= 0 <= d["high"] else ("better" if d["low"] > 0 else "worse"),
+                        "test images": d["n"],
+                    }
+                    for m, d in rep["delta"].items()
+                }
+            ).T,
+            width="stretch",
+        )

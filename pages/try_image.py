@@ -6,12 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.workspace import Prediction
-from pages.common import explorer_for, page_workspace, predict_upload, render_detail
+from ui.frame import workspace
+from ui.loaders import explorer_for, predict_upload
+from ui.widgets import render_detail
 
 MAX_FILES = 12
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Try an image")
 st.caption(
@@ -36,9 +37,9 @@ if not inputs:
 for n, (name, data) in enumerate(inputs):
     result = predict_upload(ws, data, name)
     with st.container(border=True):
-        if isinstance(result, Prediction):
+        if result.ok:
             row = ex.row_of(name)
             truth = ex.true_labels(row) if row is not None else None
             render_detail(ex, result, data, truth, ex.neighbours(result.features), key=f"try_{n}")
         else:
-            st.error(f"Could not use this file. {result}")
+            st.error(f"Could not use this file. {result.image}: {result.error}")

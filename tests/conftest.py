@@ -67,7 +67,7 @@ def fitted_workspace(small_dataset: Path, cache_dir: Path, tmp_path_factory: pyt
         generator=GeneratorConfig(epochs=20),
         classifier=ClassifierConfig(max_epochs=120, patience=15),
     )
-    return fit(small_dataset, tmp_path_factory.mktemp("ws") / "small-ws", cfg, progress=silent)
+    return fit(small_dataset, tmp_path_factory.mktemp("ws") / "small-ws", cfg, progress=silent).path
 
 
 def quick_fit(data: Path, out: Path, cache_dir: Path, *, epochs: int = 5, max_epochs: int = 20, **overrides):
@@ -76,11 +76,10 @@ def quick_fit(data: Path, out: Path, cache_dir: Path, *, epochs: int = 5, max_ep
     from core.phrases.generator import GeneratorConfig
     from core.pipeline import FitConfig, fit
     from core.progress import silent
-    from core.workspace import open_workspace
 
     settings = {"n_folds": 2, "projections": False, "cache_dir": str(cache_dir), **overrides}
     cfg = FitConfig(**settings, generator=GeneratorConfig(epochs=epochs), classifier=ClassifierConfig(max_epochs=max_epochs))
-    return open_workspace(fit(data, out, cfg, progress=silent))
+    return fit(data, out, cfg, progress=silent)
 
 
 @pytest.fixture(scope="session")

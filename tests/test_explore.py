@@ -60,7 +60,7 @@ def test_neighbours_are_visual_cosine_nearest(ex):
     sims = [s for _, s in nb]
     assert sims == sorted(sims, reverse=True)
     # a raw feature vector finds its own image first
-    own = ex.neighbours(ex.ws.arrays["visual"][3], k=1)
+    own = ex.neighbours(ex.ws.visual[3], k=1)
     assert own[0][0] == 3 and own[0][1] == pytest.approx(1.0, abs=1e-5)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.phrases.generator import l2n
+from core.vectors import l2n
 from core.zeroshot import TextToCoEmbedding, label_embeddings, label_terms, match_labels, parse_label_spec, zero_shot_scores
 
 

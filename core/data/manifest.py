@@ -177,7 +177,21 @@ def assign_splits(labels: list[list[str]], splits: list[str], seed: int = 0, tes
     return out
 
 
-def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
+def _source_rows(src: Path, format: str) -> tuple[Path | None, Path, list[dict], str, int]:
+    """``(manifest or None, root, raw rows, file label, number of the first row)`` of a dataset source."""
+    from core.formats import read_foreign  # dispatch hook: other formats give manifest-like rows
+
+    foreign = read_foreign(src, format)
+    if foreign is not None:
+        return None, foreign.root.resolve(), foreign.rows, foreign.file_label, foreign.row_offset
+    manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
+    if manifest is not None:
+        row_offset = 2 if manifest.suffix.lower() == ".csv" else 1  # CSV row 1 is the header
+        return manifest, manifest.parent, _read_rows(manifest), manifest.name, row_offset
+    return None, src, _folder_rows(src), src.name, 1
+
+
+def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> Dataset:
     """Load and validate a dataset.
 
     Args:
@@ -185,6 +199,8 @@ def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
             (``manifest.csv``/``manifest.jsonl``), or an image folder whose sub-folders are labels
             (optional same-name ``.txt`` sidecars give the text).
         seed: seed of the split drawn for rows without a ``split``.
+        format: ``auto`` (sniffed) or a name of :data:`core.formats.FORMATS` (FiftyOne, Hugging
+            Face, COCO, Label Studio ... read by :func:`core.formats.read_foreign`).
 
     Returns:
         The :class:`Dataset`; skipped rows are listed in ``dataset.issues``. Image decoding
@@ -197,21 +213,7 @@ def load_dataset(source: str | Path, *, seed: int = 0) -> Dataset:
     src = Path(source).expanduser().resolve()
     if not src.exists():
         raise FileNotFoundError(f"dataset not found: {source}")
-    manifest: Path | None = None
-    if src.is_file():
-        manifest = src
-    else:
-        manifest = next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
-    if manifest is not None:
-        root = manifest.parent
-        rows = _read_rows(manifest)
-        file_label = manifest.name
-        row_offset = 2 if manifest.suffix.lower() == ".csv" else 1  # CSV row 1 is the header
-    else:
-        root = src
-        rows = _folder_rows(src)
-        file_label = src.name
-        row_offset = 1
+    manifest, root, rows, file_label, row_offset = _source_rows(src, format)
     if not rows:
         raise ValueError(f"{file_label}: no rows found")
     columns = {k for r in rows for k in r if not k.startswith("__")}

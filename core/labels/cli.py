@@ -7,6 +7,9 @@ import getpass
 import json
 import os
 
+#: the strategies of :data:`core.labels.queue.STRATEGIES` (kept literal: ``--help`` imports no model code)
+QUEUE_STRATEGIES = ["disagree", "margin", "label_errors", "near_duplicates", "outliers", "unlabeled", "random"]
+
 
 def _store(args: argparse.Namespace):
     from core.labels.session import open_label_store
@@ -61,20 +64,22 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
     ws, store = _store(args)
     exclude = set() if args.include_reviewed else set(store.reviewed())
-    queue = review_queue(ws, args.strategy, current=current_labels(ws, store), exclude=exclude, limit=args.limit)
+    queue = review_queue(
+        ws, args.strategy, current=current_labels(ws, store), exclude=exclude, limit=args.limit, source=args.source
+    )
     for q in queue:
         print(f"{q.item}\tsuggest {';'.join(q.suggestion)}\t{q.reason}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.labels.export import export_log, export_manifest
+    from core.labels.export import export_dataset, export_log
 
     ws, store = _store(args)
-    out = export_manifest(ws, store, args.out)
-    print(f"corrected manifest: {out} ({len(ws.items)} rows, {len(store.current())} reviewed)")
+    out = export_dataset(ws, store, args.out, args.format, overwrite=args.overwrite, copy_images=args.copy_images)
+    print(f"corrected dataset ({args.format}): {out} ({len(ws.items)} rows, {len(store.current())} reviewed)")
     if args.log:
-        print(f"correction log: {export_log(store, args.log)}")
+        print(f"correction log: {export_log(store, args.log, ws=ws, overwrite=args.overwrite)}")
     return 0
 
 
@@ -132,15 +137,29 @@ def add_labels_parser(sub: argparse._SubParsersAction) -> None:
 
     q = lsub.add_parser("queue", help="images to review under a strategy")
     common(q)
-    q.add_argument("--strategy", default="label_errors", choices=["disagree", "margin", "label_errors", "unlabeled", "random"])
+    q.add_argument("--strategy", default="label_errors", choices=QUEUE_STRATEGIES)
+    q.add_argument(
+        "--source",
+        default="linear",
+        help="out-of-fold probabilities of label_errors: linear (logistic regression, seconds), product "
+        "(the multimodal classifier cross-validated, minutes once) or predictions:NAME (attached with `predictions attach`)",
+    )
     q.add_argument("--limit", type=int, default=20)
     q.add_argument("--include-reviewed", action="store_true")
     q.set_defaults(func=cmd_queue)
 
     q = lsub.add_parser("export", help="write the corrected manifest (and the correction log)")
     common(q)
-    q.add_argument("--out", required=True, help="manifest to write (.csv or .jsonl)")
+    q.add_argument("--out", required=True, help="file or folder to write (manifest: .csv or .jsonl)")
+    q.add_argument(
+        "--format",
+        default="manifest",
+        choices=["manifest", "folder", "fiftyone", "imagefolder", "parquet", "coco", "labelstudio"],
+        help="output format (default: %(default)s; see core.formats.FORMATS)",
+    )
+    q.add_argument("--copy-images", action="store_true", help="folder formats: copy images instead of linking them")
     q.add_argument("--log", default=None, help="also write the correction log (.csv or .jsonl)")
+    q.add_argument("--overwrite", action="store_true", help="replace a previous export (never any other file)")
     q.set_defaults(func=cmd_export)
 
     q = lsub.add_parser("retrain", help="refit the classifiers on the corrected labels (embeddings reused)")

@@ -9,22 +9,22 @@ as labelled (a labeler labelled them, or confirmed their label); corrected test 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from safetensors.numpy import save_file
 
-from core.labels.queue import OOF_FILE
+from core.captions import caption_label_column, caption_labels, caption_targets, caption_texts
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS
+from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
-from core.metrics import evaluate
-from core.phrases.generator import l2n
-from core.pipeline import MODELS, evaluate_models, label_targets, train_classifiers
+from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
+from core.training import has_target, label_targets, train_classifiers
 from core.workspace import Workspace
+from core.workspace_files import commit_retrain, workspace_lock
 from core.zeroshot import scores_to_proba
 
 
@@ -37,6 +37,7 @@ class RetrainReport:
     n_corrected: int
     n_labelled: int
     labels: list[str]
+    delta: dict[str, dict] | None = None  # per model: the change on the test split with a 95% bootstrap interval
 
     def to_dict(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class RetrainReport:
             "n_corrected": self.n_corrected,
             "n_labelled": self.n_labelled,
             "labels": self.labels,
+            "delta": self.delta,
         }
 
 
@@ -66,7 +68,13 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
 
     Raises:
         ValueError: fewer than two labels among the labelled training rows.
+        core.workspace.WorkspaceBusyError: a fit or another retrain is writing the workspace.
     """
+    with workspace_lock(ws.path):
+        return _retrain(ws, store, progress)
+
+
+def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainReport:
     items = ws.items
     labels = current_labels(ws, store)
     reviewed = {ch.item for ch in store.history() if ch.action in (SET, UNDO)}
@@ -80,47 +88,50 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
     if len(names) < 2:
         raise ValueError(f"need at least 2 labels among the labelled training rows, found {names}")
     y_all = label_targets(labels, names, ws.multilabel)
-    has = (y_all.sum(1) > 0) if ws.multilabel else (y_all >= 0)
+    has = has_target(y_all, ws.multilabel)
     test = (split == "test") & has
     fit_idx = np.flatnonzero(labelled & has)
 
-    visual = l2n(ws.arrays["visual"])
-    text_vec = ws.arrays["text_vec"]
-    inputs = {"baseline": visual, "multimodal": np.concatenate([visual, text_vec], axis=1), "text_only": text_vec}
+    captions = None
+    if "caption_vec" in ws.arrays:  # fitted with caption labels: re-read them; the store's labels win
+        texts = caption_texts(list(items["text"]), list(items["tags"]))
+        cfg = ws.config
+        captions = caption_labels(texts, ws.arrays["caption_vec"], y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
+    models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
+    arrays = ws.image_arrays
     new_dir = ws.path / "classifiers.new"
     if new_dir.exists():
         shutil.rmtree(new_dir)
-    probs = train_classifiers(inputs, y_all, fit_idx, len(names), ws.multilabel, ws.config.classifier, new_dir, progress)
-    emb = ws.arrays.get("bottleneck")
-    probs["zeroshot"] = scores_to_proba(ws.zeroshot_scores([(n, []) for n in names], embeddings=emb, text_vectors=text_vec))
+    trained = train_classifiers(
+        model_inputs(arrays, models),
+        y_all,
+        fit_idx,
+        len(names),
+        ws.multilabel,
+        ws.config.classifier,
+        new_dir,
+        progress,
+        targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
+        blocks={m: input_blocks(m, arrays) for m in models},
+    )
+    probs = trained.probs
+    probs["zeroshot"] = scores_to_proba(
+        ws.zeroshot_scores([(n, []) for n in names], embeddings=ws.coembedding, text_vectors=ws.text_vectors)
+    )
     after, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ws.multilabel)
-    before = {
-        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel) for m in MODELS
-    }
+    old_probs = {m: _expand(ws.predictions[m][test], ws.labels, names) for m in ws.models if m in probs}
+    before = {m: evaluate(y_all[test], p, multilabel=ws.multilabel) for m, p in old_probs.items()}
+    delta = {m: paired_bootstrap_delta(y_all[test], p, probs[m][test], multilabel=ws.multilabel) for m, p in old_probs.items()}
 
-    # write: classifiers, predictions, items, then manifest.json last (its mtime tells readers to reload)
-    old_dir = ws.path / "classifiers"
-    backup = ws.path / "classifiers.old"
-    if backup.exists():
-        shutil.rmtree(backup)
-    old_dir.rename(backup)
-    new_dir.rename(old_dir)
-    shutil.rmtree(backup)
-    tmp = ws.path / "predictions.safetensors.partial"
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in probs.items()}, str(tmp))
-    tmp.replace(ws.path / "predictions.safetensors")
-    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test)
-    out_items.to_parquet(ws.path / "items.parquet.partial", index=False)
-    (ws.path / "items.parquet.partial").replace(ws.path / "items.parquet")
-    (ws.path / OOF_FILE).unlink(missing_ok=True)
+    caption_label = caption_label_column(captions, names, len(items))
+    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test, caption_label=caption_label)
     manifest = dict(ws.manifest)
-    report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
+    report = RetrainReport(before, after, n_corrected, len(fit_idx), names, delta)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
+    manifest.update(captions=None if captions is None else captions.summary(), validation=trained.validation_summary())
     manifest["retrains"] = [
         *manifest.get("retrains", []),
         {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()},
     ]
-    tmp_manifest = ws.path / "manifest.json.partial"
-    tmp_manifest.write_text(json.dumps(manifest, indent=2, default=str))
-    tmp_manifest.replace(ws.path / "manifest.json")
+    commit_retrain(ws.path, new_dir, probs, out_items, manifest)
     return report

@@ -1,17 +1,31 @@
-"""Phrase generation: image -> web-query-like phrases (paper §3.2)."""
+"""Phrase generation: image -> web-query-like phrases (paper §3.2).
+
+Submodules: :mod:`~core.phrases.vocab` (what counts as a phrase), :mod:`~core.phrases.generator`
+(the generator, torch), :mod:`~core.phrases.index` (faiss prototype index),
+:mod:`~core.phrases.crossfit` (leak-free phrases for training rows), :mod:`~core.phrases.imagenet`
+and :mod:`~core.phrases.combined` (the ImageNet source, alone or beside the corpus), and
+:mod:`~core.phrases.sources` (the registry of phrase sources). Names load lazily, so importing a
+light submodule never imports torch.
+"""
 
 from __future__ import annotations
 
-from core.phrases.generator import GeneratorConfig, PhraseGenerator, fit_phrase_generator
-from core.phrases.index import PhraseIndex, auto_factory
-from core.phrases.vocab import PhraseVocabulary, extract_phrases
+_EXPORTS = {
+    "GeneratorConfig": "core.config",
+    "PhraseGenerator": "core.phrases.generator",
+    "fit_phrase_generator": "core.phrases.generator",
+    "PhraseIndex": "core.phrases.index",
+    "auto_factory": "core.phrases.index",
+    "PhraseVocabulary": "core.phrases.vocab",
+    "extract_phrases": "core.phrases.vocab",
+}
 
-__all__ = [
-    "GeneratorConfig",
-    "PhraseGenerator",
-    "PhraseIndex",
-    "PhraseVocabulary",
-    "auto_factory",
-    "extract_phrases",
-    "fit_phrase_generator",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'core.phrases' has no attribute {name!r}")

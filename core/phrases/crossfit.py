@@ -3,7 +3,7 @@
 If the generator that labels a training image had been trained on that image's own text,
 its phrases would be a noisy copy of the caption -- something test images never get -- and
 the classifier would learn to trust them too much. So the corpus rows are split into K folds;
-the rows of fold k get their bottleneck embeddings and phrases from a generator trained (and
+the rows of fold k get their co-embeddings and phrases from a generator trained (and
 whose prototypes were computed) without fold k. Rows outside the corpus (test rows, rows
 without text) use the generator fitted on the whole corpus, exactly as new images do.
 """
@@ -23,15 +23,15 @@ from core.progress import ProgressFn, silent
 class PhraseOutputs:
     """Per-image outputs of the phrase generator."""
 
-    bottleneck: np.ndarray  # (N, d) co-embedding by the generator that produced the row's phrases
-    embedding: np.ndarray  # (N, d) co-embedding by the full generator: one space for every row (maps, zero-shot)
+    coembedding_crossfit: np.ndarray  # (N, d) co-embedding by the generator that produced the row's phrases
+    coembedding: np.ndarray  # (N, d) co-embedding by the full generator: one space for every row (maps, zero-shot)
     ids: np.ndarray  # (N, k) vocabulary ids, best first, -1 = none
     scores: np.ndarray  # (N, k) cosine scores
     fold: np.ndarray  # (N,) fold that produced the row, -1 = full generator
 
 
 def apply_generator(gen: PhraseGenerator, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(bottleneck, ids, scores) of ``features`` under ``gen``."""
+    """(co-embedding, ids, scores) of ``features`` under ``gen``."""
     emb = gen.encode(features)
     scores, ids = gen.search(emb, k)
     if ids.shape[1] < k:  # tiny vocabularies

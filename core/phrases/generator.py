@@ -16,7 +16,7 @@ saved (safetensors + JSON) and applied to any dataset with the same backbone.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,36 +24,11 @@ import torch
 from safetensors.numpy import load_file, save_file
 from scipy import sparse
 
+from core.config import GeneratorConfig
 from core.phrases.index import PhraseIndex
 from core.phrases.vocab import PhraseVocabulary
 from core.progress import ProgressFn, silent
-
-
-@dataclass
-class GeneratorConfig:
-    """Hyper-parameters of the phrase generator."""
-
-    bottleneck_dim: int = 64
-    hidden_dim: int = 512
-    scale: float = 16.0
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    dropout: float = 0.2
-    min_images_softmax: int = 2
-    max_df: float = 0.2
-    sampled_threshold: int = 50_000
-    n_negatives: int = 8192
-    output_space: str = "large"
-    index_factory: str | None = None
-    seed: int = 0
-
-
-def l2n(x: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation (zero rows stay zero)."""
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+from core.vectors import l2n
 
 
 class _Encoder(torch.nn.Module):

@@ -45,7 +45,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         rows = ws.items.index[ws.items["item"].astype(str) == args.image]
         if len(rows):  # an image of the workspace: its stored features, itself left out
             exclude = int(rows[0])
-            features = ws.arrays["visual"][exclude]
+            features = ws.visual[exclude]
         else:
             feats, _, errors = ws.embed([Path(args.image)])
             if errors:

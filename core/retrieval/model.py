@@ -21,8 +21,8 @@ import torch
 from scipy import sparse
 
 from core.checkpoint import load_checkpoint, load_module_tensors, module_tensors, save_checkpoint
-from core.phrases.generator import l2n
 from core.progress import ProgressFn, silent
+from core.vectors import l2n
 
 
 @dataclass

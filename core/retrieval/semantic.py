@@ -16,11 +16,12 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.features import default_cache_dir
-from core.phrases.generator import l2n
 from core.progress import ProgressFn, silent
 from core.retrieval.evaluate import auc, ranking_curves
 from core.retrieval.model import RetrievalConfig, SemanticEmbedding
 from core.retrieval.tfidf import TfIdf, image_texts
+from core.vector_index import VectorIndex
+from core.vectors import l2n
 from core.workspace import Workspace
 
 FOLDER = "retrieval"
@@ -75,26 +76,20 @@ class SemanticSearch:
         exclude: int | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` workspace images nearest the query (rows, cosine), ``exclude`` left out."""
-        scores = self.database @ self.query(features=features, text=text, text_weight=text_weight)
-        return _top(scores, k, exclude)
+        query = self.query(features=features, text=text, text_weight=text_weight)
+        return self._database_index.top(query, k, exclude) if k > 0 else []
 
     @cached_property
-    def _raw(self) -> np.ndarray:
-        return l2n(self.ws.arrays["visual"])
+    def _database_index(self) -> VectorIndex:
+        return VectorIndex.build(self.database)
+
+    @cached_property
+    def _raw_index(self) -> VectorIndex:
+        return VectorIndex.build(l2n(self.ws.visual))
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
         """The raw backbone features' ranking (the visual baseline), for comparison."""
-        return _top(self._raw @ l2n(np.atleast_2d(features))[0], k, exclude)
-
-
-def _top(scores: np.ndarray, k: int, exclude: int | None) -> list[tuple[int, float]]:
-    if exclude is not None:
-        scores = scores.copy()
-        scores[exclude] = -np.inf
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-    top = top[np.argsort(-scores[top])]
-    return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        return self._raw_index.top(l2n(np.atleast_2d(features))[0], k, exclude) if k > 0 else []
 
 
 def _texts(ws: Workspace) -> list[str]:
@@ -133,10 +128,10 @@ def fit_retrieval(
     if text_encoder == "tfidf":
         text_in = train_rows.toarray()
     else:
-        from core.pipeline import embed_texts
+        from core.text import embed_texts
 
         text_in = embed_texts([texts[i] for i in train], ws.text_encoder, default_cache_dir(), progress)
-    visual = ws.arrays["visual"]
+    visual = ws.visual
     v = SemanticEmbedding.fit(
         visual[train], text_in, train_rows, replace(cfg, joint=False), progress=lambda s, d, n: progress(f"{s} (V)", d, n)
     )
@@ -173,7 +168,7 @@ def evaluate_retrieval(search: SemanticSearch, *, r_max: int = 100, seed: int = 
     gt_rows = TfIdf.fit(texts, min_df=1, max_df=1.0).transform([texts[i] for i in test])
     truth = (gt_rows @ gt_rows.T).toarray().astype(np.float64)
     np.fill_diagonal(truth, np.nan)
-    visual = ws.arrays["visual"][test]
+    visual = ws.visual[test]
     raw = l2n(visual)
     ev, evt = search.v.embed_visual(visual), search.vt.embed_visual(visual)
     query_vt = l2n(evt + search.vt.embed_text(search.text_vectors([texts[i] for i in test])))

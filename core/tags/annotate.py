@@ -16,11 +16,12 @@ from safetensors.numpy import load_file, save_file
 
 from core.features import default_cache_dir
 from core.metrics import evaluate
-from core.phrases.generator import l2n
-from core.pipeline import embed_texts, label_targets
 from core.progress import ProgressFn, silent
 from core.tags.models import TagModel, TagModelConfig
 from core.tags.neighbours import binary_tags, embedded_tags, nearest, normalize_tags, tag_vocabulary
+from core.text import embed_texts
+from core.training import label_targets
+from core.vectors import l2n
 from core.workspace import Workspace
 
 FOLDER = "tags"
@@ -89,7 +90,7 @@ def fit_tag_models(
     vectors = tag_vectors(ws, tag_lists, progress)
     big = max(bm for _, bm in settings)
     ids, dist = tag_neighbours(ws, tag_lists, vectors, metric=metric, big_m=big)
-    visual = l2n(ws.arrays["visual"])
+    visual = l2n(ws.visual)
     y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, ws.multilabel)
     has = (y.sum(1) > 0) if ws.multilabel else (y >= 0)
     train = np.flatnonzero(ws.items["labelled"].to_numpy() & has)
@@ -140,7 +141,7 @@ class TagNeighbourhoods:
 
     def predict(self, row: int, top: int = 3) -> dict[str, list[tuple[str, float]]]:
         """Top labels of each model (visual-only, LTN, LTwin) for one image."""
-        visual = l2n(self.ws.arrays["visual"])
+        visual = l2n(self.ws.visual)
         out = {}
         for kind, model in self.models.items():
             p = model.predict_proba(visual, self.vectors, self.ids, np.array([row]))[0]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from core.phrases.generator import l2n
+from core.vector_index import VectorIndex
+from core.vectors import l2n
 
 METRICS = ("embedding", "jaccard")
 
@@ -78,18 +79,16 @@ def nearest(
         raise ValueError(f"unknown metric {metric!r}; one of {METRICS}")
     n_q, n_p = query.shape[0], pool.shape[0]
     m_max = min(m_max, n_p - 1 if self_index is not None else n_p)
+    if metric == "embedding":
+        return _nearest_embedding(np.asarray(query), np.asarray(pool), m_max, self_index)
     ids = np.zeros((n_q, m_max), dtype=np.int64)
     dist = np.zeros((n_q, m_max), dtype=np.float32)
-    if metric == "jaccard":
-        pool_sizes = np.asarray(pool.sum(1)).ravel()
+    pool_sizes = np.asarray(pool.sum(1)).ravel()
     for s in range(0, n_q, chunk):
         q = query[s : s + chunk]
-        if metric == "embedding":
-            d = 1.0 - np.asarray(q @ pool.T)
-        else:
-            inter = (q @ pool.T).toarray()
-            union = np.asarray(q.sum(1)) + pool_sizes[None, :] - inter
-            d = 1.0 - np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        inter = (q @ pool.T).toarray()
+        union = np.asarray(q.sum(1)) + pool_sizes[None, :] - inter
+        d = 1.0 - np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         if self_index is not None:
             own = self_index[s : s + chunk]
             has = own >= 0
@@ -99,3 +98,16 @@ def nearest(
         ids[s : s + chunk] = np.take_along_axis(top, order, axis=1)
         dist[s : s + chunk] = np.take_along_axis(d, ids[s : s + chunk], axis=1)
     return ids, dist
+
+
+def _nearest_embedding(
+    query: np.ndarray, pool: np.ndarray, m_max: int, self_index: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine neighbours through the product's faiss index (:class:`core.vector_index.VectorIndex`)."""
+    extra = int(self_index is not None)
+    scores, ids = VectorIndex.build(pool).search(query, m_max + extra)
+    if extra:
+        keep = ids != np.asarray(self_index)[:, None]
+        keep[keep.all(1), -1] = False  # own row not among the nearest: drop the farthest instead
+        ids, scores = ids[keep].reshape(len(ids), m_max), scores[keep].reshape(len(ids), m_max)
+    return ids.astype(np.int64), (1.0 - scores).astype(np.float32)

@@ -10,7 +10,8 @@ import pytest
 from core.cli import main as cli
 from core.data import load_dataset
 from core.labels.export import export_log, export_manifest
-from core.labels.queue import STRATEGIES, out_of_fold_proba, review_queue
+from core.labels.oof import OOF_DIR, out_of_fold
+from core.labels.queue import STRATEGIES, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, open_label_store
 from core.workspace import open_workspace
@@ -55,13 +56,15 @@ def test_label_error_queue_finds_flipped_labels(ws_copy):
         true = items.at[r, "labels"][0]
         wrong = next(lab for lab in ws.labels if lab != true and lab.split("/")[0] != true.split("/")[0])
         store.set_labels(str(items.at[r, "item"]), wrong, user="saboteur")
-    queue = review_queue(ws, "label_errors", current=current_labels(ws, store))
-    top = {q.row for q in queue[: 2 * len(planted)]}
-    assert len(top & set(planted)) >= 4, (sorted(top), sorted(planted))
-    oof = out_of_fold_proba(ws)  # cached in the workspace, reused
-    assert (ws.path / "oof_multimodal.safetensors").is_file()
-    np.testing.assert_array_equal(oof, out_of_fold_proba(ws))
-    assert set(STRATEGIES) == {"disagree", "margin", "label_errors", "unlabeled", "random"}
+    current = current_labels(ws, store)
+    for source in ("product", "linear"):
+        queue = review_queue(ws, "label_errors", current=current, source=source)
+        top = {q.row for q in queue[: 2 * len(planted)]}
+        assert len(top & set(planted)) >= 4, (source, sorted(top), sorted(planted))
+    oof = out_of_fold(ws, "product", current=current)  # cached in the workspace, reused
+    assert (ws.path / OOF_DIR / "product.safetensors").is_file()
+    np.testing.assert_array_equal(oof, out_of_fold(ws, "product", current=current))
+    assert {"disagree", "margin", "label_errors", "near_duplicates", "outliers", "unlabeled", "random"} == set(STRATEGIES)
 
 
 def test_export_round_trip_and_log(ws_copy, tmp_path, cache_dir):

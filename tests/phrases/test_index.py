@@ -3,8 +3,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from core.phrases.generator import l2n
 from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size
+from core.vectors import l2n
 
 
 def test_auto_factory_thresholds():

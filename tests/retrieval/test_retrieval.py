@@ -61,12 +61,12 @@ def test_text_moves_an_image_query(extended_workspace):
     ws = open_workspace(extended_workspace)
     search = open_retrieval(ws)
     bird = int(np.flatnonzero(ws.items["labels"].map(lambda ls: ls == ["animals/birds"]).to_numpy())[0])
-    plain = search.search(features=ws.arrays["visual"][bird], k=10, exclude=bird)
+    plain = search.search(features=ws.visual[bird], k=10, exclude=bird)
     assert bird not in [r for r, _ in plain]
     word = "music"
     music = ws.items["labels"].map(lambda ls: ls == ["recreation/music"]).to_numpy()
     counts = [
-        sum(music[r] for r, _ in search.search(features=ws.arrays["visual"][bird], text=word, text_weight=w, k=10, exclude=bird))
+        sum(music[r] for r, _ in search.search(features=ws.visual[bird], text=word, text_weight=w, k=10, exclude=bird))
         for w in (0.0, 1.0, 2.0, 3.0)
     ]
     assert counts == sorted(counts) and counts[-1] > counts[0]  # the stronger the text, the more music

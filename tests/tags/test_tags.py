@@ -9,10 +9,10 @@ import pytest
 
 from core.cli import main as cli
 from core.metrics import evaluate
-from core.phrases.generator import l2n
 from core.tags.annotate import open_tag_models, tag_neighbours, tag_vectors
 from core.tags.models import sample_neighbourhoods
 from core.tags.neighbours import binary_tags, nearest, normalize_tags
+from core.vectors import l2n
 from core.workspace import open_workspace
 
 
@@ -69,7 +69,7 @@ def test_embedded_tags_survive_a_vocabulary_change(extended_workspace):
     assert any(t not in train_vocab for i in test for t in renamed[i])
     vectors = tag_vectors(ws, renamed)
     ids, _ = tag_neighbours(ws, renamed, vectors, metric="embedding", big_m=tn.ids.shape[1])
-    visual = l2n(ws.arrays["visual"])
+    visual = l2n(ws.visual)
     truth = np.zeros((len(test), len(ws.labels)), dtype=np.float32)
     for n, i in enumerate(test):
         truth[n, ws.labels.index(ws.items.at[i, "labels"][0])] = 1

@@ -1,0 +1,151 @@
+"""Planted label errors: precision@100/200 of the label-error queue per out-of-fold source, and the
+time of the first queue build.
+
+5% of the workspace's training labels are flipped to another label drawn uniformly (seed 0), as a
+labeler's corrections would be (the workspace's embeddings are reused, its models are not: every
+source cross-validates on the flipped labels). Sources:
+
+* ``product`` -- the multimodal classifier, 5-fold, ranked by the product's queue (cleanlab);
+* ``linear`` -- the product's logistic regression on the visual features, 5-fold, same queue;
+* ``cleanlab+sklearn LR`` -- the reference recipe: ``cross_val_predict(LogisticRegression())`` on the
+  same visual features, ranked by ``cleanlab.rank.get_label_quality_scores``;
+* ``product (previous ranking)`` -- the product's out-of-fold probabilities ranked as before this
+  change (given-label probability among rows whose top prediction differs).
+
+precision@k counts planted rows among the first k of the ranking (flagged rows first, then every
+other labelled row by label quality). Writes ``bench/results/label_errors.json``.
+
+    python bench/label_errors.py [--workspace WS]   # default: the demo workspace
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.labels.issues import rank_label_issues  # noqa: E402
+from core.labels.oof import out_of_fold  # noqa: E402
+from core.labels.queue import review_queue  # noqa: E402
+from core.training import label_targets  # noqa: E402
+from core.vectors import l2n  # noqa: E402
+from core.workspace import open_workspace  # noqa: E402
+
+KS = (100, 200)
+
+
+def plant(ws, fraction: float, seed: int) -> tuple[list[list[str]], np.ndarray]:
+    """Current labels with ``fraction`` of the training rows flipped, and the flipped rows."""
+    labels = [list(v) for v in ws.items["labels"]]
+    train = np.flatnonzero(ws.items["labelled"].to_numpy())
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(train, round(fraction * len(train)), replace=False))
+    for r in rows:
+        others = [lab for lab in ws.labels if lab != labels[r][0]]
+        labels[r] = [others[rng.integers(len(others))]]
+    return labels, rows
+
+
+def precision(ranking: np.ndarray, planted: set[int]) -> dict[str, float]:
+    return {f"p@{k}": round(len(set(ranking[:k].tolist()) & planted) / k, 3) for k in KS}
+
+
+def reference_ranking(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
+    """cleanlab's documented recipe on a scikit-learn logistic regression."""
+    import cleanlab
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    known = np.flatnonzero(y >= 0)
+    cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+    proba = cross_val_predict(LogisticRegression(max_iter=1000), x[known], y[known], cv=cv, method="predict_proba")
+    issues = cleanlab.filter.find_label_issues(y[known], proba, return_indices_ranked_by="self_confidence")
+    scores = cleanlab.rank.get_label_quality_scores(y[known], proba)
+    by_score = np.argsort(scores, kind="stable")
+    flag = np.zeros(len(known), dtype=bool)
+    flag[issues] = True
+    return known[np.concatenate([issues, by_score[~flag[by_score]]])], len(issues)
+
+
+def previous_ranking(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The queue before cleanlab: given-label probability, among rows predicted otherwise."""
+    known = y >= 0
+    given = np.where(known, proba[np.arange(len(y)), np.maximum(y, 0)], np.inf)
+    flagged = np.flatnonzero(known & (proba.argmax(1) != y))
+    rest = np.flatnonzero(known & (proba.argmax(1) == y))
+    return np.concatenate([flagged[np.argsort(given[flagged], kind="stable")], rest[np.argsort(given[rest], kind="stable")]])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", default=None, help="a fitted workspace (default: the demo's, fitted if needed)")
+    ap.add_argument("--fraction", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "label_errors.json"))
+    args = ap.parse_args()
+    if args.workspace is None:
+        from core.demo import demo_workspace
+
+        src = demo_workspace().path
+    else:
+        src = Path(args.workspace)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "ws"
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns("oof", "labels.sqlite*"))  # cold: no cached probabilities
+        ws = open_workspace(dest)
+        current, planted_rows = plant(ws, args.fraction, args.seed)
+        planted = set(planted_rows.tolist())
+        y = label_targets(current, ws.labels, ws.multilabel)
+        for source in ("linear", "product"):
+            t = time.perf_counter()
+            queue = review_queue(ws, "label_errors", current=current, source=source, limit=200)
+            first_s = time.perf_counter() - t
+            t = time.perf_counter()
+            review_queue(ws, "label_errors", current=current, source=source, limit=200)
+            again_s = time.perf_counter() - t
+            found = rank_label_issues(y, out_of_fold(ws, source, current=current), ws.multilabel)
+            rows.append(
+                {
+                    "source": source,
+                    **precision(found.ranking, planted),
+                    "flagged": len(found.order),
+                    "queue_hits_top50": len({q.row for q in queue[:50]} & planted),
+                    "first_queue_s": round(first_s, 2),
+                    "cached_queue_s": round(again_s, 2),
+                }
+            )
+            if source == "product":
+                prev = previous_ranking(out_of_fold(ws, source, current=current), y)
+                rows.append({"source": "product (previous ranking)", **precision(prev, planted)})
+        t = time.perf_counter()
+        ref, n_ref = reference_ranking(l2n(ws.visual), y, args.seed)
+        ref_s = round(time.perf_counter() - t, 2)
+        rows.append({"source": "cleanlab+sklearn LR", **precision(ref, planted), "flagged": n_ref, "first_queue_s": ref_s})
+        n_items, n_planted = len(ws.items), len(planted)
+    print(f"{n_planted} planted errors among {n_items} rows ({args.fraction:.0%} of the training labels, seed {args.seed})")
+    print(f"{'source':<28}{'p@100':>7}{'p@200':>7}{'flagged':>9}{'first s':>9}{'cached s':>9}")
+    for r in rows:
+        print(
+            f"{r['source']:<28}{r['p@100']:>7.2f}{r['p@200']:>7.2f}{r.get('flagged', ''):>9}"
+            f"{r.get('first_queue_s', ''):>9}{r.get('cached_queue_s', ''):>9}"
+        )
+    meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)}
+    result = {**meta, "workspace": str(src), "rows": n_items, "planted": n_planted, "fraction": args.fraction, "seed": args.seed}
+    Path(args.out).write_text(json.dumps({**result, "sources": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Configuration of a fit and the names of its models (no heavy imports: the CLI reads its defaults here).
+
+* :class:`FitConfig` -- everything that determines a fit, stored in ``manifest.json``.
+* :class:`GeneratorConfig` -- the phrase generator's hyper-parameters.
+* The classifier's hyper-parameters are :class:`core.classifiers.ClassifierConfig` (imported
+  when a config is built, so reading this module never imports torch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
+
+from core.captions import CaptionLabelConfig
+
+if TYPE_CHECKING:
+    from core.classifiers import ClassifierConfig
+
+MODELS = ("baseline", "multimodal", "text_only", "zeroshot")  # every model of a fit, in display order
+CLASSIFIER_MODELS = ("baseline", "multimodal", "text_only")  # the trained heads among them
+CAPTION_MODELS = ("baseline_captions", "multimodal_captions")  # trained on human + caption labels (core.captions)
+ALL_MODELS = (*MODELS, *CAPTION_MODELS)
+PHRASE_SOURCES = ("corpus", "imagenet", "corpus+imagenet")  # or the folder of a saved generator
+
+
+@dataclass
+class GeneratorConfig:
+    """Hyper-parameters of the phrase generator (:mod:`core.phrases.generator`)."""
+
+    bottleneck_dim: int = 64
+    hidden_dim: int = 512
+    scale: float = 16.0
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    min_images_softmax: int = 2
+    max_df: float = 0.2
+    sampled_threshold: int = 50_000
+    n_negatives: int = 8192
+    output_space: str = "large"
+    index_factory: str | None = None
+    seed: int = 0
+
+
+def _classifier_config() -> ClassifierConfig:
+    from core.classifiers import ClassifierConfig
+
+    return ClassifierConfig()
+
+
+@dataclass
+class FitConfig:
+    """Everything that determines a fit (stored in the workspace's ``manifest.json``).
+
+    Attributes:
+        backbone: visual backbone name (:func:`core.backbones.list_backbones`).
+        backbone_weights: optional local checkpoint for the backbone.
+        generator_backbone: a second backbone whose features the phrase generator sees in
+            addition to the classifier's (the paper's generator is a different, stronger network).
+        text_model: sentence-transformers name or local path.
+        phrase_source: ``corpus`` (a generator trained on the dataset's text, cross-fitted),
+            ``imagenet`` (the backbone's ImageNet-1k head; for collections without text),
+            ``corpus+imagenet`` (both, one text vector per source, concatenated), or the
+            folder of a generator saved by :func:`core.corpus.fit_corpus_generator`
+            (see :mod:`core.phrases.sources`).
+        top_k: phrases averaged into the text vector (the paper: 3).
+        weighting: ``mean`` (the paper) or ``score``.
+        n_folds: cross-fitting folds for the training rows' phrases.
+        label_fraction: keep labels for this share of each label's training rows (the others
+            keep their text only); 1.0 keeps all. For label-scarcity studies.
+        seed: seed of every random choice (label draws, generator, classifiers, maps).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        runtime: what runs the backbone: ``auto`` (the fastest installed; :mod:`core.runtimes`),
+            ``torch``, ``openvino`` or ``onnxruntime``.
+        engine: ``local`` (this process) or ``ray`` (image features on a Ray cluster; :mod:`core.engines`).
+        ray_address: the Ray cluster to join (``None``: start a local Ray).
+        batch_size: backbone batch size.
+        projections: compute the 2-D UMAP maps.
+        cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
+        caption_labels: ``on``: also train the caption models (:mod:`core.captions`) on human
+            labels + labels read from the unlabelled training images' captions; ``off``: don't;
+            ``auto``: on when at least ``captions.auto_share`` of the training rows with text
+            are unlabelled.
+        captions: caption classifier settings.
+        generator: phrase generator hyper-parameters.
+        classifier: classifier hyper-parameters.
+    """
+
+    backbone: str = "efficientnet-lite0"
+    backbone_weights: str | None = None
+    generator_backbone: str | None = None
+    text_model: str = "all-MiniLM-L6-v2"
+    phrase_source: str = "corpus"
+    top_k: int = 3
+    weighting: str = "mean"
+    n_folds: int = 5
+    label_fraction: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    runtime: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
+    batch_size: int = 32
+    projections: bool = True
+    cache_dir: str | None = None
+    caption_labels: str = "auto"
+    captions: CaptionLabelConfig = field(default_factory=CaptionLabelConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    classifier: ClassifierConfig = field(default_factory=_classifier_config)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitConfig:
+        """The config stored in a manifest.
+
+        Raises:
+            ValueError: an unknown or ill-typed key (names the key).
+        """
+        from core.classifiers import ClassifierConfig
+
+        d = dict(d)
+        try:
+            gen = GeneratorConfig(**d.pop("generator", {}))
+            clf = ClassifierConfig(**d.pop("classifier", {}))
+            caps = CaptionLabelConfig(**d.pop("captions", {}))
+            return cls(**d, generator=gen, classifier=clf, captions=caps)
+        except TypeError as exc:
+            known = sorted(f.name for f in fields(cls))
+            raise ValueError(f"invalid fit configuration ({exc}); known keys: {', '.join(known)}") from None
+
+    def seeded(self) -> FitConfig:
+        """The config with its seed copied into the generator's and the classifiers' (one seed drives everything)."""
+        return replace(
+            self, generator=replace(self.generator, seed=self.seed), classifier=replace(self.classifier, seed=self.seed)
+        )
+
+
+def default(name: str) -> object:
+    """Default value of a scalar :class:`FitConfig` field (what the CLI shows)."""
+    return next(f.default for f in fields(FitConfig) if f.name == name)

@@ -1,0 +1,185 @@
+"""Out-of-fold probabilities for the label-error queue, from any model, cached safely.
+
+Sources:
+
+* ``product`` -- the workspace's multimodal classifier, K-fold cross-validated on its
+  training rows (the other rows keep the workspace's predictions: no model trained on them);
+* ``linear`` -- a logistic regression on the stored visual features, cross-validated over
+  every labelled row (seconds on the demo);
+* ``predictions:NAME`` -- a predictions file the user attached (``core.predictions``), taken
+  as out of sample.
+
+Every result is cached in the workspace (``oof/<source>.safetensors``) under a key that hashes
+the workspace's fit and retrain stamp, its item order, its label space and every row's *current*
+labels: a cached array is used only for exactly the rows and labels it was computed for, so a
+refit, a retrain, a label change or a reordered workspace is never served stale probabilities
+(see :func:`cache_key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from core.classifiers import Classifier
+from core.forward import model_inputs
+from core.progress import ProgressFn, silent
+from core.training import has_target, label_targets
+from core.vectors import l2n
+from core.workspace import Workspace
+
+OOF_DIR = "oof"
+BASE_SOURCES = ("linear", "product")
+SOURCE_NAMES = {
+    "linear": "Logistic regression on the visual features (seconds)",
+    "product": "Multimodal classifier, cross-validated (minutes, once)",
+}
+PREDICTIONS_PREFIX = "predictions:"
+
+
+def sources(ws: Workspace) -> list[str]:
+    """Every source of out-of-fold probabilities this workspace offers."""
+    from core.predictions import attached_names
+
+    return [*BASE_SOURCES, *(PREDICTIONS_PREFIX + n for n in attached_names(ws))]
+
+
+def cache_key(ws: Workspace, source: str, current: list[list[str]]) -> str:
+    """Hash of everything the probabilities depend on: the fit and retrain stamp, the dataset,
+    the label space, and every row's item and current labels, in order.
+
+    The previous cache (``oof_multimodal.safetensors``) was keyed by ``created|number of
+    retrains`` only: labels changed between retrains were cross-validated with their old values,
+    and nothing tied the cached rows and columns to the workspace's. With this key a cached array
+    is only ever used for exactly the rows and labels it was computed for.
+    """
+    h = hashlib.sha256()
+    stamp = [ws.manifest.get("created"), len(ws.manifest.get("retrains", [])), ws.manifest["dataset"]["fingerprint"]]
+    h.update(json.dumps([source, stamp, ws.labels]).encode())
+    for item, labs in zip(ws.items["item"].astype(str), current, strict=True):
+        h.update(json.dumps([item, sorted(labs)]).encode())
+    return h.hexdigest()
+
+
+def _cache_path(ws: Workspace, source: str) -> Path:
+    return ws.path / OOF_DIR / (re.sub(r"[^A-Za-z0-9_.-]", "_", source) + ".safetensors")
+
+
+def out_of_fold(
+    ws: Workspace,
+    source: str = "linear",
+    *,
+    current: list[list[str]] | None = None,
+    n_folds: int = 5,
+    progress: ProgressFn = silent,
+) -> np.ndarray:
+    """(N, L) out-of-fold probabilities of every row, in the workspace's label order.
+
+    Args:
+        ws: the workspace.
+        source: ``product``, ``linear`` or ``predictions:NAME`` (see :func:`sources`).
+        current: every row's current labels (corrections applied); default: the workspace's.
+        n_folds: cross-validation folds.
+        progress: progress callback.
+    """
+    current = current if current is not None else [list(v) for v in ws.items["labels"]]
+    if source.startswith(PREDICTIONS_PREFIX):
+        from core.predictions import load_attached
+
+        attached = load_attached(ws, source[len(PREDICTIONS_PREFIX) :])
+        return attached.proba
+    if source not in BASE_SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {', '.join(sources(ws))}")
+    key = cache_key(ws, source, current)
+    path = _cache_path(ws, source)
+    if path.is_file():
+        cached = load_file(str(path))
+        if bytes(cached["key"]).decode() == key:
+            return cached["proba"]
+    fn = _product_oof if source == "product" else _linear_oof
+    proba = fn(ws, current, n_folds, progress).astype(np.float32)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    save_file({"proba": proba, "key": np.frombuffer(key.encode(), dtype=np.uint8)}, str(tmp))
+    tmp.replace(path)
+    return proba
+
+
+def folds(y: np.ndarray, n_folds: int, rng: np.random.Generator, multilabel: bool) -> np.ndarray:
+    """Fold of each row: stratified by label (single-label), random (multi-label)."""
+    out = np.empty(len(y), dtype=np.int64)
+    if multilabel:
+        out[:] = rng.permutation(len(y)) % n_folds
+        return out
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        out[rng.permutation(idx)] = (np.arange(len(idx)) + rng.integers(n_folds)) % n_folds
+    return out
+
+
+def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
+    """The multimodal classifier's configuration, cross-validated on the training rows."""
+    proba = ws.predictions["multimodal"].copy()
+    y = label_targets(current, ws.labels, ws.multilabel)
+    train = np.flatnonzero(ws.items["labelled"].to_numpy() & has_target(y, ws.multilabel))
+    x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
+    fold = folds(y[train], n_folds, np.random.default_rng(ws.config.seed), ws.multilabel)
+    for f in range(n_folds):
+        progress("out-of-fold predictions", f, n_folds)
+        held, fit = train[fold == f], train[fold != f]
+        if len(held) == 0 or len(fit) == 0:
+            continue
+        clf = Classifier(len(ws.labels), ws.multilabel, ws.config.classifier).fit(x[fit], y[fit])
+        proba[held] = clf.predict_proba(x[held])
+    progress("out-of-fold predictions", n_folds, n_folds)
+    return proba
+
+
+def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Cross-validated logistic-regression probabilities of the rows with a label (zeros elsewhere).
+
+    Args:
+        x: (N, D) features.
+        y: (N,) class indices (-1: none) or an (N, C) 0/1 matrix.
+        n_classes: number of classes C.
+        multilabel: one binary regression per class instead of a softmax.
+        n_folds: folds.
+        seed: fold seed.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    known = np.flatnonzero(has_target(y, multilabel))
+    proba = np.zeros((len(x), n_classes), dtype=np.float64)
+    xs = (x - x[known].mean(0)) / (x[known].std(0) + 1e-6)
+    fold = folds(y[known], n_folds, np.random.default_rng(seed), multilabel)
+    for f in range(n_folds):
+        held, fit = known[fold == f], known[fold != f]
+        if len(held) == 0 or len(fit) == 0:
+            continue
+        if multilabel:
+            for c in range(n_classes):
+                yc = y[fit, c]
+                if yc.min() == yc.max():
+                    proba[held, c] = yc[0]
+                    continue
+                clf = LogisticRegression(C=0.05, max_iter=300).fit(xs[fit], yc)
+                proba[held, c] = clf.predict_proba(xs[held])[:, 1]
+            continue
+        clf = LogisticRegression(C=0.05, max_iter=300).fit(xs[fit], y[fit])
+        proba[np.ix_(held, clf.classes_)] = clf.predict_proba(xs[held])
+    return proba
+
+
+def _linear_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
+    progress("linear out-of-fold predictions", 0, 1)
+    y = label_targets(current, ws.labels, ws.multilabel)
+    proba = linear_oof(l2n(ws.visual), y, len(ws.labels), ws.multilabel, n_folds=n_folds, seed=ws.config.seed)
+    unknown = ~has_target(y, ws.multilabel)
+    proba[unknown] = ws.predictions["baseline"][unknown]  # no label to cross-validate: the visual model's view
+    progress("linear out-of-fold predictions", 1, 1)
+    return proba
