@@ -34,6 +34,9 @@ class ClassifierConfig:
     patience: int = 25
     val_fraction: float = 0.15
     seed: int = 0
+    fusion: str = "cv"
+    visual_shares: tuple[float, ...] = (0.5, 0.7, 0.9)
+    modality_dropout: float = 0.0
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
@@ -74,6 +77,8 @@ class Classifier:
         self.std: np.ndarray | None = None
         self.net: torch.nn.Module | None = None
         self.best_epochs = 0
+        self.visual_share: float | None = None
+        self.val_score = float("nan")
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.multilabel:
@@ -81,25 +86,36 @@ class Classifier:
         return torch.nn.functional.cross_entropy(logits, y)
 
     def _train(
-        self, x: np.ndarray, y: np.ndarray, epochs: int, val: tuple[np.ndarray, np.ndarray] | None
-    ) -> tuple[torch.nn.Module, int]:
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        epochs: int,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        drop_cols: np.ndarray | None = None,
+    ) -> tuple[torch.nn.Module, int, float]:
+        """Train a net; with ``val``, stop early and return the best epoch and its validation loss."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         net = _net(x.shape[1], self.n_classes, cfg)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         xt = torch.from_numpy(x)
-        yt = torch.from_numpy(y.astype(np.float32) if self.multilabel else y.astype(np.int64))
+        yt = torch.from_numpy(y.astype(np.float32) if self.multilabel or y.ndim == 2 else y.astype(np.int64))
         if val is not None:
             xv = torch.from_numpy(val[0])
-            yv = torch.from_numpy(val[1].astype(np.float32) if self.multilabel else val[1].astype(np.int64))
+            yv = torch.from_numpy(val[1].astype(np.float32) if self.multilabel or y.ndim == 2 else val[1].astype(np.int64))
+        drop = torch.from_numpy(drop_cols) if drop_cols is not None and cfg.modality_dropout > 0 else None
         best, best_epoch, best_state = float("inf"), 0, None
         for epoch in range(1, epochs + 1):
             net.train()
             order = rng.permutation(len(x))
             for b in range(0, len(x), cfg.batch_size):
                 idx = torch.from_numpy(order[b : b + cfg.batch_size])
-                loss = self._loss(net(xt[idx]), yt[idx])
+                xb = xt[idx]
+                if drop is not None:  # modality dropout: hide the non-visual blocks of some rows
+                    hide = torch.rand(len(idx), 1) < cfg.modality_dropout
+                    xb = torch.where(hide & drop, torch.zeros_like(xb), xb)
+                loss = self._loss(net(xb), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -114,24 +130,77 @@ class Classifier:
                     break
         if val is not None and best_state is not None:
             net.load_state_dict(best_state)
-            return net, best_epoch
-        return net, epochs
+            return net, best_epoch, best
+        return net, epochs, best
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Classifier:
-        """Train on features ``x`` (N, D) and labels ``y`` ((N,) ints or (N, C) 0/1)."""
+    def _block_scale(self, blocks: tuple[int, ...], visual_share: float) -> np.ndarray:
+        """Per-column factors giving the first (visual) block ``visual_share`` of the total
+        variance and the other blocks equal parts of the rest."""
+        d = sum(blocks)
+        rest = (1 - visual_share) / max(1, len(blocks) - 1)
+        shares = [visual_share] + [rest] * (len(blocks) - 1)
+        return np.concatenate([np.full(n, np.sqrt(sh * d / n)) for n, sh in zip(blocks, shares)]).astype(np.float32)
+
+    def fit(
+        self, x: np.ndarray, y: np.ndarray, blocks: tuple[int, ...] | None = None, val_mask: np.ndarray | None = None
+    ) -> Classifier:
+        """Train on features ``x`` (N, D) and labels ``y``.
+
+        Args:
+            x: features; for a multi-modal input, the modalities side by side, visual first.
+            y: (N,) class indices, (N, C) 0/1 (multi-label) or (N, C) class probabilities
+                (single-label soft targets).
+            blocks: widths of the modalities in ``x`` (e.g. ``(1280, 384)``). With two or more,
+                each block is balanced (``fusion``): ``balanced`` gives every block an equal
+                share of the input variance, ``cv`` picks the visual share among
+                ``visual_shares`` by the validation loss of the labelled rows' holdout,
+                ``concat`` leaves the plain concatenation.
+            val_mask: the rows held out for early stopping (and the fusion choice); default a
+                stratified ``val_fraction`` of ``x``. After the choice, every row is trained on.
+                ``val_score`` keeps the held-out model's score on them (top-1, or mAP).
+        """
         x = np.asarray(x, dtype=np.float32)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         xs = (x - self.mean) / self.std
         cfg = self.config
-        val_mask = stratified_holdout(y, cfg.val_fraction, cfg.seed)
-        if val_mask.sum() >= 2 and (~val_mask).sum() >= 2:
-            _, self.best_epochs = self._train(xs[~val_mask], y[~val_mask], cfg.max_epochs, (xs[val_mask], y[val_mask]))
-            self.best_epochs = max(self.best_epochs, 5)
-        else:
-            self.best_epochs = min(cfg.max_epochs, 100)
-        self.net, _ = self._train(xs, y, self.best_epochs, None)
+        multi = blocks is not None and len(blocks) > 1 and cfg.fusion != "concat"
+        drop_cols = None
+        if blocks is not None and len(blocks) > 1:
+            drop_cols = np.arange(x.shape[1]) >= blocks[0]
+        if val_mask is None:
+            val_mask = stratified_holdout(y.argmax(1) if y.ndim == 2 and not self.multilabel else y, cfg.val_fraction, cfg.seed)
+        has_val = val_mask.sum() >= 2 and (~val_mask).sum() >= 2
+        shares = [1.0 / len(blocks)] if multi and cfg.fusion == "balanced" else list(cfg.visual_shares) if multi else [None]
+        if multi and not has_val:
+            shares = [shares[len(shares) // 2]]
+        tried = []  # (validation loss, best epoch count, visual share, validation score) per candidate
+        for share in shares:
+            if not has_val:
+                tried.append((0.0, min(cfg.max_epochs, 100), share, float("nan")))
+                continue
+            scale = self._block_scale(blocks, share) if share is not None else np.float32(1.0)
+            val = (xs[val_mask] * scale, y[val_mask])
+            net, epochs, loss = self._train(xs[~val_mask] * scale, y[~val_mask], cfg.max_epochs, val, drop_cols)
+            tried.append((loss, max(epochs, 5), share, self._score(net, *val)))
+        _, self.best_epochs, self.visual_share, self.val_score = min(tried, key=lambda t: t[0])
+        if self.visual_share is not None:
+            self.std = self.std / self._block_scale(blocks, self.visual_share)
+            xs = (x - self.mean) / self.std
+        self.net, _, _ = self._train(xs, y, self.best_epochs, None, drop_cols)
         self.net.eval()
         return self
+
+    @torch.inference_mode()
+    def _score(self, net: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+        """Top-1 accuracy (single-label) or mAP (multi-label) of ``net`` on standardised ``x``."""
+        from core.metrics import evaluate
+
+        net.eval()
+        logits = net(torch.from_numpy(x))
+        if self.multilabel:
+            return evaluate(y, torch.sigmoid(logits).numpy(), multilabel=True)["mAP"]
+        truth = y.argmax(1) if y.ndim == 2 else y
+        return float((logits.argmax(1).numpy() == truth).mean())
 
     @torch.inference_mode()
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -150,6 +219,7 @@ class Classifier:
             "multilabel": self.multilabel,
             "in_dim": int(self.mean.shape[0]),
             "best_epochs": self.best_epochs,
+            "visual_share": self.visual_share,
             "config": asdict(self.config),
         }
         save_checkpoint(folder, name, {**module_tensors(self.net, "net."), "mean": self.mean, "std": self.std}, meta)
@@ -159,6 +229,7 @@ class Classifier:
         t, meta = load_checkpoint(folder, name)
         clf = cls(meta["n_classes"], meta["multilabel"], ClassifierConfig(**meta["config"]))
         clf.mean, clf.std, clf.best_epochs = t["mean"], t["std"], meta["best_epochs"]
+        clf.visual_share = meta.get("visual_share")
         net = _net(meta["in_dim"], meta["n_classes"], clf.config)
         load_module_tensors(net, t, "net.")
         clf.net = net.eval()

@@ -106,3 +106,59 @@ def zeroshot_images(
     emb, ids, scores = ws.phrase_outputs(feats, gen_in)
     proba = scores_to_proba(ws.zeroshot_scores(labels, embeddings=emb, text_vectors=ws.text_vectors_of(ids, scores)))
     return proba, errors
+
+
+MODEL_GROUPS = {
+    "trained on your labels": ("baseline", "multimodal", "text_only"),
+    "trained on your labels + captions": ("baseline_captions", "multimodal_captions"),
+}
+MODEL_TITLES = {
+    "baseline": "Baseline (visual)",
+    "multimodal": "Multimodal",
+    "text_only": "Text only",
+    "zeroshot": "Zero-shot",
+    "baseline_captions": "Baseline + captions (visual)",
+    "multimodal_captions": "Multimodal + captions",
+}
+# on a tie, the product's model first
+_PREFERENCE = ("multimodal_captions", "baseline_captions", "multimodal", "baseline", "text_only")
+
+
+@dataclass
+class BestModel:
+    """The trained model to suggest labels with, chosen on validation rows (never the test split).
+
+    Attributes:
+        name: the model's key (``multimodal`` when the workspace has no validation scores).
+        score: its validation score (top-1, or mAP for multi-label); NaN when unknown.
+        n_rows: how many held-out labelled training images the scores count.
+        sentence: one plain sentence saying which model is best and by how much.
+    """
+
+    name: str
+    score: float
+    n_rows: int
+    sentence: str
+
+
+def best_model(ws: Workspace) -> BestModel:
+    """The best trained model on this workspace's validation rows: the human-labelled training
+    images every classifier held out for early stopping (see :func:`core.pipeline.train_classifiers`)."""
+    val = ws.manifest.get("validation") or {}
+    scores = {m: s for m, s in (val.get("scores") or {}).items() if s is not None and m in ws.models}
+    n = int(val.get("n_rows", 0))
+    if not scores:
+        return BestModel(
+            "multimodal", float("nan"), n, "No validation scores in this workspace (refit it): showing the multimodal model."
+        )
+    ranked = sorted(scores, key=lambda m: (-scores[m], _PREFERENCE.index(m)))
+    best = ranked[0]
+    metric = "mAP" if ws.multilabel else "top-1"
+    group = next(g for g, ms in MODEL_GROUPS.items() if best in ms)
+    sentence = (
+        f"On {n} held-out labelled training images (not the test split), {MODEL_TITLES[best]} ({group}) "
+        f"is best: {metric} {scores[best]:.1%}"
+    )
+    if len(ranked) > 1:
+        sentence += f", against {scores[ranked[1]]:.1%} for {MODEL_TITLES[ranked[1]]}"
+    return BestModel(best, float(scores[best]), n, sentence + ".")

@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
+from core.captions import CaptionLabelConfig
+
 if TYPE_CHECKING:
     from core.classifiers import ClassifierConfig
 
 MODELS = ("baseline", "multimodal", "text_only", "zeroshot")  # every model of a fit, in display order
 CLASSIFIER_MODELS = ("baseline", "multimodal", "text_only")  # the trained heads among them
+CAPTION_MODELS = ("baseline_captions", "multimodal_captions")  # trained on human + caption labels (core.captions)
+ALL_MODELS = (*MODELS, *CAPTION_MODELS)
 PHRASE_SOURCES = ("corpus", "imagenet", "corpus+imagenet")  # or the folder of a saved generator
 
 
@@ -68,9 +72,18 @@ class FitConfig:
             keep their text only); 1.0 keeps all. For label-scarcity studies.
         seed: seed of every random choice (label draws, generator, classifiers, maps).
         device: ``auto``, ``cpu`` or ``cuda``.
+        runtime: what runs the backbone: ``auto`` (the fastest installed; :mod:`core.runtimes`),
+            ``torch``, ``openvino`` or ``onnxruntime``.
+        engine: ``local`` (this process) or ``ray`` (image features on a Ray cluster; :mod:`core.engines`).
+        ray_address: the Ray cluster to join (``None``: start a local Ray).
         batch_size: backbone batch size.
         projections: compute the 2-D UMAP maps.
         cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
+        caption_labels: ``on``: also train the caption models (:mod:`core.captions`) on human
+            labels + labels read from the unlabelled training images' captions; ``off``: don't;
+            ``auto``: on when at least ``captions.auto_share`` of the training rows with text
+            are unlabelled.
+        captions: caption classifier settings.
         generator: phrase generator hyper-parameters.
         classifier: classifier hyper-parameters.
     """
@@ -86,9 +99,14 @@ class FitConfig:
     label_fraction: float = 1.0
     seed: int = 0
     device: str = "auto"
+    runtime: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
     batch_size: int = 32
     projections: bool = True
     cache_dir: str | None = None
+    caption_labels: str = "auto"
+    captions: CaptionLabelConfig = field(default_factory=CaptionLabelConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     classifier: ClassifierConfig = field(default_factory=_classifier_config)
 
@@ -105,7 +123,8 @@ class FitConfig:
         try:
             gen = GeneratorConfig(**d.pop("generator", {}))
             clf = ClassifierConfig(**d.pop("classifier", {}))
-            return cls(**d, generator=gen, classifier=clf)
+            caps = CaptionLabelConfig(**d.pop("captions", {}))
+            return cls(**d, generator=gen, classifier=clf, captions=caps)
         except TypeError as exc:
             known = sorted(f.name for f in fields(cls))
             raise ValueError(f"invalid fit configuration ({exc}); known keys: {', '.join(known)}") from None

@@ -49,6 +49,16 @@ def _text_only(a: ImageArrays) -> np.ndarray:
 
 
 MODEL_INPUTS: dict[str, InputFn] = {"baseline": _baseline, "multimodal": _multimodal, "text_only": _text_only}
+# the caption models (core.captions) read the same inputs as their label-trained twins
+MODEL_INPUTS.update(baseline_captions=_baseline, multimodal_captions=_multimodal)
+
+
+def input_blocks(model: str, arrays: ImageArrays) -> tuple[int, ...] | None:
+    """Widths of the modalities side by side in ``model``'s input (visual first), for fusion
+    balancing (:class:`core.classifiers.Classifier`); None for a single-modality input."""
+    if MODEL_INPUTS[model] is _multimodal:
+        return (arrays.visual.shape[1], arrays.text_vectors.shape[1])
+    return None
 
 
 def register_model_input(name: str, build: InputFn) -> None:

@@ -19,16 +19,25 @@ import numpy as np
 import pandas as pd
 
 from core.backbones import Backbone, create_backbone, resolve_device
-from core.config import CLASSIFIER_MODELS, FitConfig
+from core.captions import (
+    CaptionLabels,
+    caption_label_column,
+    caption_labels,
+    caption_targets,
+    caption_texts,
+    wants_caption_labels,
+)
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FitConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
+from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
-from core.forward import ImageArrays, generator_input, model_inputs
+from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
 from core.metrics import evaluate_models
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import TextEncoder, embed_texts
-from core.training import has_target, label_targets, scarce_labels, train_classifiers
+from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
 from core.workspace import Workspace
 from core.workspace_files import staged_workspace, write_fit
 from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores
@@ -71,21 +80,26 @@ def embed_stage(ds: Dataset, cfg: FitConfig, backbone: Backbone, cache_root: Pat
     items = ds.items.reset_index(drop=True)
     batch = cfg.batch_size if backbone.device == "cpu" else max(cfg.batch_size, 128)
     paths = list(items["path"])
+    engine = feature_engine(cfg, cache_root)  # None: this process
     feats, errors, digests = embed_images(
         paths,
         backbone,
         cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
         batch_size=batch,
+        processes=backbone.device != "cpu",
+        engine=engine,
         progress=progress,
     )
     extra = None
     if cfg.generator_backbone:
-        second = create_backbone(cfg.generator_backbone, device=backbone.device)
+        second = create_backbone(cfg.generator_backbone, device=backbone.device, runtime=cfg.runtime, cache_dir=cache_root)
         extra, _, _ = embed_images(
             paths,
             second,
             cache=FeatureCache(cache_root, cache_key(second, None)),
             batch_size=batch,
+            processes=backbone.device != "cpu",
+            engine=engine,
             progress=lambda s, d, n: progress("embed images (generator backbone)", d, n),
         )
     issues = list(ds.issues)
@@ -226,7 +240,9 @@ def fit(
     protect = [p if p.is_dir() else p.parent for p in protect]
     with staged_workspace(workspace, protect=protect) as tmp:
         with timings("features"):
-            backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=device)
+            backbone = create_backbone(
+                cfg.backbone, weights=cfg.backbone_weights, device=device, runtime=cfg.runtime, cache_dir=cache_root
+            )
             source.check(cfg, backbone.info.has_imagenet_head)
             feats = embed_stage(ds, cfg, backbone, cache_root, prog)
         targets = target_stage(feats.items, ds.multilabel, cfg)
@@ -237,19 +253,78 @@ def fit(
         with timings("text_embeddings"):
             encoder = TextEncoder(cfg.text_model, device=device)
             text = text_stage(phrases, source, encoder, cfg, cache_root, prog)
+        with timings("caption_labels"):
+            captions = caption_stage(feats.items, targets, ds.multilabel, cfg, encoder, cache_root, prog)
         with timings("classifiers"):
-            inputs = model_inputs(ImageArrays(feats.visual, text.image_vectors), CLASSIFIER_MODELS)
-            probs = train_classifiers(
-                inputs, targets.y, targets.fit_idx, len(targets.names), ds.multilabel, cfg.classifier, tmp / "classifiers", prog
+            arrays = ImageArrays(feats.visual, text.image_vectors)
+            models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
+            trained = train_classifiers(
+                model_inputs(arrays, models),
+                targets.y,
+                targets.fit_idx,
+                len(targets.names),
+                ds.multilabel,
+                cfg.classifier,
+                tmp / "classifiers",
+                prog,
+                targets=caption_targets(captions and captions.labels, targets.fit_idx, CAPTION_MODELS),
+                blocks={m: input_blocks(m, arrays) for m in models},
             )
+            probs = trained.probs
         with timings("zeroshot"):
             probs["zeroshot"] = zeroshot_stage(phrases, text, targets.names, encoder, tmp / "zeroshot.safetensors")
         metrics, per_label = evaluate_models(probs, targets.y, targets.test, targets.fit_idx, targets.names, ds.multilabel)
         with timings("projections"):
             maps = map_stage(phrases, cfg.seed, prog) if cfg.projections else {}
         timings["total"] = time.perf_counter() - t0
-        _write(tmp, cfg, ds, feats, targets, phrases, text, maps, probs, source, metrics, per_label, timings, device)
+        _write(
+            tmp,
+            cfg,
+            ds,
+            feats,
+            targets,
+            phrases,
+            text,
+            maps,
+            probs,
+            source,
+            metrics,
+            per_label,
+            timings,
+            device,
+            captions,
+            trained,
+        )
     return Workspace(workspace)
+
+
+@dataclass
+class Captions:
+    """Stage 4b: caption labels of the unlabelled training rows (:mod:`core.captions`) and the
+    caption embeddings they came from (stored, so a retrain can re-read them)."""
+
+    labels: CaptionLabels
+    embeddings: np.ndarray
+
+
+def caption_stage(
+    items: pd.DataFrame,
+    targets: Targets,
+    multilabel: bool,
+    cfg: FitConfig,
+    encoder: TextEncoder,
+    cache_root: Path,
+    progress: ProgressFn,
+) -> Captions | None:
+    """Caption labels when ``cfg.caption_labels`` asks for them (``auto``: enough unlabelled rows with text)."""
+    texts = caption_texts(list(items["text"]), list(items["tags"]))
+    train = items["split"].to_numpy() != "test"
+    has_text = np.array([bool(t) for t in texts])
+    if not wants_caption_labels(cfg.caption_labels, train, targets.labelled, has_text, cfg.captions.auto_share):
+        return None
+    emb = embed_texts(texts, encoder, cache_root, lambda s, d, n: progress("embed captions", d, n))
+    labels = caption_labels(texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed)
+    return Captions(labels, emb)
 
 
 def _write(
@@ -267,9 +342,12 @@ def _write(
     per_label: dict,
     timings: dict[str, float],
     device: str,
+    captions: Captions | None,
+    trained: TrainedModels,
 ) -> None:
     """Write the staged workspace's tables, arrays and manifest (file keys: see :mod:`core.workspace`)."""
-    items = feats.items.assign(labelled=targets.labelled, fold=phrases.fold, is_test=targets.test)
+    caption_label = caption_label_column(captions and captions.labels, targets.names, len(feats.items))
+    items = feats.items.assign(labelled=targets.labelled, fold=phrases.fold, is_test=targets.test, caption_label=caption_label)
     issues = feats.issues + phrases.issues
     arrays = {
         **maps,
@@ -279,6 +357,8 @@ def _write(
         "phrase_scores": phrases.scores.astype(np.float32),
         "phrase_embeddings": text.phrase_embeddings,
     }
+    if captions is not None:
+        arrays["caption_vec"] = captions.embeddings
     if phrases.coembedding is not None:
         arrays["bottleneck"] = phrases.coembedding
         arrays["bottleneck_crossfit"] = phrases.coembedding_crossfit
@@ -300,6 +380,8 @@ def _write(
         "metrics": metrics,
         "n_test": int(targets.test.sum()),
         "n_labelled": len(targets.fit_idx),
+        "captions": None if captions is None else captions.labels.summary(),
+        "validation": trained.validation_summary(),
         "per_label": per_label,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "versions": _versions(),

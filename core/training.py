@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.classifiers import Classifier, ClassifierConfig
+from core.classifiers import Classifier, ClassifierConfig, stratified_holdout
 from core.progress import ProgressFn
 
 
@@ -45,6 +46,28 @@ def has_target(y: np.ndarray, multilabel: bool) -> np.ndarray:
     return (y.sum(1) > 0) if multilabel else (y >= 0)
 
 
+@dataclass
+class TrainedModels:
+    """What :func:`train_classifiers` returns.
+
+    Attributes:
+        probs: every row's probabilities, per model.
+        validation: each model's score (top-1, or mAP) on the held-out human-labelled rows.
+        n_validation: how many rows were held out.
+    """
+
+    probs: dict[str, np.ndarray]
+    validation: dict[str, float]
+    n_validation: int
+
+    def validation_summary(self) -> dict:
+        """JSON-able validation scores for the manifest."""
+        return {
+            "n_rows": self.n_validation,
+            "scores": {m: None if np.isnan(v) else round(float(v), 4) for m, v in self.validation.items()},
+        }
+
+
 def train_classifiers(
     inputs: dict[str, np.ndarray],
     y_all: np.ndarray,
@@ -52,16 +75,40 @@ def train_classifiers(
     n_classes: int,
     multilabel: bool,
     config: ClassifierConfig,
-    folder: Path,
+    folder: Path | None,
     progress: ProgressFn,
-) -> dict[str, np.ndarray]:
-    """Fit one classifier per input (rows ``fit_idx``), save it under ``folder``, and return
-    every row's probabilities per model."""
+    *,
+    targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    blocks: dict[str, tuple[int, ...] | None] | None = None,
+) -> TrainedModels:
+    """Fit one classifier per input and save it under ``folder`` (unless None).
+
+    Every model holds out the same human-labelled rows of ``fit_idx`` for early stopping (and
+    the fusion choice); rows only a model's own ``targets`` add (caption labels) are always
+    trained on. Those held-out rows' scores compare the models without touching the test split.
+
+    Args:
+        inputs: each model's input, every row.
+        y_all: every row's human target; ``fit_idx``: the human-labelled training rows.
+        targets: per model, ``(targets of every row, rows to train on)`` replacing
+            ``(y_all, fit_idx)`` (the caption models).
+        blocks: per model, the widths of its modalities (:func:`core.forward.input_blocks`).
+
+    Returns:
+        Every row's probabilities per model, each model's validation score, the validation size.
+    """
+    targets, blocks = targets or {}, blocks or {}
+    val_rows = fit_idx[stratified_holdout(y_all[fit_idx], config.val_fraction, config.seed)]
     probs: dict[str, np.ndarray] = {}
+    validation: dict[str, float] = {}
     progress("classifiers", 0, len(inputs))
     for n_done, (name, x) in enumerate(inputs.items()):
-        clf = Classifier(n_classes, multilabel, config).fit(x[fit_idx], y_all[fit_idx])
-        clf.save(folder, name)
+        y, rows = targets.get(name, (y_all, fit_idx))
+        clf = Classifier(n_classes, multilabel, config)
+        clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=np.isin(rows, val_rows))
+        if folder is not None:
+            clf.save(folder, name)
         probs[name] = clf.predict_proba(x)
+        validation[name] = clf.val_score
         progress("classifiers", n_done + 1, len(inputs))
-    return probs
+    return TrainedModels(probs, validation, len(val_rows))

@@ -59,9 +59,16 @@ def _suggest(p: np.ndarray, labels: list[str], multilabel: bool) -> list[str]:
     return [labels[int(p.argmax())]]
 
 
+def suggesting_model(ws: Workspace) -> str:
+    """The model whose labels are suggested: the best on held-out labelled rows (:func:`core.compare.best_model`)."""
+    from core.compare import best_model
+
+    return best_model(ws).name
+
+
 def review_item(ws: Workspace, row: int, reason: str) -> QueueItem:
-    """One row as a queue item, with the multimodal model's suggestion."""
-    p = ws.predictions["multimodal"][row]
+    """One row as a queue item, with the best model's suggestion."""
+    p = ws.predictions[suggesting_model(ws)][row]
     return QueueItem(row, str(ws.items.at[row, "item"]), _suggest(p, ws.labels, ws.multilabel), reason, float(p.max()))
 
 
@@ -133,7 +140,7 @@ def _model_queue(ws: Workspace, strategy: str, current: list[list[str]], seed: i
     else:
         order = np.random.default_rng(seed).permutation(len(multi))
         text = "random audit"
-    return order, score, multi, lambda r: text
+    return order, score, ws.predictions[suggesting_model(ws)], lambda r: text
 
 
 def _label_errors(ws: Workspace, current: list[list[str]], source: str, progress: ProgressFn) -> _Queue:
@@ -151,10 +158,10 @@ def _datalab(ws: Workspace, strategy: str) -> _Queue:
     order, score, sets = datalab_issues(l2n(ws.visual), check)
     items = ws.items["item"].astype(str).to_numpy()
     if check == "outlier":
-        return order, score, ws.predictions["multimodal"], lambda r: "outlier score {score:.2f}"
+        return order, score, ws.predictions[suggesting_model(ws)], lambda r: "outlier score {score:.2f}"
 
     def reason(r: int) -> str:
         others = ", ".join(items[j] for j in sets[r][:3]) + (" …" if len(sets[r]) > 3 else "")
         return f"near-duplicate of {others} (score {{score:.2f}})"
 
-    return order, score, ws.predictions["multimodal"], reason
+    return order, score, ws.predictions[suggesting_model(ws)], reason

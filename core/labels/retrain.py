@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.config import CLASSIFIER_MODELS, MODELS
-from core.forward import model_inputs
+from core.captions import caption_label_column, caption_labels, caption_targets, caption_texts
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS
+from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
-from core.metrics import evaluate, evaluate_models
+from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
 from core.training import has_target, label_targets, train_classifiers
 from core.workspace import Workspace
@@ -36,6 +37,7 @@ class RetrainReport:
     n_corrected: int
     n_labelled: int
     labels: list[str]
+    delta: dict[str, dict] | None = None  # per model: the change on the test split with a 95% bootstrap interval
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +46,7 @@ class RetrainReport:
             "n_corrected": self.n_corrected,
             "n_labelled": self.n_labelled,
             "labels": self.labels,
+            "delta": self.delta,
         }
 
 
@@ -89,23 +92,43 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     test = (split == "test") & has
     fit_idx = np.flatnonzero(labelled & has)
 
-    inputs = model_inputs(ws.image_arrays, CLASSIFIER_MODELS)
+    captions = None
+    if "caption_vec" in ws.arrays:  # fitted with caption labels: re-read them; the store's labels win
+        texts = caption_texts(list(items["text"]), list(items["tags"]))
+        cfg = ws.config
+        captions = caption_labels(texts, ws.arrays["caption_vec"], y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
+    models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
+    arrays = ws.image_arrays
     new_dir = ws.path / "classifiers.new"
     if new_dir.exists():
         shutil.rmtree(new_dir)
-    probs = train_classifiers(inputs, y_all, fit_idx, len(names), ws.multilabel, ws.config.classifier, new_dir, progress)
+    trained = train_classifiers(
+        model_inputs(arrays, models),
+        y_all,
+        fit_idx,
+        len(names),
+        ws.multilabel,
+        ws.config.classifier,
+        new_dir,
+        progress,
+        targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
+        blocks={m: input_blocks(m, arrays) for m in models},
+    )
+    probs = trained.probs
     probs["zeroshot"] = scores_to_proba(
         ws.zeroshot_scores([(n, []) for n in names], embeddings=ws.coembedding, text_vectors=ws.text_vectors)
     )
     after, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ws.multilabel)
-    before = {
-        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel) for m in MODELS
-    }
+    old_probs = {m: _expand(ws.predictions[m][test], ws.labels, names) for m in ws.models if m in probs}
+    before = {m: evaluate(y_all[test], p, multilabel=ws.multilabel) for m, p in old_probs.items()}
+    delta = {m: paired_bootstrap_delta(y_all[test], p, probs[m][test], multilabel=ws.multilabel) for m, p in old_probs.items()}
 
-    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test)
+    caption_label = caption_label_column(captions, names, len(items))
+    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test, caption_label=caption_label)
     manifest = dict(ws.manifest)
-    report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
+    report = RetrainReport(before, after, n_corrected, len(fit_idx), names, delta)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
+    manifest.update(captions=None if captions is None else captions.summary(), validation=trained.validation_summary())
     manifest["retrains"] = [
         *manifest.get("retrains", []),
         {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()},

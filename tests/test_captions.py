@@ -1,0 +1,104 @@
+"""Captions as supervision on real demo images: caption labels, the two caption models, overrides."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from core.captions import wants_caption_labels
+from core.classifiers import Classifier, ClassifierConfig
+from core.compare import best_model
+from core.config import CAPTION_MODELS
+from core.labels.retrain import retrain
+from core.labels.session import open_label_store
+from core.workspace import open_workspace
+from tests.conftest import DEMO, demo_rows, quick_fit
+from tests.test_cli import run
+
+
+@pytest.fixture(scope="module")
+def caption_ws(small_dataset, cache_dir, tmp_path_factory):
+    """Labels kept for 30% of each label's training images: ``auto`` turns caption labels on."""
+    return quick_fit(small_dataset, tmp_path_factory.mktemp("cap") / "ws", cache_dir, label_fraction=0.3)
+
+
+def test_caption_labels_only_on_unlabelled_training_rows(caption_ws):
+    ws = caption_ws
+    items = ws.items
+    assert set(CAPTION_MODELS) <= set(ws.models) and set(CAPTION_MODELS) <= set(ws.metrics)
+    has_caption = items["caption_label"].notna().to_numpy()
+    assert has_caption.sum() == ws.manifest["captions"]["n_caption_labels"] > 0
+    assert not (has_caption & (items["split"] == "test").to_numpy()).any()  # never a test row
+    assert not (has_caption & items["labelled"].to_numpy()).any()  # never over a human label
+    # the captions of the demo name their subject: caption labels are mostly right
+    right = [list(c) == list(t) for c, t in zip(items["caption_label"][has_caption], items["labels"][has_caption])]
+    assert np.mean(right) > 0.6
+    # caption models trained on more rows than the human-labelled ones
+    assert ws.classifiers["baseline_captions"].predict_proba(ws.arrays["visual"][:2]).shape == (2, len(ws.labels))
+
+
+def test_caption_labels_auto_follows_the_unlabelled_share(fitted_workspace):
+    train = np.ones(10, bool)
+    text = np.ones(10, bool)
+    assert wants_caption_labels("auto", train, np.arange(10) < 8, text, 0.2)  # 20% unlabelled
+    assert not wants_caption_labels("auto", train, np.arange(10) < 9, text, 0.2)
+    assert not wants_caption_labels("off", train, np.zeros(10, bool), text, 0.2)
+    assert wants_caption_labels("on", train, np.ones(10, bool), text, 0.2)
+    with pytest.raises(ValueError, match="caption_labels"):
+        wants_caption_labels("maybe", train, train, text, 0.2)
+    ws = open_workspace(fitted_workspace)  # all labels kept: auto leaves the caption models out
+    assert ws.manifest["captions"] is None and not set(CAPTION_MODELS) & set(ws.models)
+
+
+def test_human_label_overrides_caption_label_on_retrain(caption_ws, tmp_path):
+    dest = tmp_path / "ws"
+    shutil.copytree(caption_ws.path, dest)
+    ws = open_workspace(dest)
+    rows = np.flatnonzero(ws.items["caption_label"].notna().to_numpy())
+    r = int(rows[0])
+    caption = list(ws.items.at[r, "caption_label"])
+    other = next(lab for lab in ws.labels if lab not in caption)
+    store = open_label_store(ws)
+    store.set_labels(str(ws.items.at[r, "item"]), other, user="ann")
+    report = retrain(ws, store)
+    assert set(CAPTION_MODELS) <= set(report.after)
+    fresh = open_workspace(dest)
+    assert list(fresh.items.at[r, "labels"]) == [other] and bool(fresh.items.at[r, "labelled"])
+    assert fresh.items.at[r, "caption_label"] is None  # the labeler's label, not the caption's, is trained on
+    assert not (fresh.items["caption_label"].notna() & fresh.items["labelled"]).any()
+
+
+def test_caption_models_in_evaluate_and_predict_json(caption_ws):
+    r = run("evaluate", "--workspace", str(caption_ws.path), "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert set(d) == {"baseline", "multimodal", "text_only", "zeroshot", *CAPTION_MODELS, "n_test"}
+    assert set(d["multimodal_captions"]) == {"top1", "top5", "macro_f1"}
+    img = next(row["image"] for row in demo_rows() if row["label"] == "animals/birds")
+    r = run("predict", "--workspace", str(caption_ws.path), str(DEMO / img), "--json")
+    assert r.returncode == 0, r.stderr
+    (p,) = json.loads(r.stdout)
+    assert set(CAPTION_MODELS) <= set(p) and {"label", "prob"} == set(p["multimodal_captions"][0])
+
+
+def test_best_model_is_chosen_on_validation_rows(caption_ws):
+    best = best_model(caption_ws)
+    scores = caption_ws.manifest["validation"]["scores"]
+    assert best.name in caption_ws.models and best.score == max(v for v in scores.values() if v is not None)
+    assert "not the test split" in best.sentence and best.n_rows == caption_ws.manifest["validation"]["n_rows"] > 0
+
+
+def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):
+    ws = caption_ws
+    x = np.concatenate([ws.arrays["visual"], ws.arrays["text_vec"]], 1)
+    y = np.array([ws.labels.index(labs[0]) for labs in ws.items["labels"]])
+    cfg = ClassifierConfig(max_epochs=20, visual_shares=(0.5, 0.9))
+    clf = Classifier(len(ws.labels), False, cfg).fit(x, y, blocks=(ws.arrays["visual"].shape[1], ws.arrays["text_vec"].shape[1]))
+    assert clf.visual_share in (0.5, 0.9) and 0 <= clf.val_score <= 1
+    clf.save(tmp_path, "m")
+    again = Classifier.load(tmp_path, "m")
+    assert again.visual_share == clf.visual_share
+    np.testing.assert_allclose(again.predict_proba(x[:5]), clf.predict_proba(x[:5]), atol=1e-6)
