@@ -36,7 +36,7 @@ from core.workspace import Workspace
 OOF_DIR = "oof"
 BASE_SOURCES = ("linear", "product")
 SOURCE_NAMES = {
-    "linear": "Logistic regression on the visual features (seconds)",
+    "linear": "Logistic regression on the visual features (fast)",
     "product": "Multimodal classifier, cross-validated (minutes, once)",
 }
 PREDICTIONS_PREFIX = "predictions:"
