@@ -61,7 +61,7 @@ def test_top_label_and_score_csv(ws_copy, tmp_path):
         (lambda t, ws: pd.concat([t, t.iloc[:1].assign(item="nope.webp")]), "not in the workspace"),
         (lambda t, ws: t.iloc[1:], "have no prediction"),
         (lambda t, ws: t.rename(columns={t.columns[1]: "zebra"}), "unknown: 'zebra'"),
-        (lambda t, ws: t.assign(**{t.columns[1]: t[t.columns[1]] + 0.5}), "do not sum to 1"),
+        (lambda t, ws: t.assign(**{c: t[c] * 0.9 for c in t.columns[1:]}), "do not sum to 1"),
         (lambda t, ws: t.assign(**{t.columns[1]: -1.0}), "not probabilities"),
         (lambda t, ws: pd.concat([t, t.iloc[:1]]), "appear twice"),
     ],
