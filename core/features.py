@@ -27,11 +27,6 @@ from core.data.images import ImageError, load_image
 from core.progress import ProgressFn, silent
 
 
-def default_cache_dir() -> Path:
-    """``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``."""
-    return Path(os.environ.get("PIXCTX_CACHE_DIR", Path.home() / ".cache" / "pixctx")).expanduser()
-
-
 def file_digest(path: str | Path) -> bytes:
     """SHA-1 of a file's bytes (the cache key; 20 bytes)."""
     h = hashlib.sha1()
