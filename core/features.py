@@ -23,6 +23,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.backbones import Backbone, BackboneInfo, preprocess_image
+from core.config import default_cache_dir  # noqa: F401  (defined with the other defaults; imported from here too)
 from core.data.images import ImageError, load_image
 from core.progress import ProgressFn, silent
 
