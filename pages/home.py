@@ -13,7 +13,7 @@ from core.compare import MODEL_GROUPS, best_model
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.widgets import MODEL_NAMES, grid, human_index, image
+from ui.widgets import MODEL_NAMES, grid, human_index, image, wrappable
 
 
 def _mark(ok: bool) -> str:
@@ -102,7 +102,7 @@ with right:
     for row, col in grid(pick, 4):
         with col:
             image(items.at[row, "path"])
-            truth = ", ".join(items.at[row, "labels"]) or "—"
+            truth = wrappable(", ".join(items.at[row, "labels"]) or "—")
             pb, pm = labels[ex.top["baseline"][row]], labels[ex.top["multimodal"][row]]
             phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
             st.caption(
