@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -120,6 +119,8 @@ def workspace_lock(workspace: str | Path, *, wait: bool = False) -> Iterator[Non
     Raises:
         WorkspaceBusyError: another process (or thread) holds it and ``wait`` is false.
     """
+    import fcntl  # POSIX: reading a workspace works anywhere, writing one needs flock
+
     ws = Path(workspace).expanduser().resolve()
     held: set[Path] = _held.__dict__.setdefault("paths", set())
     if ws in held:

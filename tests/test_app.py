@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from ui.safe_text import md
 
 
 def _app_on(workspace) -> AppTest:
@@ -85,13 +86,13 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     first.click().run()
     assert not app.exception
     item = app.query_params["item"]
-    assert any(item in m for m in _markdown(app))
+    assert any(md(item) in m for m in _markdown(app))
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
     # a shared URL opens the same detail
     again = _app_on(fitted_workspace).run()
     again.query_params["item"] = item
     again.switch_page("pages/explore.py").run()
-    assert any(item in m for m in _markdown(again))
+    assert any(md(item) in m for m in _markdown(again))
 
 
 def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_workspace):
@@ -155,7 +156,7 @@ def test_try_an_image_upload_and_bad_file(app, small_dataset):
     ).run()
     assert not app.exception
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
-    assert any("notes.txt" in e.value and "not a decodable image" in e.value for e in app.error)
+    assert any(md("notes.txt") in e.value and "not a decodable image" in e.value for e in app.error)
 
 
 def test_try_an_image_runs_a_test_image_live(app):
@@ -198,7 +199,7 @@ def test_zeroshot_page_uploaded_image(app, small_dataset):
     app.radio(key="zs_source").set_value("Uploaded images").run()
     image = next((small_dataset / "images").iterdir())
     app.file_uploader(key="zs_upload").set_value((image.name, image.read_bytes(), "image/webp")).run()
-    assert not app.exception and any(image.name in m for m in _markdown(app))
+    assert not app.exception and any(md(image.name) in m for m in _markdown(app))
 
 
 def test_prototype_map_phrase_highlight_selects_phrases(app):

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -156,6 +157,12 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
     driver.get(f"{server}/explore?item={item}")
     _check(driver, "explore-detail")
     assert "Generated phrases" in driver.page_source
+    # a shared link carrying markdown renders as text: no image request, no link (issue #14, item 7)
+    attack = "![x](http://127.0.0.1:9/track.png) [click me](https://evil.example/login)"
+    driver.get(f"{server}/explore?item={quote(attack)}")
+    _check(driver, "explore-injection")
+    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src*="track.png"], a[href*="evil.example"]')
+    assert attack in driver.find_element(By.TAG_NAME, "body").text
     # an upload through the real file input
     driver.get(f"{server}/try")
     _settle(driver)
