@@ -297,32 +297,3 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     assert not ext_app.exception and [c.value for c in ext_app.caption] != first
     ext_app.selectbox(key="nb_setting").set_value((3, 6)).run()
     assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)
-
-
-def test_fit_form_starts_a_background_job_that_the_frame_follows(app, small_dataset, tmp_path):
-    import os
-    import signal
-
-    from core import jobs
-
-    app.run()
-    app.text_input(key="fit_data").set_value(str(tmp_path / "no such dataset"))
-    app.text_input(key="fit_out").set_value(str(tmp_path / "ws")).run()
-    app.button(key="fit_start").click().run()
-    assert any("No such dataset" in e.value for e in app.error) and jobs.read_status(tmp_path / "ws") is None
-    app.text_input(key="fit_data").set_value(str(small_dataset)).run()
-    app.button(key="fit_start").click().run()
-    try:
-        assert not app.exception
-        assert app.text_input(key="workspace_input").value == str(tmp_path / "ws")  # the sidebar follows the new fit
-        deadline = time.time() + 120
-        while (jobs.read_status(tmp_path / "ws") or {}).get("pid") is None and time.time() < deadline:
-            time.sleep(1)
-        status = jobs.read_status(tmp_path / "ws")
-        assert status["command"][:2] == ["fit", str(small_dataset)] and "--job" in status["command"]
-        app.run()  # any session showing this workspace sees the job's progress, not an error
-        assert not app.error and any(p.proto.value >= 0 for p in app.get("progress"))
-    finally:
-        status = jobs.read_status(tmp_path / "ws")
-        if status and jobs.is_running(tmp_path / "ws"):
-            os.kill(status["pid"], signal.SIGTERM)  # the job this test started
