@@ -82,7 +82,8 @@ def job_status(status: dict | None, key: str) -> bool:
         st.progress(status["fraction"], text=f"{status['fraction']:.0%} overall · {stage}{count}{left}")
         quiet = time.time() - status.get("updated", time.time())
         note = f" · last report {_duration(quiet)} ago (this stage reports rarely)" if quiet > 30 else ""
-        st.caption(f"Stages: {' → '.join(status.get('plan', []))} · running for {elapsed}{note}")
+        plan = f"Stages: {' → '.join(status['plan'])} · " if status.get("plan") else ""
+        st.caption(f"{plan}running for {elapsed}{note}")
         return False
     if state == "done":
         st.progress(1.0, text=f"Done in {elapsed}")
