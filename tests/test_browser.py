@@ -249,8 +249,9 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
 
     from core import jobs
 
-    ws = tmp_path / "demo-ws"
-    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(ws), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    ws = tmp_path / "demo-ws-labels10"  # the demo the app opens on: 10% of the labels
+    demo = tmp_path / "demo-ws"
+    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)}
     url, proc = _serve(env)
     first = driver.current_window_handle
     try:
