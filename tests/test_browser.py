@@ -260,6 +260,9 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
         _wait_for(driver, "overall", timeout=120)
         SHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SHOTS / "first-run-progress.png"))
+        deadline = time.time() + 120
+        while (jobs.read_status(ws) or {}).get("pid") is None and time.time() < deadline:
+            time.sleep(1)  # the job process takes over from the "starting" status once its imports are done
         assert "overall" in driver.page_source and jobs.is_running(ws)
         driver.close()  # close the tab mid-fit
         driver.switch_to.window(first)
