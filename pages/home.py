@@ -50,9 +50,7 @@ c4.metric(
         else ""
     ),
 )
-st.caption(
-    f"Workspace {md(ws.path)} · dataset {md(Path(m['dataset']['source']).name)} · backbone {md(m['config']['backbone'])}"
-)
+st.caption(f"Workspace {md(ws.path)} · dataset {md(Path(m['dataset']['source']).name)} · backbone {md(m['config']['backbone'])}")
 
 st.subheader(f"Test-split metrics ({n_test} images)")
 if m["config"].get("label_fraction", 1.0) < 1.0:
