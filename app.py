@@ -1,10 +1,16 @@
-"""Streamlit entry point: the router. Pages live in ``pages/``; all ML lives in ``core``."""
+"""Streamlit entry point: the frame every page shares (workspace picker, fit form, background fits)
+and the router. Pages live in ``pages/``, their shared code in ``ui/``; all ML lives in ``core``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Pixel Context", page_icon=":material/image_search:", layout="wide")
+from ui import frame, state
+
+ICON = Path(__file__).resolve().parent / "assets" / "favicon.png"  # local: the app fetches nothing from the internet
+st.set_page_config(page_title="Pixel Context", page_icon=str(ICON), layout="wide")
 
 # Pages grouped by what a user does: explore the data, compare models, label.
 pages = {
@@ -24,4 +30,12 @@ pages = {
         st.Page("pages/neighbours.py", title="Tag neighbours", icon=":material/hub:", url_path="neighbours"),
     ],
 }
-st.navigation(pages).run()
+# Labels are never cut: button captions wrap instead of ending in "…".
+st.html(
+    "<style>[data-testid='stButton'] button p, [data-testid='stButton'] button div "
+    "{white-space: normal !important; overflow-wrap: break-word; text-overflow: clip !important;}</style>"
+)
+page = st.navigation(pages)
+state.clean_url(page.url_path)  # one page's query parameters never leak into another's URL
+if frame.draw():
+    page.run()

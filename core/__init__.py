@@ -13,13 +13,16 @@ The modules, bottom-up (each imports only those above it):
 * :mod:`core.progress`, :mod:`core.vectors`, :mod:`core.checkpoint` -- progress callbacks,
   numpy vector helpers, safetensors + JSON model files.
 * :mod:`core.config` -- :class:`FitConfig` and the model names (no heavy imports).
-* :mod:`core.data` -- manifests, image folders, robust image decoding.
+* :mod:`core.data`, :mod:`core.formats` -- manifests, image folders, robust image decoding;
+  other dataset formats in and out.
+* :mod:`core.vector_index` -- the faiss index behind every neighbour look-up.
 * :mod:`core.backbones`, :mod:`core.features` -- visual backbones by name; batched, cached embeddings.
 * :mod:`core.text` -- sentence-transformers phrase embeddings (cached).
 * :mod:`core.phrases` -- phrase vocabulary, generator, prototype index, cross-fitting,
   ImageNet phrases, and the phrase-source registry (:mod:`core.phrases.sources`).
 * :mod:`core.forward` -- every model's input, defined once (a registry).
-* :mod:`core.classifiers`, :mod:`core.training` -- the classifier heads; targets and training.
+* :mod:`core.classifiers`, :mod:`core.training`, :mod:`core.captions` -- the classifier heads;
+  targets and training; caption labels for the caption models.
 * :mod:`core.zeroshot`, :mod:`core.metrics`, :mod:`core.projection` -- zero-shot labels,
   evaluation, UMAP maps.
 * :mod:`core.workspace_files`, :mod:`core.workspace` -- a workspace on disk (layout, lock,
@@ -27,9 +30,10 @@ The modules, bottom-up (each imports only those above it):
 * :mod:`core.corpus`, :mod:`core.pipeline`, :mod:`core.demo` -- reusable phrase generators,
   the fit, the demo.
 * :mod:`core.explore`, :mod:`core.maps`, :mod:`core.compare` -- views the app's pages draw.
-* :mod:`core.labels`, :mod:`core.retrieval`, :mod:`core.tags` -- labeling (store, queues,
-  retrain, export), semantic retrieval, tag neighbourhoods.
-* :mod:`core.cli` -- ``python -m core`` / ``pixctx``.
+* :mod:`core.labels`, :mod:`core.predictions`, :mod:`core.retrieval`, :mod:`core.tags` --
+  labeling (store, queues, out-of-fold probabilities, retrain, export), attached predictions,
+  semantic retrieval, tag neighbourhoods.
+* :mod:`core.cli`, :mod:`core.predictions_cli` -- ``python -m core`` / ``pixctx``.
 """
 
 from __future__ import annotations

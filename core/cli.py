@@ -40,6 +40,11 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
+    _add_runtime_option(p)
+    p.add_argument(
+        "--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray"
+    )
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
@@ -49,6 +54,24 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         choices=["auto", "on", "off"],
         help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
         "training images' captions (auto, the default: when at least 20%% of the training images with text are unlabelled)",
+    )
+
+
+def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument(
+        "--runtime",
+        default=default,
+        choices=["auto", "torch", "openvino", "onnxruntime"],
+        help="what runs the backbone (auto: the fastest installed on this device)" + ("" if default else "; default: the fit's"),
+    )
+
+
+def _add_job_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job",
+        action="store_true",
+        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
+        "(what the app starts and shows)",
     )
 
 
@@ -64,6 +87,9 @@ def _fit_config(args: argparse.Namespace):
         label_fraction=args.label_fraction,
         seed=args.seed,
         device=args.device,
+        runtime=args.runtime,
+        engine=args.engine,
+        ray_address=args.ray_address,
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
@@ -80,7 +106,17 @@ def _print_metrics(ws) -> None:
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
 
 
+def _maybe_job(args: argparse.Namespace, plan):
+    """With ``--job``: run as the workspace's background job (status in ``WS.job/``); else a no-op."""
+    from contextlib import nullcontext
+
+    from core.jobs import job
+
+    return job(args.workspace, plan) if args.job else nullcontext(None)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import fit_plan
     from core.pipeline import fit
 
     data = args.data
@@ -88,7 +124,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         from core.data import load_dataset
 
         data = load_dataset(args.data, seed=args.seed, format=args.format)
-    ws = fit(data, args.workspace, _fit_config(args))
+    cfg = _fit_config(args)
+    with _maybe_job(args, fit_plan(cfg.n_folds, generator=cfg.phrase_source != "imagenet", maps=cfg.projections)) as prog:
+        ws = fit(data, args.workspace, cfg, progress=prog)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
     print(
@@ -102,7 +140,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.workspace import open_workspace
 
-    ws = open_workspace(args.workspace)
+    ws = open_workspace(args.workspace, runtime=args.runtime)
     results = ws.predict([Path(p) for p in args.images], names=list(args.images), top=args.top)
     status = 0 if all(r.ok for r in results) else 1
     if args.json:
@@ -117,6 +155,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("  baseline:   " + "; ".join(f"{label} {p:.2f}" for label, p in r.baseline[: args.top]))
         print("  multimodal: " + "; ".join(f"{label} {p:.2f}" for label, p in r.multimodal[: args.top]))
     return status
+
+
+def cmd_predict_batch(args: argparse.Namespace) -> int:
+    from core.batch import predict_batch
+    from core.progress import TqdmProgress
+
+    n = predict_batch(
+        args.workspace,
+        args.data,
+        args.out,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        runtime=args.runtime,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=TqdmProgress(),
+    )
+    print(f"predictions for {n} images: {args.out}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -174,9 +231,12 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import demo_workspace
+    from core.demo import demo_workspace, demo_workspace_path
+    from core.jobs import fit_plan
 
-    ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit)
+    args.workspace = args.workspace or str(demo_workspace_path(args.label_fraction))
+    with _maybe_job(args, fit_plan(extras=True)) as prog:
+        ws = demo_workspace(args.workspace, label_fraction=args.label_fraction, refit=args.refit, progress=prog)
     print(f"demo workspace: {ws.path}")
     _print_metrics(ws)
     return 0
@@ -227,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset format (default: sniffed; see core.formats.FORMATS)",
     )
     _add_fit_options(p)
+    _add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
@@ -234,7 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
     p.add_argument("--json", action="store_true")
+    _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "predict-batch",
+        help="predictions for a whole collection, to parquet shards",
+        description="Predict every image of a dataset or image folder and write parquet shards (one row per image).",
+    )
+    p.add_argument("--workspace", required=True)
+    p.add_argument("data", help="dataset (manifest or folder) or image folder")
+    p.add_argument("--out", required=True, help="new folder for the parquet shards")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
+    _add_runtime_option(p, default=None)
+    p.set_defaults(func=cmd_predict_batch)
 
     p = sub.add_parser("evaluate", help="test-split metrics of every model")
     p.add_argument("--workspace", required=True)
@@ -267,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
         "its folder gets -labels10 appended)",
     )
+    _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("phrases", help="reusable phrase generators")

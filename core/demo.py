@@ -1,11 +1,15 @@
-"""The embedded demo: Open Clip Art drawings in ``assets/demo`` (see ``scripts/build_demo_dataset.py``)."""
+"""The embedded demo: Open Clip Art drawings in ``assets/demo`` (see ``scripts/build_demo_dataset.py``).
+
+The demo workspace comes with every page's models: the fit, then semantic search and the
+tag-neighbourhood models, so a newcomer never meets a "Fit" button.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from core.progress import ProgressFn
+from core.progress import ProgressFn, TqdmProgress
 from core.workspace import Workspace, is_workspace, open_workspace
 from core.workspace_files import workspace_lock
 
@@ -30,6 +34,15 @@ def demo_workspace_path(label_fraction: float = 1.0) -> Path:
     return base if label_fraction >= 1.0 else base.with_name(f"{base.name}-labels{round(100 * label_fraction)}")
 
 
+def is_demo_ready(path: str | Path | None = None) -> bool:
+    """Whether the demo workspace is fitted with its search and tag models."""
+    from core.retrieval.semantic import FOLDER as RETRIEVAL
+    from core.tags.annotate import FOLDER as TAGS
+
+    ws_path = Path(path).expanduser() if path else demo_workspace_path()
+    return is_workspace(ws_path) and all((ws_path / f / "config.json").is_file() for f in (RETRIEVAL, TAGS))
+
+
 def demo_workspace(
     path: str | Path | None = None,
     *,
@@ -52,11 +65,23 @@ def demo_workspace(
     from core.pipeline import fit
 
     ws_path = Path(path).expanduser() if path else demo_workspace_path(label_fraction)
-    if refit or not is_workspace(ws_path):
+    if refit or not is_demo_ready(ws_path):
         data = demo_dataset_path()
         if not (data / "manifest.csv").is_file():
             raise FileNotFoundError(f"demo dataset not found at {data} (set PIXCTX_DEMO_DATA)")
         with workspace_lock(ws_path, wait=True):
             if refit or not is_workspace(ws_path):
-                return fit(data, ws_path, FitConfig(label_fraction=label_fraction, seed=DEMO_SEED), progress=progress)
+                fit(data, ws_path, FitConfig(label_fraction=label_fraction, seed=DEMO_SEED), progress=progress)
+            _fit_page_models(open_workspace(ws_path), progress or TqdmProgress())
     return open_workspace(ws_path)
+
+
+def _fit_page_models(ws: Workspace, progress: ProgressFn) -> None:
+    """Semantic search and tag-neighbourhood models, where the workspace has none yet."""
+    from core.retrieval.semantic import fit_retrieval, has_retrieval
+    from core.tags.annotate import fit_tag_models, has_tag_models
+
+    if not has_retrieval(ws):
+        fit_retrieval(ws, progress=progress)
+    if not has_tag_models(ws) and any(len(t) for t in ws.items["tags"]):
+        fit_tag_models(ws, progress=lambda s, d, n: progress(f"tag models ({s})", d, n))

@@ -105,6 +105,46 @@ def per_label_scores(y_true: np.ndarray, proba: np.ndarray, *, multilabel: bool)
     return np.where(present, f1, np.nan)
 
 
+def paired_bootstrap_delta(
+    y_true: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    *,
+    multilabel: bool,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float | str]:
+    """The change of a per-image score between two models on the same images, with a paired bootstrap
+    interval (images resampled with replacement, both models scored on the same resample).
+
+    The per-image score is top-1 correctness (single-label; ``y_true`` class ids) or the image's AP
+    (multi-label; ``y_true`` a 0/1 matrix). An interval that contains 0 means the change may be noise.
+
+    Returns:
+        ``{"metric", "delta", "low", "high", "n"}``.
+    """
+    if multilabel:
+        a, b, metric = per_image_ap(y_true, before), per_image_ap(y_true, after), "mAP (images)"
+        keep = ~(np.isnan(a) | np.isnan(b))
+        a, b = a[keep], b[keep]
+    else:
+        a = (before.argmax(1) == y_true).astype(np.float64)
+        b = (after.argmax(1) == y_true).astype(np.float64)
+        metric = "top1"
+    if len(a) == 0:
+        return {"metric": metric, "delta": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    diff = b - a
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    means = diff[idx].mean(1)
+    tail = (1.0 - level) / 2
+    return {
+        "metric": metric,
+        "delta": float(diff.mean()),
+        "low": float(np.quantile(means, tail)),
+        "high": float(np.quantile(means, 1.0 - tail)),
+        "n": len(diff),
+    }
 def evaluate_models(
     probs: dict[str, np.ndarray], y_all: np.ndarray, test: np.ndarray, fit_idx: np.ndarray, names: list[str], multilabel: bool
 ) -> tuple[dict[str, dict[str, float]], dict[str, list]]:

@@ -22,7 +22,9 @@ Layout (no pickles anywhere)::
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
-    oof_multimodal.safetensors out-of-fold multimodal probabilities (cache of the review queue)
+    oof/                       out-of-fold probabilities per source (cache of the label-error queue,
+                               :mod:`core.labels.oof`; dropped by a refit)
+    predictions/               predictions a user attached (:mod:`core.predictions`)
     labels.sqlite              the label history (:mod:`core.labels.store`; kept across refits)
     retrieval/                 semantic retrieval models (:mod:`core.retrieval.semantic`)
     tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`)
@@ -133,12 +135,13 @@ class Workspace:
         WorkspaceError: a damaged or foreign manifest (names the file and what to do).
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", runtime: str | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
         self.manifest: dict = read_manifest(self.path)
         self.config: FitConfig = self._read_config()
         self.source: PhraseSource = stored_source(self.config.phrase_source)
         self.device = device
+        self.runtime = runtime or self.config.runtime  # the backbone's runtime (core.runtimes); default: the fit's
         self._label_terms: dict[tuple, list[np.ndarray]] = {}
         self._lock = threading.RLock()
 
@@ -315,14 +318,19 @@ class Workspace:
         from core.backbones import create_backbone
 
         cfg = self.config
-        return self._once("_backbone", lambda: create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device))
+        return self._once(
+            "_backbone",
+            lambda: create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device, runtime=self.runtime),
+        )
 
     @property
     def generator_backbone(self):
         from core.backbones import create_backbone
 
         name = self.config.generator_backbone
-        return self._once("_generator_backbone", lambda: create_backbone(name, device=self.device) if name else None)
+        return self._once(
+            "_generator_backbone", lambda: create_backbone(name, device=self.device, runtime=self.runtime) if name else None
+        )
 
     @property
     def text_encoder(self):
@@ -357,15 +365,22 @@ class Workspace:
         errors mapping index -> reason."""
         from core.data.images import ImageError
 
-        decoded, errors = {}, {}
-        for i, img in enumerate(images):
-            try:
-                decoded[i] = _decode(img)
-            except ImageError as exc:
-                errors[i] = str(exc)
-        feats = _embed_decoded(self.backbone, decoded, len(images))
         second = self.generator_backbone
-        extra = _embed_decoded(second, decoded, len(images)) if second is not None else None
+        feats = np.zeros((len(images), self.backbone.dim), dtype=np.float32)
+        extra = np.zeros((len(images), second.dim), dtype=np.float32) if second is not None else None
+        errors: dict[int, str] = {}
+        for start in range(0, len(images), EMBED_BATCH):  # decode one batch at a time: memory stays bounded
+            decoded = {}
+            for i in range(start, min(start + EMBED_BATCH, len(images))):
+                try:
+                    decoded[i] = _decode(images[i])
+                except ImageError as exc:
+                    errors[i] = str(exc)
+            if decoded:
+                rows = sorted(decoded)
+                feats[rows] = _embed_decoded(self.backbone, [decoded[i] for i in rows])
+                if extra is not None:
+                    extra[rows] = _embed_decoded(second, [decoded[i] for i in rows])
         return feats, generator_input(feats, extra), errors
 
     def phrase_outputs(
@@ -472,26 +487,26 @@ class Workspace:
         return out
 
 
+EMBED_BATCH = 32  # images decoded, then embedded, together
+
+
 def _decode(image: str | Path | bytes):
     from core.data.images import load_image
 
     return load_image(image, max_side=1024)
 
 
-def _embed_decoded(backbone, decoded: dict, n: int) -> np.ndarray:
-    out = np.zeros((n, backbone.dim), dtype=np.float32)
-    rows = sorted(decoded)
-    for b in range(0, len(rows), 32):
-        chunk = rows[b : b + 32]
-        out[chunk] = backbone.embed_batch(np.stack([backbone.preprocess(decoded[i]) for i in chunk]))
-    return out
+def _embed_decoded(backbone, decoded: list) -> np.ndarray:
+    """Features of a batch of decoded images."""
+    return backbone.embed_batch(np.stack([backbone.preprocess(im) for im in decoded]))
 
 
-def open_workspace(path: str | Path, device: str = "cpu") -> Workspace:
-    """Open a fitted workspace folder (fast: arrays and models load on first use).
+def open_workspace(path: str | Path, device: str = "cpu", runtime: str | None = None) -> Workspace:
+    """Open a fitted workspace folder (fast: arrays and models load on first use); ``runtime``
+    overrides the fit's backbone runtime.
 
     Raises:
         FileNotFoundError: not a fitted workspace.
         WorkspaceError: a damaged workspace, or one written by another format version.
     """
-    return Workspace(path, device=device)
+    return Workspace(path, device=device, runtime=runtime)

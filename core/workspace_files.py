@@ -15,14 +15,13 @@ a retrain through :func:`commit_retrain`), so the rules below hold everywhere:
 * Whatever a fit does not produce is carried over to the new workspace: the label history
   (``labels.sqlite`` and its WAL files), a user's own files, and the add-on models
   (``retrieval/``, ``tags/``) while they still describe the same images with the same
-  backbone. Caches of the old fit (``oof_multimodal.safetensors``) are dropped.
+  backbone; attached predictions (``predictions/``) always. Caches of the old fit (``oof/``) are dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ FIT_FILES = (
     "classifiers",
     "zeroshot.safetensors",
 )
-DERIVED_FILES = ("oof_multimodal.safetensors",)  # caches of one fit: dropped when it is replaced
+DERIVED_FILES = ("oof", "oof_multimodal.safetensors")  # caches of one fit (review queues): dropped when it is replaced
 ROW_ADDONS = ("retrieval", "tags")  # models over the workspace's rows: kept while rows and backbone are the same
 STAGING_MARK = ".pixctx-partial"
 
@@ -120,6 +119,8 @@ def workspace_lock(workspace: str | Path, *, wait: bool = False) -> Iterator[Non
     Raises:
         WorkspaceBusyError: another process (or thread) holds it and ``wait`` is false.
     """
+    import fcntl  # POSIX: reading a workspace works anywhere, writing one needs flock
+
     ws = Path(workspace).expanduser().resolve()
     held: set[Path] = _held.__dict__.setdefault("paths", set())
     if ws in held:

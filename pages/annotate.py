@@ -11,23 +11,33 @@ from core.labels.oof import sources as oof_sources
 from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
-from core.labels.store import ConflictError, LabelStoreError
+from core.labels.store import UNDO, ConflictError, LabelStoreError, redact_url
 from core.workspace import WorkspaceBusyError
-from pages.common import MODEL_NAMES, StreamlitProgress, explorer_for, label_store, page_workspace
+from ui import state as url_state
+from ui.frame import workspace
+from ui.loaders import explorer_for, label_store
+from ui.safe_text import md, md_join
+from ui.widgets import MODEL_NAMES, StreamlitProgress, image
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Annotate")
 
+# The labeler's name and the queue live in this tab's URL: a reload keeps them, and two people
+# labelling side by side (two tabs, two browsers) each keep their own.
+FIELDS = {"ann_user": ("labeler", ""), "ann_strategy": ("queue", next(iter(STRATEGIES)))}
+url_state.restore("annotate", FIELDS, valid={"ann_strategy": list(STRATEGIES)})
 with st.sidebar:
     st.subheader("Labeler")
     user = st.text_input("Your name (recorded with every change)", key="ann_user").strip()
 try:
     store = label_store(ws)
 except LabelStoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
-st.caption(f"Corrections are stored in `{label_db_url(ws)}`; every change is a row, so nothing is lost and undo is free.")
+st.caption(
+    f"Corrections are stored in {md(redact_url(label_db_url(ws)))}; every change is a row, so nothing is lost and undo is free."
+)
 
 state = st.session_state
 state.setdefault("ann_skipped", set())
@@ -36,8 +46,10 @@ state.setdefault("ann_pinned", None)  # an item brought back by undo
 
 c1, c2 = st.columns([2, 1])
 strategy = c1.selectbox("Review queue", list(STRATEGIES), format_func=STRATEGIES.get, key="ann_strategy")
-reviewed = store.reviewed()  # one read of the history per run
-c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}")
+url_state.save("annotate", FIELDS, {"ann_user": user, "ann_strategy": strategy})
+latest = store.reviewed()  # one read of the history per run
+reviewed = {item for item, action in latest.items() if action != UNDO}  # an undone change un-reviews its image
+c2.metric("Reviewed in this workspace", f"{len(reviewed):,} / {len(ws.items):,}", help="undone changes do not count")
 
 source = DEFAULT_SOURCE
 if strategy == "label_errors":
@@ -50,9 +62,7 @@ if strategy == "label_errors":
 current = current_labels(ws, store)
 with st.spinner("Building the queue…"):
     exclude = set(reviewed) | state["ann_skipped"]
-    queue = review_queue(
-        ws, strategy, current=current, exclude=exclude, limit=200, source=source, progress=StreamlitProgress()
-    )
+    queue = review_queue(ws, strategy, current=current, exclude=exclude, limit=200, source=source, progress=StreamlitProgress())
 pinned = ex.row_of(state["ann_pinned"]) if state["ann_pinned"] else None
 if pinned is not None:  # the item an undo just reopened comes first
     queue = [review_item(ws, pinned, "reopened by undo"), *(q for q in queue if q.row != pinned)]
@@ -63,44 +73,56 @@ if not queue:
         st.rerun()
 else:
     q = queue[0]
+    # a button press reruns the page, which recomputes the queue: if another labeler reviewed the image
+    # this session was shown, the head is now another image, which the press must not label unseen
+    shown_before, state["ann_shown"] = state.get("ann_shown"), q.item
     row = q.row
     labels_now = current[row]
-    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{q.reason}_")
+    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{md(q.reason)}_")
     left, right = st.columns([1, 2], gap="large")
     with left:
-        st.image(ws.items.at[row, "path"], width="stretch")
-        st.caption(q.item)
+        image(ws.items.at[row, "path"])
+        st.caption(md(q.item))
     with right:
-        st.markdown("Current label: " + (", ".join(f"`{lab}`" for lab in labels_now) or "_none_"))
+        st.markdown("Current label: " + md_join(labels_now, empty="_none_"))
         pred = ex.prediction(row)
         st.markdown(
             "  \n".join(
-                f"{MODEL_NAMES[m]}: " + ", ".join(f"{n} ({p:.2f})" for n, p in getattr(pred, m)[:3])
+                f"{MODEL_NAMES[m]}: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in getattr(pred, m)[:3])
                 for m in ("baseline", "multimodal")
             )
         )
-        st.markdown("Phrases: _" + ", ".join(p for p, _ in pred.phrases[:5]) + "_")
+        st.markdown("Phrases: _" + md_join((p for p, _ in pred.phrases[:5]), empty="") + "_")
         note = st.text_input("Note (optional)", key=f"ann_note_{row}")
 
         def record(action, **kwargs) -> None:
+            if shown_before != q.item:
+                st.warning(f"{md(shown_before)} was reviewed meanwhile by someone else: nothing saved; here is the next image.")
+                return
             if not user:
                 st.error("Type your name in the sidebar first: every change records who made it.")
                 return
             try:
                 change = action(user=user, strategy=strategy, note=note, **kwargs)
             except ConflictError as exc:
-                st.warning(str(exc))
+                st.warning(md(exc))
                 return
             except (ValueError, LabelStoreError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
                 return
             state["ann_done"].append(change.id)
             state["ann_pinned"] = None
             st.rerun()
 
+        # the suggestion, unless it is the current label: then the other model's top label (else nothing to accept)
+        tops = [[getattr(pred, m)[0][0]] for m in ("multimodal", "baseline")]
+        offer = next((lab for lab in [q.suggestion, *tops] if lab and sorted(lab) != sorted(labels_now)), None)
         b1, b2, b3 = st.columns(3)
-        if b1.button(f"Accept: {', '.join(q.suggestion)}", key="ann_accept", shortcut="A", type="primary", width="stretch"):
-            record(store.set_labels, item=q.item, labels=q.suggestion, expected=labels_now)
+        accept = f"Accept: {md_join(offer)}" if offer else "Accept: (both models agree with it)"
+        if b1.button(
+            accept, key="ann_accept", shortcut="A", type="primary", width="stretch", disabled=offer is None, help=accept
+        ):
+            record(store.set_labels, item=q.item, labels=offer, expected=labels_now)
         if b2.button("Keep current label", key="ann_keep", shortcut="K", width="stretch", disabled=not labels_now):
             record(store.set_labels, item=q.item, labels=labels_now, expected=labels_now)
         if b3.button("Not sure", key="ann_unsure", shortcut="N", width="stretch"):
@@ -130,8 +152,10 @@ else:
                 change = store.undo(last, user=user or "unknown")
                 state["ann_pinned"] = change.item
                 st.rerun()
+            except ConflictError as exc:  # someone changed the item since: their change stays
+                st.warning(md(exc))
             except (ValueError, LabelStoreError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
         st.caption("Shortcuts: A accept · K keep · N not sure · S set · J skip · U undo")
 
 st.subheader("Recent changes")
@@ -174,7 +198,7 @@ if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain
         state["ann_report"] = report.to_dict()
         st.rerun()
     except (ValueError, LabelStoreError, WorkspaceBusyError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 if state.get("ann_report"):
     rep = state["ann_report"]
     st.markdown(f"**Last retrain**: {rep['n_labelled']:,} labelled training images, {rep['n_corrected']} corrected.")
@@ -182,3 +206,20 @@ if state.get("ann_report"):
         index=MODEL_NAMES
     )
     st.dataframe(table.style.format("{:.3f}"), width="stretch")
+    if rep.get("delta"):
+        st.markdown("**Change on the test split, with a 95% bootstrap interval** (an interval across 0 may be noise)")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    MODEL_NAMES[m]: {
+                        "metric": d["metric"],
+                        "change": f"{d['delta']:+.3f}",
+                        "95% interval": f"[{d['low']:+.3f}, {d['high']:+.3f}]",
+                        "reading": "may be noise" if d["low"] <= 0 <= d["high"] else ("better" if d["low"] > 0 else "worse"),
+                        "test images": d["n"],
+                    }
+                    for m, d in rep["delta"].items()
+                }
+            ).T,
+            width="stretch",
+        )

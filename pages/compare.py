@@ -12,11 +12,15 @@ from plotly.subplots import make_subplots
 from core.compare import MODEL_GROUPS, best_model, confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
 from core.predictions import attached_metrics
-from pages.common import MODEL_NAMES, explorer_for, open_item, page_workspace
+from ui import state
+from ui.frame import workspace
+from ui.loaders import explorer_for
+from ui.safe_text import md, md_join
+from ui.widgets import MODEL_NAMES, grid, human_index, image, open_item
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Compare models")
 metric_name = "AP" if ws.multilabel else "F1"
@@ -31,7 +35,7 @@ groups["other"] = {
 for group, metrics in groups.items():
     if metrics:
         st.markdown(f"**{group[0].upper()}{group[1:]}**")
-        st.dataframe(pd.DataFrame(metrics).T.rename(index=MODEL_NAMES).style.format("{:.3f}"), width="stretch")
+        st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
 left, right = st.columns(2)
@@ -81,23 +85,34 @@ if ws.multilabel:
 else:
     st.subheader("Confusion matrices (test split)")
     if len(ex.labels) <= HEATMAP_MAX_LABELS:
-        short = [lab.split("/")[-1] for lab in ex.labels]
-        fig = make_subplots(rows=1, cols=2, subplot_titles=[MODEL_NAMES["baseline"], MODEL_NAMES["multimodal"]])
+        names = list(ex.labels)  # full labels, every one ticked
+        fig = make_subplots(  # one shared label axis: the labels sit once, left of both matrices
+            rows=1,
+            cols=2,
+            subplot_titles=[MODEL_NAMES["baseline"], MODEL_NAMES["multimodal"]],
+            shared_yaxes=True,
+            horizontal_spacing=0.04,
+        )
         for col, model in enumerate(("baseline", "multimodal"), start=1):
             cm = confusion_matrix(ex, model)
             fig.add_trace(
                 go.Heatmap(
                     z=cm,
-                    x=short,
-                    y=short,
+                    x=names,
+                    y=names,
                     coloraxis="coloraxis",
                     hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
                 ),
                 row=1,
                 col=col,
             )
-        fig.update_yaxes(autorange="reversed")
-        fig.update_layout(height=620, coloraxis=dict(colorscale="Blues"), margin=dict(l=0, r=0, t=30, b=0))
+        tick = dict(tickmode="array", tickvals=names, ticktext=names, tickfont=dict(size=10), automargin=True)
+        fig.update_xaxes(title_text="predicted label", tickangle=-60, **tick)
+        fig.update_yaxes(autorange="reversed", **tick)
+        fig.update_yaxes(title_text="true label", row=1, col=1)
+        fig.update_layout(
+            height=260 + 14 * len(names), coloraxis=dict(colorscale="Blues", colorbar=dict(title="images")), margin=dict(t=30)
+        )
         st.plotly_chart(fig, width="stretch")
     c1, c2 = st.columns(2)
     for col, model in zip((c1, c2), ("baseline", "multimodal")):
@@ -106,11 +121,13 @@ else:
 
 st.subheader("Where the multimodal model wins and loses")
 st.caption("Test images the two models disagree on, with the generated phrases that fed the multimodal model.")
+WHICH = ["Wins (baseline wrong, multimodal right)", "Losses (baseline right, multimodal wrong)"]
+FIELDS = {"cmp_which": ("which", WHICH[0]), "cmp_label": ("label", "All")}  # in the URL: Back restores them
+state.restore("compare", FIELDS, valid={"cmp_which": WHICH, "cmp_label": ["All", *ex.labels]})
 c1, c2 = st.columns([1, 2])
-which = c1.radio(
-    "Show", ["Wins (baseline wrong, multimodal right)", "Losses (baseline right, multimodal wrong)"], key="cmp_which"
-)
+which = c1.radio("Show", WHICH, key="cmp_which")
 label = c2.selectbox("True label", ["All", *ex.labels], key="cmp_label")
+state.save("compare", FIELDS, {"cmp_which": which, "cmp_label": label})
 rows = ex.filter(
     GalleryFilter(
         split="test", change="fixed" if which.startswith("Wins") else "broke", true_labels=[] if label == "All" else [label]
@@ -118,14 +135,13 @@ rows = ex.filter(
 )
 st.markdown(f"**{len(rows)}** test images")
 labels = np.array(ex.labels)
-grid = st.columns(6)
-for n, row in enumerate(rows[:24]):
-    with grid[n % 6]:
-        st.image(ws.items.at[row, "path"], width="stretch")
-        phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+for row, col in grid(rows[:24], 6):
+    with col:
+        image(ws.items.at[row, "path"])
+        phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
         st.caption(
-            f"**{', '.join(ws.items.at[row, 'labels'])}**  \nbaseline: {labels[ex.top['baseline'][row]]}  \n"
-            f"multimodal: {labels[ex.top['multimodal'][row]]}  \n_{phrases}_"
+            f"**{md_join(ws.items.at[row, 'labels'])}**  \nbaseline: {md(labels[ex.top['baseline'][row]])}  \n"
+            f"multimodal: {md(labels[ex.top['multimodal'][row]])}  \n_{phrases}_"
         )
         if st.button("Details", key=f"cmp_open_{row}", width="stretch"):
             open_item(str(ws.items.at[row, "item"]))

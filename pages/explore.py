@@ -7,7 +7,11 @@ import math
 import streamlit as st
 
 from core.explore import CHANGES, GalleryFilter
-from pages.common import MODEL_NAMES, explorer_for, page_workspace, render_detail
+from ui import state
+from ui.frame import workspace
+from ui.loaders import explorer_for
+from ui.safe_text import md, md_join
+from ui.widgets import MODEL_NAMES, grid, image, render_detail, wrappable
 
 PER_PAGE = 24
 CHANGE_NAMES = {
@@ -18,23 +22,52 @@ CHANGE_NAMES = {
     "both wrong": "Both wrong",
 }
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 items = ws.items
 st.title("Explore")
 
+# Filters live in the URL (a shared link carries them) and survive a visit to another page.
+FIELDS = {
+    "ex_true": ("true", []),
+    "ex_split": ("split", "All"),
+    "ex_model": ("model", "multimodal"),
+    "ex_pred": ("pred", []),
+    "ex_correct": ("correct", "Any"),
+    "ex_change": ("change", "any"),
+    "ex_conf": ("conf", (0.0, 1.0)),
+    "ex_phrase": ("phrase", ""),
+    "ex_page": ("page", 1),
+}
+SPLITS, CORRECT = ["All", "test", "train"], ["Any", "Correct", "Wrong"]
+state.restore(
+    "explore",
+    FIELDS,
+    valid={
+        "ex_true": ex.labels,
+        "ex_pred": ex.labels,
+        "ex_split": SPLITS,
+        "ex_model": list(ex.models),
+        "ex_correct": CORRECT,
+        "ex_change": CHANGES,
+    },
+)
+saved_item = st.session_state.get("_saved_explore", {}).get("item")
+if "item" not in st.query_params and saved_item:
+    st.query_params["item"] = saved_item  # back from another page: the image that was open
+
 with st.expander("Filters", expanded=True):
     c1, c2, c3, c4 = st.columns(4)
     true_labels = c1.multiselect("True label", ex.labels, key="ex_true")
-    split = c2.selectbox("Split", ["All", "test", "train"], key="ex_split")
+    split = c2.selectbox("Split", SPLITS, key="ex_split")
     model = c3.selectbox(
-        "Model", list(ex.models), format_func=lambda m: MODEL_NAMES.get(m, f"{m} (your predictions)"), index=1, key="ex_model"
+        "Model", list(ex.models), format_func=lambda m: MODEL_NAMES.get(m, f"{m} (your predictions)"), key="ex_model"
     )
     predicted = c4.multiselect("Predicted label (model)", ex.labels, key="ex_pred")
     c5, c6, c7, c8 = st.columns(4)
-    correct = c5.radio("Model's top label", ["Any", "Correct", "Wrong"], horizontal=True, key="ex_correct")
+    correct = c5.radio("Model's top label", CORRECT, horizontal=True, key="ex_correct")
     change = c6.selectbox("Multimodal vs baseline", CHANGES, format_func=CHANGE_NAMES.get, key="ex_change")
-    conf = c7.slider("Model confidence", 0.0, 1.0, (0.0, 1.0), 0.05, key="ex_conf")
+    conf = c7.slider("Model confidence", 0.0, 1.0, step=0.05, key="ex_conf")
     phrase = c8.text_input("Generated phrase contains", key="ex_phrase", placeholder="e.g. guitar")
 
 rows = ex.filter(
@@ -54,23 +87,23 @@ selected = ex.row_of(st.query_params.get("item", ""))
 gallery, detail = st.columns([3, 2], gap="large")
 with gallery:
     n_pages = max(1, math.ceil(len(rows) / PER_PAGE))
-    if st.session_state.get("ex_page", 1) > n_pages:  # filters narrowed: back to the first page
+    if not 1 <= st.session_state.get("ex_page", 1) <= n_pages:  # filters narrowed (or a bad link): first page
         st.session_state["ex_page"] = 1
     top = st.columns([2, 1])
     top[0].markdown(f"**{len(rows):,}** of {ex.n:,} images")
-    page = top[1].number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="ex_page")
+    page = top[1].number_input(f"Page (of {n_pages})", 1, n_pages, key="ex_page")
+    state.save("explore", FIELDS, {k: st.session_state[k] for k in FIELDS} | {"item": st.query_params.get("item")})
     shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
     if len(shown) == 0:
         st.info("No image matches these filters.")
-    grid = st.columns(4)
     labels = ex.labels
-    for n, row in enumerate(shown):
-        with grid[n % 4]:
-            st.image(items.at[row, "path"], width="stretch")
+    for row, col in grid(shown, 4):
+        with col:
+            image(items.at[row, "path"])
             pm = labels[ex.top[model][row]]
             mark = "✓" if ex.correct[model][row] else ("✗" if ex.has_truth[row] else "·")
-            truth = ", ".join(items.at[row, "labels"]) or "—"
-            if st.button(f"{mark} {pm}", key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
+            truth = md_join(items.at[row, "labels"])
+            if st.button(wrappable(f"{mark} {md(pm)}"), key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
                 st.query_params["item"] = str(items.at[row, "item"])
                 st.rerun()
             st.caption(truth)
@@ -78,12 +111,13 @@ with gallery:
 with detail:
     if selected is None:
         if st.query_params.get("item"):
-            st.warning(f"No image {st.query_params['item']!r} in this workspace.")
+            st.warning(f"No image {md(repr(st.query_params['item']))} in this workspace.")
         st.info("Click an image to see its phrases, both models' probabilities and its nearest neighbours.")
     else:
         with st.container(border=True):
             if st.button("Close", key="ex_close"):
                 del st.query_params["item"]
+                st.session_state["_saved_explore"]["item"] = None
                 st.rerun()
             render_detail(
                 ex,

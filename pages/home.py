@@ -10,14 +10,17 @@ import plotly.express as px
 import streamlit as st
 
 from core.compare import MODEL_GROUPS, best_model
-from pages.common import MODEL_NAMES, StreamlitProgress, current_workspace, workspace_sidebar
+from core.explore import GalleryFilter
+from ui.frame import workspace
+from ui.loaders import explorer_for
+from ui.safe_text import md, md_join
+from ui.widgets import MODEL_NAMES, grid, human_index, image
 
 
 def _mark(ok: bool) -> str:
     return ":green[**✓**]" if ok else ":red[**✗**]"
 
 
-workspace_sidebar()
 st.title("Pixel Context")
 st.caption(
     "Multimodal image classification that infers context from pixels: each image gets web-query-like phrases "
@@ -25,9 +28,8 @@ st.caption(
     "compared with a visual-only baseline of the same architecture."
 )
 
-ws = current_workspace()
-if ws is None:
-    st.stop()
+ws = workspace()
+ex = explorer_for(ws)
 
 items = ws.items
 m = ws.manifest
@@ -36,8 +38,21 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", f"{len(items):,}")
 c2.metric("Labels", len(ws.labels))
 c3.metric("Labelled for training", f"{m['n_labelled']:,}")
-c4.metric("Phrases in the output space", f"{m['n_phrases']:,}")
-st.caption(f"Workspace `{ws.path}` · dataset `{Path(m['dataset']['source']).name}` · backbone `{m['config']['backbone']}`")
+n_protos = len(ws.arrays["map_prototype_ids"]) if "map_prototype_ids" in ws.arrays else None
+c4.metric(
+    "Phrases in the vocabulary",
+    f"{m['n_phrases']:,}",
+    help="Every phrase an image can be given."
+    + (
+        f" {n_protos:,} of them are frequent enough to be the generator's own output classes: those are the "
+        "prototypes drawn on the Prototype map."
+        if n_protos is not None
+        else ""
+    ),
+)
+st.caption(
+    f"Workspace {md(ws.path)} · dataset {md(Path(m['dataset']['source']).name)} · backbone {md(m['config']['backbone'])}"
+)
 
 st.subheader(f"Test-split metrics ({n_test} images)")
 if m["config"].get("label_fraction", 1.0) < 1.0:
@@ -46,7 +61,7 @@ if m["config"].get("label_fraction", 1.0) < 1.0:
         "captions for all."
     )
 st.info(best_model(ws).sentence)
-metrics = pd.DataFrame(ws.metrics).T.rename(index=MODEL_NAMES)
+metrics = human_index(pd.DataFrame(ws.metrics).T)
 key = "top1" if "top1" in ws.metrics["baseline"] else "mAP"
 base, multi = ws.metrics["baseline"][key], ws.metrics["multimodal"][key]
 groups = {**MODEL_GROUPS, "no labels": ("zeroshot",)}
@@ -64,7 +79,8 @@ st.dataframe(metrics.style.format("{:.3f}"), width="stretch")
 if multi < base:
     st.warning(
         f"Here the multimodal model is below the baseline ({multi:.3f} vs {base:.3f} {key}). The phrases help most "
-        "where labels are scarce and captions plentiful: fit with a share of the labels (sidebar), or see docs/results.md."
+        "where labels are scarce and captions plentiful: fit with a share of the labels (sidebar: Fit a new "
+        "workspace), or see docs/results.md."
     )
 
 left, right = st.columns([1, 1])
@@ -79,44 +95,20 @@ with left:
 with right:
     st.subheader("Test images")
     show = st.radio("Show", ["Random", "Multimodal fixed the baseline", "Multimodal broke it"], horizontal=True, key="home_show")
-    test = np.flatnonzero(items["is_test"].to_numpy())
-    pred = ws.predictions
-    labels = np.array(ws.labels)
-    truth = items["labels"].map(lambda ls: ls[0] if ls else "")
-    b_ok = labels[pred["baseline"].argmax(1)] == truth.to_numpy()
-    m_ok = labels[pred["multimodal"].argmax(1)] == truth.to_numpy()
-    if show == "Multimodal fixed the baseline":
-        test = test[(~b_ok[test]) & m_ok[test]]
-    elif show == "Multimodal broke it":
-        test = test[b_ok[test] & (~m_ok[test])]
+    change = {"Random": "any", "Multimodal fixed the baseline": "fixed", "Multimodal broke it": "broke"}[show]
+    test = ex.filter(GalleryFilter(split="test", change=change))
+    labels = np.array(ex.labels)
     rng = np.random.default_rng(0)
     pick = rng.permutation(test)[:12]
     if len(pick) == 0:
         st.info("No test image in this group.")
-    grid = st.columns(4)
-    for n, row in enumerate(pick):
-        with grid[n % 4]:
-            st.image(items.at[row, "path"], width="stretch")
-            pb = labels[pred["baseline"][row].argmax()]
-            pm = labels[pred["multimodal"][row].argmax()]
-            phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+    for row, col in grid(pick, 4):
+        with col:
+            image(items.at[row, "path"])
+            truth = md_join(items.at[row, "labels"])
+            pb, pm = md(labels[ex.top["baseline"][row]]), md(labels[ex.top["multimodal"][row]])
+            phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
             st.caption(
-                f"**{truth[row]}**  \nbaseline: {_mark(b_ok[row])} {pb}  \nmultimodal: {_mark(m_ok[row])} {pm}  \n_{phrases}_"
+                f"**{truth}**  \nbaseline: {_mark(ex.correct['baseline'][row])} {pb}  \n"
+                f"multimodal: {_mark(ex.correct['multimodal'][row])} {pm}  \n_{phrases}_"
             )
-
-with st.sidebar.expander("Fit a new workspace"):
-    data = st.text_input("Dataset (manifest or image folder)", key="fit_data")
-    out = st.text_input("Workspace folder", key="fit_out")
-    frac = st.slider("Share of training labels kept", 0.05, 1.0, 1.0, 0.05, key="fit_frac")
-    if st.button("Fit", disabled=not (data and out)):
-        from core.config import FitConfig
-        from core.pipeline import fit
-
-        try:
-            with st.status("Fitting…", expanded=True) as status:
-                path = fit(data, out, FitConfig(label_fraction=frac), progress=StreamlitProgress()).path
-                status.update(label=f"Fitted {path}", state="complete")
-            st.session_state["workspace_path"] = str(path)
-            st.rerun()
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            st.error(str(exc))

@@ -6,17 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from core.tags.annotate import fitted_settings, has_tag_models
-from pages.common import (
-    explorer_for,
-    offer_fit,
-    open_item,
-    page_workspace,
-    tag_models_for,
-)
+from ui.frame import workspace
+from ui.loaders import explorer_for, tag_models_for
+from ui.safe_text import md, md_join
+from ui.widgets import grid, image, image_tile, offer_fit
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
 
-ws = page_workspace()
+ws = workspace()
 st.title("Tag neighbours")
 st.caption(
     "Images shared with user tags bring their own context: the images with the closest tags (embedded with "
@@ -31,7 +28,6 @@ if not has_tag_models(ws):
 
     offer_fit(
         "tag-neighbourhood models",
-        "a few minutes",
         "Fit tag-neighbourhood models",
         "nb_fit",
         lambda **kw: fit_tag_models(ws, **kw),
@@ -49,16 +45,16 @@ tn = tag_models_for(ws, tuple(setting))
 
 left, right = st.columns([1, 2], gap="large")
 with left:
-    st.image(ws.items.at[row, "path"], width="stretch")
-    st.markdown("True label: " + (", ".join(f"`{lab}`" for lab in ex.true_labels(row)) or "_none_"))
-    st.markdown("Tags: " + (", ".join(ws.items.at[row, "tags"]) or "_none_"))
+    image(ws.items.at[row, "path"])
+    st.markdown("True label: " + md_join(ex.true_labels(row), empty="_none_"))
+    st.markdown("Tags: " + md_join(ws.items.at[row, "tags"], empty="_none_"))
 with right:
     preds = tn.predict(row)
     cols = st.columns(3)
     truth = set(ex.true_labels(row))
     for col, (kind, ranked) in zip(cols, preds.items(), strict=True):
         col.markdown(f"**{KIND_NAMES[kind]}**")
-        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {lab} ({p:.2f})" for lab, p in ranked))
+        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {md(lab)} ({p:.2f})" for lab, p in ranked))
     ev = tn.meta["evaluation"]["settings"][f"{setting[0]},{setting[1]}"]
     st.dataframe(
         pd.DataFrame({KIND_NAMES[k]: {"mAP (labels)": v["mAP"], "mAP (images)": v["mAP_img"]} for k, v in ev.items()}).T,
@@ -67,10 +63,7 @@ with right:
     st.caption("Test split, every model with the same neighbourhood setting.")
 
 st.subheader(f"Its {setting[0]} nearest images by tags")
-grid = st.columns(6)
-for n, (nb, dist) in enumerate(tn.neighbourhood(row, setting[0])):
-    with grid[n % 6]:
-        st.image(ws.items.at[nb, "path"], width="stretch")
-        st.caption(f"distance {dist:.2f} · " + ", ".join(ws.items.at[nb, "tags"][:6]))
-        if st.button(", ".join(ws.items.at[nb, "labels"]) or "—", key=f"nb_open_{nb}", width="stretch"):
-            open_item(str(ws.items.at[nb, "item"]))
+for (nb, dist), col in grid(tn.neighbourhood(row, setting[0]), 6):
+    with col:
+        image_tile(ws, nb, f"nb_open_{nb}", ", ".join(ws.items.at[nb, "labels"]) or "—")
+        st.caption(f"tag distance {dist:.2f} · " + md_join(ws.items.at[nb, "tags"][:6], empty=""))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, prototype_table
-from pages.common import explorer_for, open_item, page_workspace
+from ui.frame import workspace
+from ui.loaders import explorer_for
+from ui.widgets import grid, image_tile
 
 PROTOTYPE, IMAGE = 0, 1
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Prototype map")
 if not has_map(ex):
@@ -22,8 +25,8 @@ if not has_map(ex):
     st.stop()
 st.caption(
     "Each point is a phrase prototype (the mean co-embedding of the images carrying the phrase), laid out in 2-D "
-    "by UMAP with the images. Hover a point for its phrase; select points (click, box or lasso) to list them and "
-    "see the images nearest to them."
+    "by UMAP with the images. Hover a point for its phrase; click a point, or drag a box or a lasso (the two "
+    "selection tools in the chart's toolbar), to list the phrases and see the images nearest to them."
 )
 
 
@@ -40,11 +43,21 @@ query = c3.text_input("Highlight phrases containing", key="map_query", placehold
 
 shown, sampled = display_sample(protos)
 fig = go.Figure()
-hover = "%{hovertext}<br>%{customdata[2]} images<extra></extra>"
+layers: list[tuple[int, pd.DataFrame]] = []  # (kind, rows) of every trace, in drawing order: selections map back by index
+hover = "%{hovertext}<br>%{customdata} training images<extra></extra>"
+
+
+def add_layer(kind: int, rows: pd.DataFrame, trace: go.Scattergl) -> None:
+    layers.append((kind, rows.reset_index(drop=True)))
+    fig.add_trace(trace)
+
+
 if colour == "Nearest label":  # one trace per label: the legend names the colours
     palette = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24
     for i, (label, group) in enumerate(shown.groupby("label", sort=True)):
-        fig.add_trace(
+        add_layer(
+            PROTOTYPE,
+            group,
             go.Scattergl(
                 x=group["x"],
                 y=group["y"],
@@ -53,11 +66,13 @@ if colour == "Nearest label":  # one trace per label: the legend names the colou
                 hovertext=group["phrase"] + " · " + label,
                 marker=dict(size=5, color=palette[i % len(palette)], opacity=0.8),
                 hovertemplate=hover,
-                customdata=group[["vocab_id"]].assign(kind=PROTOTYPE, images=group["images"]).to_numpy(),
-            )
+                customdata=group["images"],
+            ),
         )
 else:
-    fig.add_trace(
+    add_layer(
+        PROTOTYPE,
+        shown,
         go.Scattergl(
             x=shown["x"],
             y=shown["y"],
@@ -71,16 +86,18 @@ else:
                 cmin=1,
                 opacity=0.8,
                 cmax=max(int(shown["images"].quantile(0.99)), 2),
-                colorbar=dict(title="images"),
+                colorbar=dict(title="training images", x=1.0, xanchor="left", len=0.6, y=1.0, yanchor="top"),
             ),
-            customdata=shown[["vocab_id"]].assign(kind=PROTOTYPE, images=shown["images"]).to_numpy(),
+            customdata=shown["images"],
             hovertemplate=hover,
-        )
+        ),
     )
 if show_images:
     img_shown, img_sampled = display_sample(images)
     sampled |= img_sampled
-    fig.add_trace(
+    add_layer(
+        IMAGE,
+        img_shown,
         go.Scattergl(
             x=img_shown["x"],
             y=img_shown["y"],
@@ -88,14 +105,15 @@ if show_images:
             name="images",
             marker=dict(size=4, color="#94a3b8", symbol="diamond", opacity=0.5),
             hovertext=img_shown["label"],
-            customdata=img_shown[["row"]].assign(kind=IMAGE, n=1).to_numpy(),
             hovertemplate="image · %{hovertext}<extra></extra>",
-        )
+        ),
     )
 highlight = ex.matching_phrase_ids(query) if query.strip() else None
 if highlight is not None:
     hit = shown[shown["vocab_id"].isin(highlight)]
-    fig.add_trace(
+    add_layer(
+        PROTOTYPE,
+        hit,
         go.Scattergl(
             x=hit["x"],
             y=hit["y"],
@@ -104,18 +122,22 @@ if highlight is not None:
             textposition="top center",
             name="matches",
             marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color="#dc2626", width=2)),
-            customdata=hit[["vocab_id"]].assign(kind=PROTOTYPE, images=hit["images"]).to_numpy(),
+            customdata=hit["images"],
             hovertemplate=hover,
             hovertext=hit["phrase"],
-        )
+        ),
     )
+n_legend = len(layers) if colour == "Nearest label" or show_images else 0
+legend_rows = -(-n_legend // 4)  # a horizontal legend under the map, four entries a row: every label visible
+# No preset drag mode: Streamlit then lets a click select a point (in box or lasso mode a click only
+# hovers); box and lasso are the toolbar's selection tools.
 fig.update_layout(
-    height=640,
+    height=640 + 22 * legend_rows,
     margin=dict(l=0, r=0, t=10, b=0),
-    dragmode="lasso",
-    showlegend=colour == "Nearest label" or show_images,
+    showlegend=n_legend > 0,
+    legend=dict(orientation="h", x=0, xanchor="left", y=-0.01, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"),
     xaxis=dict(visible=False),
-    yaxis=dict(visible=False),
+    yaxis=dict(visible=False, domain=[22 * legend_rows / (640 + 22 * legend_rows), 1.0]),
 )
 event = st.plotly_chart(fig, width="stretch", key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
 if sampled:
@@ -123,29 +145,61 @@ if sampled:
         f"Above {MAX_POINTS:,} points per layer the map draws a random sample of {MAX_POINTS:,} (seeded); selections "
         "and searches still cover every prototype."
     )
-st.caption(f"{len(protos):,} prototypes, {len(images):,} images.")
+st.caption(
+    f"{len(protos):,} phrase prototypes on the map (the phrases that train the generator's softmax; the vocabulary "
+    f"also holds rarer phrases without a prototype), {len(images):,} images."
+)
+
+
+def selected_rows(points: list[dict]) -> tuple[list[int], list[int]]:
+    """(vocabulary ids, image rows) of the selected points, through each point's trace and index."""
+    phrases, rows = [], []
+    for pt in points:
+        curve, index = pt.get("curve_number"), pt.get("point_index", pt.get("point_number"))
+        if curve is None or index is None or not 0 <= int(curve) < len(layers):
+            continue
+        kind, frame = layers[int(curve)]
+        if int(index) < len(frame):
+            if kind == PROTOTYPE:
+                phrases.append(int(frame.at[int(index), "vocab_id"]))
+            else:
+                rows.append(int(frame.at[int(index), "row"]))
+    return list(dict.fromkeys(phrases)), list(dict.fromkeys(rows))
+
 
 points = (event.selection.points if event and event.selection else []) or []
-chosen = [int(p["customdata"][0]) for p in points if p.get("customdata") and int(p["customdata"][1]) == PROTOTYPE]
-chosen_images = [int(p["customdata"][0]) for p in points if p.get("customdata") and int(p["customdata"][1]) == IMAGE]
+chosen, chosen_images = selected_rows(points)
 if not chosen and highlight is not None:
     chosen = list(highlight)
 if not chosen and not chosen_images:
-    st.info("Select points on the map, or type a phrase above, to see the phrases and the images nearest to them.")
+    st.info(
+        "Select points on the map (click, box or lasso), or type a phrase above, to see the phrases and the images "
+        "nearest to them."
+    )
     st.stop()
 
 left, right = st.columns([1, 2])
 with left:
     sel = protos[protos["vocab_id"].isin(chosen)].sort_values("images", ascending=False)
-    st.markdown(f"**{len(sel)} phrases selected**")
-    st.dataframe(sel[["phrase", "images", "label"]], hide_index=True, width="stretch", height=420)
+    st.markdown(
+        f"**{len(sel)} phrase{'' if len(sel) == 1 else 's'} selected**"
+        + (f" · {len(chosen_images)} images" if chosen_images else "")
+    )
+    st.dataframe(
+        sel[["phrase", "images", "label"]],
+        hide_index=True,
+        width="stretch",
+        height=420,
+        column_config={"images": st.column_config.NumberColumn("training images"), "label": "nearest label"},
+    )
 with right:
-    near = images_near(ex, sel["vocab_id"].to_numpy()) if len(sel) else [(r, float("nan")) for r in chosen_images[:12]]
-    st.markdown("**Images nearest to the selection** (co-embedding cosine)" if len(sel) else "**Selected images**")
-    grid = st.columns(6)
-    for n, (row, sim) in enumerate(near):
-        with grid[n % 6]:
-            st.image(ws.items.at[row, "path"], width="stretch")
+    if len(sel):
+        near = images_near(ex, sel["vocab_id"].to_numpy())
+        st.markdown("**Images nearest to the selected phrases** (co-embedding cosine similarity under each)")
+    else:
+        near = [(r, float("nan")) for r in chosen_images[:12]]
+        st.markdown("**Selected images**")
+    for (row, sim), col in grid(near, 6):
+        with col:
             caption = ", ".join(ws.items.at[row, "labels"]) or "—"
-            if st.button(caption if sim != sim else f"{caption} · {sim:.2f}", key=f"map_open_{row}", width="stretch"):
-                open_item(str(ws.items.at[row, "item"]))
+            image_tile(ws, row, f"map_open_{row}", caption if sim != sim else f"{sim:.2f} · {caption}", help=caption)

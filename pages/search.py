@@ -5,11 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.retrieval.semantic import has_retrieval
-from pages.common import offer_fit, open_item, page_workspace, retrieval_for
+from ui.frame import workspace
+from ui.loaders import retrieval_for
+from ui.safe_text import md
+from ui.widgets import grid, image, image_tile, model_name, offer_fit
 
 K = 12
 
-ws = page_workspace()
+ws = workspace()
 st.title("Semantic search")
 st.caption(
     "An embedding trained so that images whose texts say similar things lie close (Gordo & Larlus, 2017): the "
@@ -18,15 +21,13 @@ st.caption(
 if not has_retrieval(ws):
     from core.retrieval.semantic import fit_retrieval
 
-    offer_fit(
-        "semantic embedding", "about two minutes", "Fit semantic retrieval", "search_fit", lambda **kw: fit_retrieval(ws, **kw)
-    )
+    offer_fit("semantic embedding", "Fit semantic retrieval", "search_fit", lambda **kw: fit_retrieval(ws, **kw))
 
 search = retrieval_for(ws)
 ev = search.evaluation
 with st.expander("How good is it? (test split, tf-idf of the texts as ground truth)"):
     st.dataframe(
-        {m: {"NDCG AUC": ev[m]["ndcg_auc"], "PCC AUC": ev[m]["pcc_auc"]} for m in ev if isinstance(ev[m], dict)},
+        {model_name(m): {"NDCG AUC": ev[m]["ndcg_auc"], "PCC AUC": ev[m]["pcc_auc"]} for m in ev if isinstance(ev[m], dict)},
         width="stretch",
     )
 
@@ -43,12 +44,14 @@ elif mode == "An uploaded image":
     if up is not None:
         feats, _, errors = ws.embed([up.getvalue()])
         if errors:
-            st.error(f"{up.name}: {errors[0]}")
+            st.error(f"{md(up.name)}: {md(errors[0])}")
             st.stop()
         features, shown = feats[0], up.getvalue()
-text = st.text_input(
-    "Text" if mode == "Text only" else "Modifier text (optional, e.g. 'wedding')", key="search_text", placeholder="e.g. christmas"
-)
+# one text box per mode: a text typed for a text-only query never turns into an image query's modifier
+if mode == "Text only":
+    text = st.text_input("Text", key="search_text", placeholder="e.g. christmas")
+else:
+    text = st.text_input("Modifier text (optional)", key="search_modifier", placeholder="e.g. wedding")
 weight = 1.0
 if features is not None and text.strip():
     weight = st.slider("How far the text moves the image query", 0.0, 4.0, 1.0, 0.25, key="search_weight")
@@ -58,21 +61,23 @@ if features is None and not text.strip():
 try:
     hits = search.search(features=features, text=text, text_weight=weight, k=K, exclude=exclude)
 except ValueError as exc:
-    st.warning(str(exc))
-    st.stop()
+    if features is None:
+        st.warning(md(exc))
+        st.stop()
+    st.warning(f"{md(exc)} The image alone is searched.")  # a modifier the model cannot read does not block the image
+    text = ""
+    hits = search.search(features=features, text="", k=K, exclude=exclude)
 
 if shown is not None:
-    st.image(shown, width=160, caption="query" + (f" + “{text.strip()}”" if text.strip() else ""))
+    image(shown, caption="query" + (f" + “{md(text.strip())}”" if text.strip() else ""))
 
 
 def gallery(results: list[tuple[int, float]], key: str) -> None:
-    grid = st.columns(4)
-    for n, (row, score) in enumerate(results):
-        with grid[n % 4]:
-            st.image(ws.items.at[row, "path"], width="stretch")
+    for (row, score), col in grid(results, 4):
+        with col:
             label = ", ".join(ws.items.at[row, "labels"]) or "—"
-            if st.button(f"{score:.2f} · {label}", key=f"{key}_{row}", width="stretch", help=ws.items.at[row, "text"]):
-                open_item(str(ws.items.at[row, "item"]))
+            tip = f"similarity {score:.3f} · {ws.items.at[row, 'text']}"
+            image_tile(ws, row, f"{key}_{row}", f"{score:.2f} · {label}", help=tip)
 
 
 left, right = st.columns(2, gap="large")

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import explorer_for, page_workspace, predict_upload, render_detail
+from ui.frame import workspace
+from ui.loaders import explorer_for, predict_upload
+from ui.safe_text import md
+from ui.widgets import render_detail
 
 MAX_FILES = 12
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Try an image")
 st.caption(
@@ -40,4 +43,4 @@ for n, (name, data) in enumerate(inputs):
             truth = ex.true_labels(row) if row is not None else None
             render_detail(ex, result, data, truth, ex.neighbours(result.features), key=f"try_{n}")
         else:
-            st.error(f"Could not use this file. {result.image}: {result.error}")
+            st.error(f"Could not use this file. {md(result.image)}: {md(result.error)}")

@@ -9,9 +9,12 @@ import streamlit as st
 
 from core.compare import zeroshot_images, zeroshot_report
 from core.zeroshot import parse_label_spec
-from pages.common import MODEL_NAMES, explorer_for, page_workspace, predict_upload
+from ui.frame import workspace
+from ui.loaders import explorer_for, predict_upload
+from ui.safe_text import md, md_join
+from ui.widgets import MODEL_NAMES, grid, image
 
-ws = page_workspace()
+ws = workspace()
 ex = explorer_for(ws)
 st.title("Zero-shot")
 st.caption(
@@ -20,7 +23,7 @@ st.caption(
     "map otherwise; the nearest label wins. Names that match dataset labels are scored against the truth."
 )
 
-default = ", ".join(dict.fromkeys(lab.split("/")[-1] for lab in ex.labels))
+default = ", ".join(ex.labels)  # the dataset's own labels: the score then equals the zero-shot row on Home
 spec = st.text_area("Labels (comma-separated; synonyms after `|`, e.g. `car|automobile, bird|parrot`)", default, key="zs_labels")
 labels = parse_label_spec(spec)
 source = st.radio("Classify", ["The test split", "Uploaded images"], horizontal=True, key="zs_source")
@@ -41,7 +44,8 @@ if source == "The test split":
         col.metric(f"{MODEL_NAMES[m]} top-1 (same rows)", "—" if np.isnan(v) else f"{v:.3f}")
     st.caption(
         f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label. The trained "
-        "models choose among all dataset labels, the zero-shot model among the typed ones."
+        "models choose among all dataset labels, the zero-shot model among the typed ones. With the default labels "
+        "(the dataset's own) this is the zero-shot row of Home's table; other wordings score differently."
     )
     top = report.proba.argmax(1)
     counts = pd.Series(np.asarray(typed)[top]).value_counts().reindex(typed, fill_value=0)
@@ -50,13 +54,12 @@ if source == "The test split":
     st.plotly_chart(fig, width="stretch")
     pick = st.selectbox("Show test images predicted as", typed, key="zs_show")
     shown = report.rows[top == typed.index(pick)][:18]
-    grid = st.columns(6)
-    for n, row in enumerate(shown):
-        with grid[n % 6]:
-            st.image(ws.items.at[row, "path"], width="stretch")
-            st.caption(", ".join(ws.items.at[row, "labels"]))
+    for row, col in grid(shown, 6):
+        with col:
+            image(ws.items.at[row, "path"])
+            st.caption(md_join(ws.items.at[row, "labels"]))
     if len(shown) == 0:
-        st.info(f"No test image is predicted as {pick!r}.")
+        st.info(f"No test image is predicted as {md(repr(pick))}.")
 else:
     uploads = st.file_uploader("Images", accept_multiple_files=True, key="zs_upload")
     if not uploads:
@@ -66,17 +69,18 @@ else:
     for i, up in enumerate(uploads):
         with st.container(border=True):
             if i in errors:
-                st.error(f"{up.name}: {errors[i]}")
+                st.error(f"{md(up.name)}: {md(errors[i])}")
                 continue
             c1, c2 = st.columns([1, 2])
-            c1.image(up.getvalue(), width="stretch")
+            with c1:
+                image(up.getvalue())
             order = np.argsort(-proba[i])[:5]
             fig = px.bar(x=proba[i][order], y=np.asarray(typed)[order], orientation="h", range_x=[0, 1], height=220)
             fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), xaxis_title=None)
-            c2.markdown(f"**{up.name}**")
+            c2.markdown(f"**{md(up.name)}**")
             trained = predict_upload(ws, up.getvalue(), up.name)
             if trained.ok:
                 c2.caption(
-                    " · ".join(f"{MODEL_NAMES[m]} (trained): {getattr(trained, m)[0][0]}" for m in ("baseline", "multimodal"))
+                    " · ".join(f"{MODEL_NAMES[m]} (trained): {md(getattr(trained, m)[0][0])}" for m in ("baseline", "multimodal"))
                 )
             c2.plotly_chart(fig, width="stretch", key=f"zs_bar_{i}")

@@ -10,8 +10,16 @@ Labels are the category folders: ``top/sub`` where the sub-folder holds enough i
 ``top``; folders that are not picture content (icon themes, buttons, shapes, flags, LED
 digits, map symbols, card decks, patterns, logos, "unsorted") are left out. Text is the SVG's
 ``dc:title`` + ``dc:description``; tags are its ``dc:subject`` keywords. Cleaning removes only
-what is clearly not about the picture (see :func:`clean_text`). Images are composited on
-white, downscaled to at most 128 px and saved as WebP.
+what is clearly not about the picture (see :func:`clean_text` and :func:`clean_tags`). Images
+are composited on white, downscaled to at most 256 px and saved as WebP.
+
+Left out, besides the folders: byte-identical files, drawings whose 128-px thumbnails are
+identical (a fixed size, so ``--max-side`` never changes which drawings are kept), drawings with
+neither text nor tags, and **"Linked Image Not Found" placeholders**: drawings whose SVG links
+a raster file the package does not ship, so the renderer drew Inkscape's placeholder (a red
+square with a white X above that text) instead (:func:`shows_missing_image_placeholder`).
+Placeholders are dropped after the split, so every other drawing keeps the split it has had
+since the first build.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import html
 import io
 import json
 import random
@@ -27,7 +36,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 Image.MAX_IMAGE_PIXELS = None  # trusted Debian package; a few drawings were exported very large
 
@@ -54,6 +65,11 @@ NS = {
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
 }
 CLEAN_RULES = [
+    (re.compile(r"<[^<>]*>"), "HTML tags"),
+    (
+        re.compile(r"this work is hereby released into the public domain\..*?usa\.?", re.I | re.S),
+        "'released into the Public Domain' licence boilerplate",
+    ),
     (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "e-mail addresses"),
     (re.compile(r"https?://\S+|www\.\S+"), "URLs"),
     (re.compile(r"\b(19|20)\d\d[-/.](0?[1-9]|1[0-2])[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.](19|20)\d\d\b"), "dates"),
@@ -65,29 +81,46 @@ CLEAN_RULES = [
     ),
 ]
 GENERIC_TAGS = {"hash", "clip art", "clipart", "image", "media", "png", "svg", "public domain"}
+# Tags that are ids, not keywords: Perl's HASH(0x8a3ecd4), bare hex ids, bare numbers ("11").
+ID_TAG = re.compile(r"(hash\()?0x[0-9a-f]+\)?|\d+", re.I)
+DEDUP_SIDE = 128  # drawings with identical thumbnails at this size are one picture
+PLACEHOLDER_SIDE = 512  # resolution at which placeholders are looked for
 
 
 def clean_text(text: str) -> str:
-    """Remove e-mail addresses, URLs, dates and tool/collection boilerplate; collapse whitespace."""
+    """Decode HTML entities; remove HTML tags, e-mail addresses, URLs, dates and tool, licence and
+    collection boilerplate; collapse whitespace."""
+    text = html.unescape(text)
     for rx, _ in CLEAN_RULES:
         text = rx.sub(" ", text)
     return re.sub(r"\s+", " ", text).strip(" .,;-") if text.strip() else ""
 
 
-def svg_metadata(svg: Path) -> tuple[str, str, list[str]]:
-    """(title, description, keywords) of an Open Clip Art SVG's cc:Work."""
+def clean_tags(tags: list[str], author: str) -> list[str]:
+    """Tags without generic words, ids (``hash(0x…)``, hex, bare numbers) and the author's own name."""
+    out = []
+    for t in tags:
+        t = html.unescape(t).strip()
+        if t and t.lower() not in GENERIC_TAGS and not ID_TAG.fullmatch(t) and t.lower() != author.lower():
+            out.append(t)
+    return list(dict.fromkeys(out))
+
+
+def svg_metadata(svg: Path) -> tuple[str, str, list[str], str]:
+    """(title, description, keywords, author) of an Open Clip Art SVG's cc:Work."""
     try:
         root = ET.parse(svg).getroot()
     except (ET.ParseError, OSError):
-        return "", "", []
+        return "", "", [], ""
     # Open Clip Art uses both the old (web.resource.org/cc/) and new Creative Commons namespaces.
     work = next((el for el in root.iter() if el.tag.endswith("}Work")), None)
     if work is None:
-        return "", "", []
+        return "", "", [], ""
     title = (work.findtext("dc:title", default="", namespaces=NS) or "").strip()
     desc = (work.findtext("dc:description", default="", namespaces=NS) or "").strip()
     tags = [(li.text or "").strip() for li in work.findall("dc:subject//rdf:li", NS)]
-    return title, desc, [t for t in tags if t and t.lower() not in GENERIC_TAGS]
+    author = (work.findtext("dc:creator//dc:title", default="", namespaces=NS) or "").strip()
+    return title, desc, tags, author
 
 
 def category(rel: Path) -> tuple[str, ...] | None:
@@ -99,14 +132,67 @@ def category(rel: Path) -> tuple[str, ...] | None:
     return parts
 
 
-def to_rgb_thumbnail(path: Path, max_side: int) -> Image.Image:
+def on_white(path: Path) -> Image.Image:
+    """The PNG composited on white, full size."""
     with Image.open(path) as im:
         im.load()
         im = im.convert("RGBA")
         bg = Image.new("RGB", im.size, (255, 255, 255))
         bg.paste(im, mask=im.getchannel("A"))
-    bg.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return bg
+
+
+def thumbnail(image: Image.Image, max_side: int) -> Image.Image:
+    out = image.copy()
+    out.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return out
+
+
+def webp(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "WEBP", quality=quality, method=6)
+    return buf.getvalue()
+
+
+# Inkscape's missing-image placeholder: a red square (pure red, or pink where drawn translucent)
+# with a white X from about 28% to 72% of each side, above the words "Linked Image Not Found".
+_CELLS = 16
+_cy, _cx = (np.mgrid[0:_CELLS, 0:_CELLS] + 0.5) / _CELLS
+PLACEHOLDER_X = (
+    (np.minimum(np.abs(_cy - _cx), np.abs(_cy + _cx - 1)) < 0.08) & (np.abs(_cy - 0.5) < 0.24) & (np.abs(_cx - 0.5) < 0.24)
+)
+
+
+def shows_missing_image_placeholder(image: Image.Image) -> bool:
+    """Whether ``image`` (RGB on white) shows Inkscape's "Linked Image Not Found" placeholder.
+
+    Looks for its red square with a white X, at any size and stretch, even partly covered by
+    the drawing's own strokes: every roughly square blob of pure-red-tint pixels (R = 255, G = B;
+    the placeholder is pink where drawn translucent) is cut into 16 x 16 cells and compared
+    with the pattern; cells of other colours (strokes drawn over it) are ignored. It matches
+    when 90% of the known square cells are red and half of the known X cells are white.
+    """
+    a = np.asarray(image).astype(np.int16)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    red = (r >= 245) & (np.abs(g - b) <= 3) & (g <= 150)
+    white = (r >= 235) & (g >= 235) & (b >= 235)
+    blobs, _ = ndimage.label(ndimage.binary_closing(red, iterations=2))  # bridge thin strokes
+    for box in ndimage.find_objects(blobs):
+        h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
+        if min(h, w) < 10 or not 0.75 <= h / w <= 1.33:
+            continue
+        red_cells, white_cells = (
+            np.asarray(Image.fromarray(m[box].astype(np.uint8) * 255).resize((_CELLS, _CELLS), Image.Resampling.BOX)) / 255
+            for m in (red, white)
+        )
+        known = red_cells + white_cells
+        if known.mean() < 0.6:
+            continue
+        square_red = red_cells[~PLACEHOLDER_X].sum() / max(known[~PLACEHOLDER_X].sum(), 1e-9)
+        x_white = white_cells[PLACEHOLDER_X].sum() / max(known[PLACEHOLDER_X].sum(), 1e-9)
+        if square_red >= 0.9 and x_white >= 0.5:
+            return True
+    return False
 
 
 def stratified_split(rows: list[dict], seed: int = 0, test_fraction: float = 0.2) -> None:
@@ -128,7 +214,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("assets/demo"))
     ap.add_argument("--min-sub", type=int, default=25, help="images a sub-folder needs to be its own label")
     ap.add_argument("--min-class", type=int, default=15, help="labels with fewer images are dropped")
-    ap.add_argument("--max-side", type=int, default=128)
+    ap.add_argument("--max-side", type=int, default=256)
     ap.add_argument("--quality", type=int, default=80, help="WebP quality")
     args = ap.parse_args()
     png_root, svg_root = args.openclipart / "png", args.openclipart / "svg"
@@ -175,39 +261,42 @@ def main() -> None:
         if not svg.is_file():
             no_svg += 1
             continue
-        title, desc, tags = svg_metadata(svg)
+        title, desc, raw_tags, author = svg_metadata(svg)
         raw = f"{title} {desc}"
         text = clean_text(f"{title}. {desc}" if desc and desc != title else title)
+        tags = clean_tags(raw_tags, author)
         for rx, what in CLEAN_RULES:
             if rx.search(raw):
                 cleaned[what] += 1
+        for what, hit in (
+            ("id tags (hash(0x...), hex, bare numbers)", any(ID_TAG.fullmatch(t.strip()) for t in raw_tags)),
+            ("tags naming the author", bool(author) and any(t.strip().lower() == author.lower() for t in raw_tags)),
+            ("HTML entities", "&#" in raw or "&amp;" in raw),
+        ):
+            cleaned[what] += hit
         if not text and not tags:
             no_text += 1
             continue
-        buf = io.BytesIO()
-        to_rgb_thumbnail(png, args.max_side).save(buf, "WEBP", quality=args.quality, method=6)
-        thumb = buf.getvalue()
-        thumb_digest = hashlib.md5(thumb).hexdigest()
+        picture = on_white(png)
+        thumb_digest = hashlib.md5(webp(thumbnail(picture, DEDUP_SIDE), args.quality)).hexdigest()
         if thumb_digest in seen_thumbs:  # different files, same picture (e.g. only metadata differs)
             same_picture += 1
             continue
         seen_thumbs.add(thumb_digest)
         rows.append(
             {
-                "thumb": thumb,
+                "thumb": webp(thumbnail(picture, args.max_side), args.quality),
+                "placeholder": shows_missing_image_placeholder(thumbnail(picture, PLACEHOLDER_SIDE)),
                 "png": png,
                 "rel": rel,
                 "label": label_of(parts),
                 "text": text,
-                "tags": ";".join(dict.fromkeys(tags)),
+                "tags": ";".join(tags),
             }
         )
     counts = Counter(r["label"] for r in rows)
     dropped = {lab: n for lab, n in counts.items() if n < args.min_class}
     rows = [r for r in rows if r["label"] not in dropped]
-
-    out_images = args.out / "images"
-    out_images.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     for r in rows:
         stem = re.sub(r"[^a-z0-9]+", "-", r["rel"].with_suffix("").as_posix().lower()).strip("-")
@@ -216,10 +305,19 @@ def main() -> None:
             n += 1
             name = f"{stem}-{n}.webp"
         names.add(name)
-        (out_images / name).write_bytes(r["thumb"])
         r["image"] = f"images/{name}"
         r["folder"] = r["rel"].parent.as_posix()
     stratified_split(rows)
+    placeholders = sorted(r["image"] for r in rows if r["placeholder"])
+    rows = [r for r in rows if not r["placeholder"]]
+
+    out_images = args.out / "images"
+    out_images.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        (args.out / r["image"]).write_bytes(r["thumb"])
+    kept = {Path(r["image"]).name for r in rows}
+    for stale in sorted({p.name for p in out_images.glob("*.webp")} - kept):  # from an earlier build
+        (out_images / stale).unlink()
     rows.sort(key=lambda r: r["image"])
     with (args.out / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=["image", "label", "text", "tags", "split", "folder"])
@@ -239,7 +337,12 @@ def main() -> None:
             "min_class": args.min_class,
             "max_side": args.max_side,
             "format": f"WebP quality {args.quality}",
-            "split": "stratified 80/20, random.Random(0)",
+            "split": "stratified 80/20, random.Random(0), drawn before placeholders are dropped",
+            "same_picture": f"identical {DEDUP_SIDE}-px WebP thumbnails",
+            "missing_image_placeholders": (
+                "Inkscape's 'Linked Image Not Found' placeholder (a red square with a white X) found in the "
+                f"drawing at {PLACEHOLDER_SIDE} px: the SVG links a raster file the package does not ship"
+            ),
         },
         "counts": {
             "png_files": len(candidates) + excluded + links,
@@ -250,6 +353,7 @@ def main() -> None:
             "identical_thumbnails": same_picture,
             "without_svg": no_svg,
             "without_text_or_tags": no_text,
+            "missing_image_placeholders": len(placeholders),
             "dropped_small_labels": dropped,
             "images": len(rows),
             "labels": len(final),
@@ -257,6 +361,7 @@ def main() -> None:
             "test": sum(r["split"] == "test" for r in rows),
             "images_bytes": size,
         },
+        "placeholders_excluded": placeholders,
         "cleaned_rows": dict(cleaned),
         "per_label": dict(sorted(final.items(), key=lambda kv: (-kv[1], kv[0]))),
     }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from ui.safe_text import md
 
 
 def _app_on(workspace) -> AppTest:
@@ -35,13 +38,27 @@ def test_home_gallery_filter_changes_the_view(app):
     assert [c.value for c in app.caption] != before
 
 
-def test_demo_is_fitted_in_the_page_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
+def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
+    from core import jobs
+    from core.demo import is_demo_ready
+
     monkeypatch.setenv("PIXCTX_DEMO_DATA", str(small_dataset))
     monkeypatch.setenv("PIXCTX_DEMO_WORKSPACE", str(tmp_path / "demo-ws"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
-    assert (tmp_path / "demo-ws-labels10" / "manifest.json").is_file()  # the demo opens with 10% of the labels
-    assert any(m.label == "Images" for m in at.metric)
+    assert any("First run" in i.value for i in at.info)  # the page does not wait for the fit
+    ws = tmp_path / "demo-ws-labels10"  # the demo opens with 10% of the labels
+    deadline = time.time() + 900
+    while (jobs.is_running(ws) or not is_demo_ready(ws)) and time.time() < deadline:
+        time.sleep(2)
+    status = jobs.read_status(ws)
+    assert status["state"] == "done", status
+    assert status["fraction"] == 1.0 and status["n_images"] > 0
+    assert {"embed images", "phrase generator", "semantic embedding", "tag models"} <= set(status["plan"])
+    at.run()
+    assert not at.exception and any(m.label == "Images" for m in at.metric)
+    at.switch_page("pages/search.py").run()  # the demo comes with its search model: no Fit button
+    assert not at.exception and not [b for b in at.button if b.key == "search_fit"]
 
 
 def _page(app: AppTest, page: str) -> AppTest:
@@ -69,15 +86,59 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     first.click().run()
     assert not app.exception
     item = app.query_params["item"]
-    assert any(item in m for m in _markdown(app))
+    assert any(md(item) in m for m in _markdown(app))
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
     # a shared URL opens the same detail
-    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    again.session_state["workspace_path"] = str(fitted_workspace)
+    again = _app_on(fitted_workspace).run()
     again.query_params["item"] = item
-    again.run()
     again.switch_page("pages/explore.py").run()
-    assert any(item in m for m in _markdown(again))
+    assert any(md(item) in m for m in _markdown(again))
+
+
+def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_workspace):
+    _page(app, "explore")
+    total = _markdown(app)[0]
+    app.radio(key="ex_correct").set_value("Wrong").run()
+    app.selectbox(key="ex_split").set_value("test").run()
+    narrowed = _markdown(app)[0]
+    assert narrowed != total
+    assert app.query_params["correct"] == "Wrong" and app.query_params["split"] == "test"
+    first = next(b for b in app.button if b.key.startswith("ex_open_"))
+    first.click().run()
+    item = app.query_params["item"]
+    # (AppTest runs a switched-to page without app.py's frame, so the URL cleaning between pages is
+    # checked in the real browser: tests/test_browser.py)
+    app.switch_page("pages/compare.py").run()
+    app.query_params.clear()  # what the frame does on a real page switch
+    app.switch_page("pages/explore.py").run()  # back: the filters and the open image are restored
+    assert app.radio(key="ex_correct").value == "Wrong" and app.selectbox(key="ex_split").value == "test"
+    assert _markdown(app)[0] == narrowed and app.query_params["item"] == item
+    # a shared link carries the filters
+    shared = _app_on(fitted_workspace).run()
+    shared.query_params.update({"correct": "Wrong", "split": "test", "true": ["animals/birds", "no such label"]})
+    shared.switch_page("pages/explore.py").run()
+    assert not shared.exception
+    assert shared.radio(key="ex_correct").value == "Wrong" and shared.multiselect(key="ex_true").value == ["animals/birds"]
+
+
+def test_compare_selection_survives_a_visit_to_an_image(app):
+    _page(app, "compare")
+    app.selectbox(key="cmp_label").set_value("animals/birds").run()
+    assert app.query_params["label"] == "animals/birds"
+    app.switch_page("pages/explore.py").run()
+    app.query_params.clear()
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception and app.selectbox(key="cmp_label").value == "animals/birds"
+
+
+def test_labeler_name_is_kept_in_the_url(app, fitted_workspace):
+    _page(app, "annotate")
+    app.text_input(key="ann_user").set_value("ann").run()
+    assert app.query_params["labeler"] == "ann"
+    reloaded = _app_on(fitted_workspace).run()  # a reload: a new session with the same URL
+    reloaded.query_params["labeler"] = "ann"
+    reloaded.switch_page("pages/annotate.py").run()
+    assert not reloaded.exception and reloaded.text_input(key="ann_user").value == "ann"
 
 
 def test_explore_phrase_search_narrows_the_gallery(app):
@@ -95,7 +156,7 @@ def test_try_an_image_upload_and_bad_file(app, small_dataset):
     ).run()
     assert not app.exception
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
-    assert any("notes.txt" in e.value and "not a decodable image" in e.value for e in app.error)
+    assert any(md("notes.txt") in e.value and "not a decodable image" in e.value for e in app.error)
 
 
 def test_try_an_image_runs_a_test_image_live(app):
@@ -118,9 +179,13 @@ def test_compare_page_wins_and_losses(app):
     assert wins.endswith("test images")
 
 
-def test_zeroshot_page_typed_labels_change_the_scores(app):
+def test_zeroshot_page_typed_labels_change_the_scores(app, fitted_workspace):
+    from core.workspace import open_workspace
+
     _page(app, "zeroshot")
     default = [m.value for m in app.metric]
+    # the default labels are the dataset's own: the page's score is the fit's zero-shot score (Home's table)
+    assert default[1] == f"{open_workspace(fitted_workspace).metrics['zeroshot']['top1']:.3f}"
     app.text_area(key="zs_labels").set_value("birds|bird, fruit|apple").run()
     assert not app.exception
     assert [m.value for m in app.metric] != default
@@ -134,7 +199,7 @@ def test_zeroshot_page_uploaded_image(app, small_dataset):
     app.radio(key="zs_source").set_value("Uploaded images").run()
     image = next((small_dataset / "images").iterdir())
     app.file_uploader(key="zs_upload").set_value((image.name, image.read_bytes(), "image/webp")).run()
-    assert not app.exception and any(image.name in m for m in _markdown(app))
+    assert not app.exception and any(md(image.name) in m for m in _markdown(app))
 
 
 def test_prototype_map_phrase_highlight_selects_phrases(app):
@@ -161,6 +226,9 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     _page(at, "annotate")
     at.selectbox(key="ann_strategy").set_value("margin").run()  # every image is in this queue
     queued = _markdown(at)[0]
+    current = next(m for m in _markdown(at) if m.startswith("Current label"))
+    accept = at.button(key="ann_accept").label
+    assert accept.startswith("Accept: ") and accept.removeprefix("Accept: ") not in current.replace("\\", "")  # not "Keep"
     at.button(key="ann_accept").click().run()
     assert any("Type your name" in e.value for e in at.error)  # no anonymous changes
     assert open_label_store(open_workspace(ws_path)).history() == []
@@ -169,8 +237,10 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     assert not at.exception and _markdown(at)[0] != queued
     history = open_label_store(open_workspace(ws_path)).history()
     assert [(h.user, h.action, h.strategy) for h in history] == [("ann", "set", "margin")]
+    assert at.metric[0].value.startswith("1 /")
     at.button(key="ann_undo").click().run()
     assert "reopened by undo" in _markdown(at)[0]
+    assert at.metric[0].value.startswith("0 /")  # an undone change un-reviews the image
     other = at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("ann_other_")))
     other.set_value("tools/weapons").run()
     at.button(key="ann_set").click().run()
@@ -178,6 +248,7 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     at.button(key="ann_retrain").click().run()
     assert not at.exception
     assert any(m.startswith("**Last retrain**") for m in _markdown(at))
+    assert any("bootstrap interval" in m for m in _markdown(at))  # the change comes with its interval
     assert len(open_workspace(ws_path).manifest["retrains"]) == 1
 
 
@@ -190,13 +261,20 @@ def test_search_page_image_text_and_raw_side_by_side(ext_app):
     _page(ext_app, "search")
     assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
     before = [b.label for b in ext_app.button]
-    ext_app.text_input(key="search_text").set_value("music").run()
+    ext_app.text_input(key="search_modifier").set_value("music").run()
     ext_app.slider(key="search_weight").set_value(3.0).run()
     assert not ext_app.exception and [b.label for b in ext_app.button] != before
+    assert all(b.label[:4].replace(".", "").isdigit() for b in ext_app.button if b.key.startswith("sem_"))  # scores shown
     ext_app.radio(key="search_mode").set_value("Text only").run()
+    assert not [b for b in ext_app.button if b.key.startswith("sem_")]  # the modifier is not a text query
+    ext_app.text_input(key="search_text").set_value("music").run()
     assert any("cannot read text" in c.value for c in ext_app.caption)
     ext_app.text_input(key="search_text").set_value("qqqzzz").run()
     assert any("vocabulary" in w.value for w in ext_app.warning)
+    # back to an image query: the text-only box's old text does not block it
+    ext_app.radio(key="search_mode").set_value("A dataset image").run()
+    assert not ext_app.exception and not ext_app.warning
+    assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
 
 
 def test_search_page_offers_a_fit_when_missing(app):
@@ -214,3 +292,32 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     assert not ext_app.exception and [c.value for c in ext_app.caption] != first
     ext_app.selectbox(key="nb_setting").set_value((3, 6)).run()
     assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)
+
+
+def test_fit_form_starts_a_background_job_that_the_frame_follows(app, small_dataset, tmp_path):
+    import os
+    import signal
+
+    from core import jobs
+
+    app.run()
+    app.text_input(key="fit_data").set_value(str(tmp_path / "no such dataset"))
+    app.text_input(key="fit_out").set_value(str(tmp_path / "ws")).run()
+    app.button(key="fit_start").click().run()
+    assert any("No such dataset" in e.value for e in app.error) and jobs.read_status(tmp_path / "ws") is None
+    app.text_input(key="fit_data").set_value(str(small_dataset)).run()
+    app.button(key="fit_start").click().run()
+    try:
+        assert not app.exception
+        assert app.text_input(key="workspace_input").value == str(tmp_path / "ws")  # the sidebar follows the new fit
+        deadline = time.time() + 120
+        while (jobs.read_status(tmp_path / "ws") or {}).get("pid") is None and time.time() < deadline:
+            time.sleep(1)
+        status = jobs.read_status(tmp_path / "ws")
+        assert status["command"][:2] == ["fit", str(small_dataset)] and "--job" in status["command"]
+        app.run()  # any session showing this workspace sees the job's progress, not an error
+        assert not app.error and any(p.proto.value >= 0 for p in app.get("progress"))
+    finally:
+        status = jobs.read_status(tmp_path / "ws")
+        if status and jobs.is_running(tmp_path / "ws"):
+            os.kill(status["pid"], signal.SIGTERM)  # the job this test started

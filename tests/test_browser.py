@@ -7,6 +7,7 @@ Chromium or chromedriver is installed (Debian: ``apt-get install chromium chromi
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -55,10 +57,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(extended_workspace, cache_dir):
+def _serve(env_extra: dict[str, str]):
     port = _free_port()
-    env = {**os.environ, "PIXCTX_DEMO_WORKSPACE": str(extended_workspace), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    env = {**os.environ, **env_extra}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -73,13 +74,28 @@ def server(extended_workspace, cache_dir):
     else:
         proc.kill()
         pytest.fail("streamlit did not start:\n" + (proc.stdout.read() if proc.stdout else ""))
-    yield url
+    return url, proc
+
+
+def _stop(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:  # a busy server: do not leave it running
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(extended_workspace, cache_dir):
+    # the app opens on the label-scarce demo (``<demo>-labels10``): let the fitted workspace stand for it
+    demo = extended_workspace.parent / "demo"
+    scarce = extended_workspace.parent / "demo-labels10"
+    if not scarce.exists():
+        scarce.symlink_to(extended_workspace, target_is_directory=True)
+    url, proc = _serve({"PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)})
+    yield url
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +157,12 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
     driver.get(f"{server}/explore?item={item}")
     _check(driver, "explore-detail")
     assert "Generated phrases" in driver.page_source
+    # a shared link carrying markdown renders as text: no image request, no link (issue #14, item 7)
+    attack = "![x](http://127.0.0.1:9/track.png) [click me](https://evil.example/login)"
+    driver.get(f"{server}/explore?item={quote(attack)}")
+    _check(driver, "explore-injection")
+    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src*="track.png"], a[href*="evil.example"]')
+    assert attack in driver.find_element(By.TAG_NAME, "body").text
     # an upload through the real file input
     driver.get(f"{server}/try")
     _settle(driver)
@@ -151,3 +173,143 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
         time.sleep(0.5)
     _check(driver, "try-upload")
     assert "Generated phrases" in driver.page_source
+
+
+def _map_drag(driver, path: list[tuple[float, float]]) -> None:
+    """Drag the mouse over the map along ``path`` (fractions of the plot area, from its top left)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    area = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .nsewdrag')
+    w, h = area.size["width"], area.size["height"]
+    chain = ActionChains(driver)
+    x0, y0 = path[0]
+    chain.move_to_element_with_offset(area, int((x0 - 0.5) * w), int((y0 - 0.5) * h)).click_and_hold()
+    for (xa, ya), (xb, yb) in itertools.pairwise(path):
+        chain.move_by_offset(int((xb - xa) * w), int((yb - ya) * h))
+    chain.release().perform()
+
+
+def _wait_for(driver, text: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while text not in driver.page_source and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def _tool(driver, name: str) -> None:
+    """Pick a drag tool (``select`` = box, ``lasso``) in the chart's toolbar."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')).perform()
+    driver.find_element(By.CSS_SELECTOR, f'[data-testid="stPlotlyChart"] .modebar-btn[data-val="{name}"]').click()
+
+
+def test_prototype_map_lasso_box_and_click_list_phrases(server, driver):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    for colour in ("label", "frequency"):
+        driver.get(f"{server}/map")
+        _settle(driver)
+        if colour == "frequency":
+            driver.find_element(By.XPATH, "//label[.//p[text()='Phrase frequency']]").click()
+            _settle(driver)
+        # a lasso (the toolbar's lasso tool) around the middle of the map
+        _tool(driver, "lasso")
+        _map_drag(driver, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)])
+        _wait_for(driver, "phrases selected")
+        _check(driver, f"map-lasso-{colour}")
+        assert "phrases selected" in driver.page_source and "Images nearest to the selected phrases" in driver.page_source
+    # a box selection: switch the drag mode in the chart's toolbar, then drag
+    driver.get(f"{server}/map")
+    _settle(driver)
+    _tool(driver, "select")
+    _map_drag(driver, [(0.05, 0.05), (0.95, 0.95)])
+    _wait_for(driver, "phrases selected")
+    _check(driver, "map-box")
+    assert "phrases selected" in driver.page_source
+    # a click on one point selects that phrase
+    driver.get(f"{server}/map")
+    _settle(driver)
+    x, y = driver.execute_script(
+        """const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+        const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [xa.l2p(t.x[0]) - xa._length / 2, ya.l2p(t.y[0]) - ya._length / 2];"""
+    )
+    area = driver.find_element(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .nsewdrag')
+    ActionChains(driver).move_to_element_with_offset(area, int(x), int(y)).click().perform()
+    _wait_for(driver, " selected")
+    _check(driver, "map-click")
+    assert "1 phrase selected" in driver.page_source  # the clicked point's phrase
+
+
+def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path, driver):
+    import signal
+
+    from core import jobs
+
+    ws = tmp_path / "demo-ws"
+    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(ws), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    url, proc = _serve(env)
+    first = driver.current_window_handle
+    try:
+        driver.switch_to.new_window("tab")
+        driver.get(url)  # a newcomer: the demo fit starts in the background
+        _wait_for(driver, "overall", timeout=120)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "first-run-progress.png"))
+        assert "overall" in driver.page_source and jobs.is_running(ws)
+        driver.close()  # close the tab mid-fit
+        driver.switch_to.window(first)
+        seen = jobs.read_status(ws)["updated"]
+        deadline = time.time() + 60
+        while jobs.read_status(ws)["updated"] == seen and time.time() < deadline:
+            time.sleep(1)
+        assert jobs.is_running(ws) and jobs.read_status(ws)["updated"] > seen  # still working, tab gone
+        driver.get(url)  # another tab shows the same job (no second one starts)
+        _wait_for(driver, "overall", timeout=60)
+        assert "overall" in driver.page_source
+        assert jobs.read_status(ws)["command"][:1] == ["demo"]
+    finally:
+        status = jobs.read_status(ws)
+        if status and jobs.is_running(ws):
+            os.kill(status["pid"], signal.SIGTERM)  # the job this test started
+        _stop(proc)
+
+
+def _nav(driver, url_path: str) -> None:
+    """Click a page's link in the sidebar menu (what a user does; the URL is the app's to set)."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f'[data-testid="stSidebarNav"] a[href$="/{url_path}"]').click()
+    time.sleep(1.0)
+    _settle(driver)
+
+
+def test_page_state_lives_in_the_url_and_does_not_leak(server, driver, extended_workspace):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from core.workspace import open_workspace
+
+    item = open_workspace(extended_workspace).items.at[0, "item"]
+    driver.get(f"{server}/explore?correct=Wrong&split=test&item={item}")  # a shared link
+    _check(driver, "explore-shared-link")
+    assert "Generated phrases" in driver.page_source and "Wrong" in driver.page_source
+    _nav(driver, "compare")
+    assert "item=" not in driver.current_url and "correct=" not in driver.current_url  # nothing leaks
+    _nav(driver, "explore")  # back through the menu: the filters and the open image come back
+    assert "correct=Wrong" in driver.current_url and "split=test" in driver.current_url and "item=" in driver.current_url
+    # the labeler's name survives a reload
+    driver.get(f"{server}/annotate")
+    _settle(driver)
+    box = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Your name (recorded with every change)"]')
+    box.send_keys("ann", Keys.ENTER)
+    deadline = time.time() + 30
+    while "labeler=ann" not in driver.current_url and time.time() < deadline:
+        time.sleep(0.5)
+    driver.refresh()
+    _settle(driver)
+    box = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Your name (recorded with every change)"]')
+    assert box.get_attribute("value") == "ann"

@@ -57,3 +57,26 @@ def test_perfect_scores():
     y = np.array([0, 1, 2])
     m = evaluate(y, np.eye(3), multilabel=False)
     assert m == {"top1": 1.0, "top5": 1.0, "macro_f1": 1.0}
+
+
+def test_paired_bootstrap_delta_separates_noise_from_a_real_change():
+    from core.metrics import paired_bootstrap_delta
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, size=200)
+    right = np.eye(4)[y]
+    wrong = np.eye(4)[(y + 1) % 4]
+    same = paired_bootstrap_delta(y, right, right, multilabel=False)
+    assert same["delta"] == same["low"] == same["high"] == 0.0
+    # 4 of 200 images flip from wrong to right and 3 the other way: noise, the interval holds 0
+    before, after = right.copy(), right.copy()
+    before[:4], after[4:7] = wrong[:4], wrong[4:7]
+    noise = paired_bootstrap_delta(y, before, after, multilabel=False)
+    assert noise["delta"] == pytest.approx(1 / 200) and noise["low"] < 0 < noise["high"]
+    # 60 images fixed: a real change, the interval excludes 0
+    before = right.copy()
+    before[:60] = wrong[:60]
+    real = paired_bootstrap_delta(y, before, right, multilabel=False)
+    assert real["delta"] == pytest.approx(0.3) and real["low"] > 0.2
+    multi = paired_bootstrap_delta(right.astype(int), wrong, right, multilabel=True)
+    assert multi["metric"] == "mAP (images)" and multi["low"] > 0

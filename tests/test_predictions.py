@@ -47,9 +47,9 @@ def test_attach_parquet_shows_up_as_a_model_and_drives_the_queue(ws_copy, tmp_pa
 def test_top_label_and_score_csv(ws_copy, tmp_path):
     ws = ws_copy
     top = ws.predictions["multimodal"].argmax(1)
-    pd.DataFrame(
-        {"item": ws.items["item"], "label": [ws.labels[j] for j in top], "score": 0.9}
-    ).to_csv(tmp_path / "top.csv", index=False)
+    pd.DataFrame({"item": ws.items["item"], "label": [ws.labels[j] for j in top], "score": 0.9}).to_csv(
+        tmp_path / "top.csv", index=False
+    )
     assert cli(["predictions", "attach", "--workspace", str(ws.path), str(tmp_path / "top.csv"), "--name", "top"]) == 0
     p = load_attached(ws, "top").proba
     assert list(p.argmax(1)) == list(top) and np.allclose(p.sum(1), 1.0, atol=1e-5)

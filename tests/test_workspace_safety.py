@@ -70,7 +70,8 @@ def test_refit_keeps_labels_user_files_and_valid_addons(fitted_workspace, small_
     store.close()
     (ws.path / "notes.txt").write_text("mine")
     fit_retrieval(ws, RetrievalConfig(epochs=2), r_max=10)
-    (ws.path / "oof_multimodal.safetensors").write_bytes(b"stale cache of the old fit")
+    (ws.path / "oof").mkdir()
+    (ws.path / "oof" / "multimodal.safetensors").write_bytes(b"stale cache of the old fit")
 
     new = quick_fit(small_dataset, ws.path, cache_dir, seed=1)  # same images, same backbone
     assert new.manifest["created"] >= ws.manifest["created"] and new.config.seed == 1
@@ -78,7 +79,7 @@ def test_refit_keeps_labels_user_files_and_valid_addons(fitted_workspace, small_
     assert [(c.item, c.new, c.user) for c in history] == [(item, [SMALL_LABELS[1]], "alice")]
     assert (new.path / "notes.txt").read_text() == "mine"
     assert has_retrieval(new) and len(open_retrieval(new).search(features=new.visual[0], k=3)) == 3
-    assert not (new.path / "oof_multimodal.safetensors").exists()
+    assert not (new.path / "oof").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ws", "ws.lock"]
 
     # other images: the retrieval models no longer describe the rows and are dropped; the labels stay

@@ -20,7 +20,7 @@ from core.config import CAPTION_MODELS, CLASSIFIER_MODELS
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
-from core.metrics import evaluate, evaluate_models
+from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
 from core.training import has_target, label_targets, train_classifiers
 from core.workspace import Workspace
@@ -37,6 +37,7 @@ class RetrainReport:
     n_corrected: int
     n_labelled: int
     labels: list[str]
+    delta: dict[str, dict] | None = None  # per model: the change on the test split with a 95% bootstrap interval
 
     def to_dict(self) -> dict:
         return {
@@ -45,6 +46,7 @@ class RetrainReport:
             "n_corrected": self.n_corrected,
             "n_labelled": self.n_labelled,
             "labels": self.labels,
+            "delta": self.delta,
         }
 
 
@@ -117,16 +119,14 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         ws.zeroshot_scores([(n, []) for n in names], embeddings=ws.coembedding, text_vectors=ws.text_vectors)
     )
     after, per_label = evaluate_models(probs, y_all, test, fit_idx, names, ws.multilabel)
-    before = {
-        m: evaluate(y_all[test], _expand(ws.predictions[m][test], ws.labels, names), multilabel=ws.multilabel)
-        for m in ws.models
-        if m in probs
-    }
+    old_probs = {m: _expand(ws.predictions[m][test], ws.labels, names) for m in ws.models if m in probs}
+    before = {m: evaluate(y_all[test], p, multilabel=ws.multilabel) for m, p in old_probs.items()}
+    delta = {m: paired_bootstrap_delta(y_all[test], p, probs[m][test], multilabel=ws.multilabel) for m, p in old_probs.items()}
 
     caption_label = caption_label_column(captions, names, len(items))
     out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test, caption_label=caption_label)
     manifest = dict(ws.manifest)
-    report = RetrainReport(before, after, n_corrected, len(fit_idx), names)
+    report = RetrainReport(before, after, n_corrected, len(fit_idx), names, delta)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
     manifest.update(captions=None if captions is None else captions.summary(), validation=trained.validation_summary())
     manifest["retrains"] = [

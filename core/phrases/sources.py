@@ -121,18 +121,26 @@ class CorpusSource(PhraseSource):
     name = "corpus"
 
     def fit(self, x: PhraseFitInputs, cfg: FitConfig, backbone, progress: ProgressFn) -> PhraseFit:
+        from core.features import default_cache_dir
         from core.phrases.crossfit import crossfit_phrases
+        from core.phrases.stage_cache import cached_stage, stage_key
 
         corpus = x.train & np.array([bool(p) for p in x.phrase_lists])
-        generator, outs = crossfit_phrases(
-            x.generator_input,
-            x.phrase_lists,
-            corpus,
-            cfg.generator,
-            n_folds=cfg.n_folds,
-            k=x.k,
-            backbone=generator_input_name(cfg.backbone, cfg.generator_backbone),
-            progress=progress,
+        name = generator_input_name(cfg.backbone, cfg.generator_backbone)
+        key = stage_key(x.generator_input, x.phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=x.k, backbone=name)
+        generator, outs = cached_stage(  # a resumed (or repeated) fit reuses a finished phrase-generator stage
+            Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
+            key,
+            lambda: crossfit_phrases(
+                x.generator_input,
+                x.phrase_lists,
+                corpus,
+                cfg.generator,
+                n_folds=cfg.n_folds,
+                k=x.k,
+                backbone=name,
+                progress=progress,
+            ),
         )
         return PhraseFit(
             list(generator.vocab.phrases),
