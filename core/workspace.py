@@ -17,6 +17,7 @@ Layout (no pickles anywhere)::
                                  bottleneck -> coembedding (the full generator's co-embedding)
                                  bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
                                  map_images, map_prototypes, map_prototype_ids -> maps (2-D UMAP)
+                                 caption_vec -> caption_vectors (caption embeddings, caption models only)
     predictions.safetensors    every row's probabilities per model (baseline / multimodal /
                                text_only / zeroshot, and any registered add-on model)
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
@@ -269,6 +270,11 @@ class Workspace:
     def coembedding_crossfit(self) -> np.ndarray | None:
         """(N, d) co-embedding by the generator that produced each row's phrases (cross-fitted)."""
         return self.arrays.get("bottleneck_crossfit")
+
+    @property
+    def caption_vectors(self) -> np.ndarray | None:
+        """(N, T) embedding of each image's caption (read by :mod:`core.captions`); ``None`` without caption models."""
+        return self.arrays.get("caption_vec")
 
     @property
     def maps(self) -> dict[str, np.ndarray] | None:
