@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,11 @@ def row_labels(row: dict) -> list[str]:
     return [v for v in str(value).split(";") if v]
 
 
-def place_image(src: Path, dest: Path, copy: bool) -> None:
-    """Put ``src`` at ``dest``: a symbolic link (default: nothing copied) or a copy."""
+def place_image(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest``: a folder format's images live inside it (the loader refuses
+    symbolic links that leave a dataset's folder)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if copy:
-        shutil.copy2(src, dest)
-    else:
-        os.symlink(src.resolve(), dest)
+    shutil.copy2(src, dest)
 
 
 def flat_name(image: str) -> str:
@@ -55,7 +52,7 @@ def relative_to_json(value: str, folder: Path, *subdirs: str) -> tuple[Path, str
     return folder, value
 
 
-def write_folder(rows: list[dict], out: Path, *, root: Path, multilabel: bool, copy: bool = False) -> None:
+def write_folder(rows: list[dict], out: Path, *, root: Path, multilabel: bool) -> None:
     """A class-per-folder tree ``out/LABEL/file`` with a same-name ``.txt`` for the text (what the
     manifest loader reads as an image folder; splits are drawn again on reading)."""
     if multilabel:
@@ -65,6 +62,6 @@ def write_folder(rows: list[dict], out: Path, *, root: Path, multilabel: bool, c
         if not label:
             continue  # an image folder has no place for an unlabelled image
         dest = out / label / flat_name(str(r["image"]))
-        place_image(root / str(r["image"]), dest, copy)
+        place_image(root / str(r["image"]), dest)
         if r.get("text"):
             dest.with_suffix(".txt").write_text(str(r["text"]), encoding="utf-8")

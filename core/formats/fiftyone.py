@@ -60,15 +60,15 @@ def read(path: Path) -> ForeignRows:
     return ForeignRows(path / "data", rows, LABELS)
 
 
-def write(rows: list[dict], out: Path, *, root: Path, multilabel: bool, copy: bool = False) -> None:
-    """Write a FiftyOne image-classification directory at ``out`` (images linked, or copied)."""
+def write(rows: list[dict], out: Path, *, root: Path, multilabel: bool) -> None:
+    """Write a FiftyOne image-classification directory at ``out`` (images copied into ``data/``)."""
     classes = sorted({lab for r in rows for lab in row_labels(r)})
     index = {c: i for i, c in enumerate(classes)}
     labels, extra = {}, {}
     for r in rows:
         name = flat_name(str(r["image"]))
         uuid = Path(name).stem
-        place_image(root / str(r["image"]), out / "data" / name, copy)
+        place_image(root / str(r["image"]), out / "data" / name)
         labs = [index[lab] for lab in row_labels(r)]
         labels[uuid] = labs if multilabel else (labs[0] if labs else None)
         extra[uuid] = {k: v for k, v in r.items() if k not in ("image", "label", "labels") and v not in ("", None)}

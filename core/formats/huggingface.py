@@ -67,8 +67,8 @@ def read_imagefolder(path: Path) -> ForeignRows:
     return ForeignRows(path, rows, next((m for m in METADATA if (path / m).is_file()), path.name))
 
 
-def write_imagefolder(rows: list[dict], out: Path, *, root: Path, multilabel: bool, copy: bool = False) -> None:
-    """``out/SPLIT/LABEL/file`` (images linked, or copied; unlabelled ones in ``out/SPLIT/``) and
+def write_imagefolder(rows: list[dict], out: Path, *, root: Path, multilabel: bool) -> None:
+    """``out/SPLIT/LABEL/file`` (images copied; unlabelled ones in ``out/SPLIT/``) and
     ``metadata.csv`` for the other columns."""
     if multilabel:
         raise ValueError("an imagefolder holds one label per image; export a multi-label dataset as parquet, coco or fiftyone")
@@ -76,7 +76,7 @@ def write_imagefolder(rows: list[dict], out: Path, *, root: Path, multilabel: bo
     for r in rows:
         label = str(r.get("label") or "")  # an unlabelled image sits directly in its split folder
         rel = Path(str(r.get("split") or "train")) / label / flat_name(str(r["image"]))
-        place_image(root / str(r["image"]), out / rel, copy)
+        place_image(root / str(r["image"]), out / rel)
         meta.append({"file_name": rel.as_posix(), **{k: v for k, v in r.items() if k not in ("image", "label", "split")}})
     fields = list(dict.fromkeys(k for m in meta for k in m))
     with (out / "metadata.csv").open("w", newline="", encoding="utf-8") as fh:
@@ -174,13 +174,12 @@ def _parquet_row(rec: dict, names: list[str] | None, file: Path, i: int, out: Pa
     return row
 
 
-def write_parquet(rows: list[dict], out: Path, *, root: Path, multilabel: bool, copy: bool = False) -> None:
+def write_parquet(rows: list[dict], out: Path, *, root: Path, multilabel: bool) -> None:
     """One parquet file (``out`` ends in ``.parquet``: a ``split`` column) or a folder with one file
     per split, as ``datasets`` writes them: image bytes embedded, labels as a ``ClassLabel``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    del copy  # the bytes are always embedded
     classes = sorted({lab for r in rows for lab in row_labels(r)})
     index = {c: i for i, c in enumerate(classes)}
     label_type = {"feature": {"names": classes, "_type": "ClassLabel"}, "_type": "List"} if multilabel else {

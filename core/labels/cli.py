@@ -76,7 +76,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.labels.export import export_dataset, export_log
 
     ws, store = _store(args)
-    out = export_dataset(ws, store, args.out, args.format, overwrite=args.overwrite, copy_images=args.copy_images)
+    out = export_dataset(ws, store, args.out, args.format, overwrite=args.overwrite)
     print(f"corrected dataset ({args.format}): {out} ({len(ws.items)} rows, {len(store.current())} reviewed)")
     if args.log:
         print(f"correction log: {export_log(store, args.log, ws=ws, overwrite=args.overwrite)}")
@@ -157,7 +157,6 @@ def add_labels_parser(sub: argparse._SubParsersAction) -> None:
         choices=["manifest", "folder", "fiftyone", "imagefolder", "parquet", "coco", "labelstudio"],
         help="output format (default: %(default)s; see core.formats.FORMATS)",
     )
-    q.add_argument("--copy-images", action="store_true", help="folder formats: copy images instead of linking them")
     q.add_argument("--log", default=None, help="also write the correction log (.csv or .jsonl)")
     q.add_argument("--overwrite", action="store_true", help="replace a previous export (never any other file)")
     q.set_defaults(func=cmd_export)

@@ -153,13 +153,12 @@ def export_dataset(
     fmt: str = "manifest",
     *,
     overwrite: bool = False,
-    copy_images: bool = False,
 ) -> Path:
     """Write the corrected dataset in format ``fmt`` (:data:`core.formats.FORMATS`).
 
     Folder formats (``fiftyone``, ``imagefolder``, ``folder``, ``parquet`` without a ``.parquet``
     suffix) are built in a temporary folder next to ``out`` and moved into place; their images
-    are symbolic links to the dataset's files (``copy_images``: copies). Single-file formats
+    are copies of the dataset's files (the loader reads no link that leaves a dataset's folder). Single-file formats
     (``coco``, ``labelstudio``) reach the images through ``<out stem>_images`` like the manifest;
     ``parquet`` embeds the image bytes. Every export is marked (see :func:`is_previous_export`).
 
@@ -197,7 +196,7 @@ def export_dataset(
         }[fmt]
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
-            writer(rows, tmp_dir, root=root, multilabel=ws.multilabel, copy=copy_images)
+            writer(rows, tmp_dir, root=root, multilabel=ws.multilabel)
         except BaseException:
             shutil.rmtree(tmp_dir)
             raise
