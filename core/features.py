@@ -8,23 +8,24 @@ and renamed into place atomically, so an interrupted run only recomputes what is
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from core.backbones import Backbone
+from core.backbones import Backbone, BackboneInfo, preprocess_image
+from core.config import default_cache_dir  # noqa: F401  (defined with the other defaults; imported from here too)
 from core.data.images import ImageError, load_image
 from core.progress import ProgressFn, silent
-
-
-def default_cache_dir() -> Path:
-    """``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``."""
-    return Path(os.environ.get("PIXCTX_CACHE_DIR", Path.home() / ".cache" / "pixctx")).expanduser()
 
 
 def file_digest(path: str | Path) -> bytes:
@@ -77,6 +78,67 @@ class FeatureCache:
             self._store[d] = f
 
 
+def decode_for_backbone(path: str, info: BackboneInfo) -> tuple[np.ndarray | None, str | None]:
+    """Decode and preprocess one image file: ``(array, None)``, or ``(None, reason)`` when it cannot be used."""
+    try:
+        return preprocess_image(load_image(path, max_side=max(2 * info.image_size, 512)), info), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
+#: What an engine yields per chunk: positions (into the paths it was given) of the images embedded,
+#: their features, and ``{position: reason}`` for images that could not be decoded.
+Chunk = tuple[list[int], np.ndarray, dict[int, str]]
+
+
+class FeatureEngine(Protocol):
+    """Computes features of image files chunk by chunk (the local loop, or :class:`core.engines.RayEngine`)."""
+
+    def chunks(self, paths: list[str], backbone: Backbone) -> Iterator[Chunk]: ...
+
+
+@dataclass
+class LocalEngine:
+    """This process: images decoded by a pool of threads (or processes), batches through the backbone.
+
+    Attributes:
+        batch_size: images per forward pass (raise it on a GPU).
+        chunk_size: images decoded and persisted together.
+        workers: decoding threads (or processes).
+        processes: decode in worker processes instead of threads, so a fast accelerator never waits
+            on the interpreter lock (the pipeline does so on CUDA).
+    """
+
+    batch_size: int = 32
+    chunk_size: int = 256
+    workers: int = 4
+    processes: bool = False
+
+    def chunks(self, paths: list[str], backbone: Backbone) -> Iterator[Chunk]:
+        prepare = partial(decode_for_backbone, info=backbone.info)
+        # spawned (not forked) processes: the parent may hold runtime threads or a CUDA context
+        pool_cm = (
+            ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            if self.processes
+            else ThreadPoolExecutor(max_workers=self.workers)
+        )
+        with pool_cm as pool:
+            for start in range(0, len(paths), self.chunk_size):
+                positions = range(start, min(start + self.chunk_size, len(paths)))
+                ok: list[int] = []
+                arrays: list[np.ndarray] = []
+                errors: dict[int, str] = {}
+                for i, (arr, err) in zip(positions, pool.map(prepare, [paths[i] for i in positions], chunksize=8)):
+                    if err is not None:
+                        errors[i] = err
+                    else:
+                        ok.append(i)
+                        arrays.append(arr)  # type: ignore[arg-type]
+                step = self.batch_size
+                out = [backbone.embed_batch(np.stack(arrays[b : b + step])) for b in range(0, len(arrays), step)]
+                yield ok, np.concatenate(out) if out else np.zeros((0, backbone.dim), np.float32), errors
+
+
 def embed_images(
     paths: list[str],
     backbone: Backbone,
@@ -85,6 +147,8 @@ def embed_images(
     batch_size: int = 32,
     chunk_size: int = 256,
     workers: int = 4,
+    processes: bool = False,
+    engine: FeatureEngine | None = None,
     progress: ProgressFn = silent,
 ) -> tuple[np.ndarray, dict[int, str], list[bytes | None]]:
     """Embed images, reusing cached features.
@@ -93,9 +157,8 @@ def embed_images(
         paths: image files.
         backbone: the feature extractor.
         cache: where features are looked up and stored; ``None`` disables caching.
-        batch_size: images per forward pass (raise it on a GPU).
-        chunk_size: images decoded and persisted together.
-        workers: decoding threads.
+        batch_size, chunk_size, workers, processes: the :class:`LocalEngine`'s settings.
+        engine: what computes the missing features (default: a :class:`LocalEngine`).
         progress: ``progress("embed images", done, total)``.
 
     Returns:
@@ -103,6 +166,7 @@ def embed_images(
         zero), ``{index: reason}`` for images that could not be decoded, and each file's SHA-1
         (``None`` where it could not be read).
     """
+    engine = engine or LocalEngine(batch_size, chunk_size, workers, processes)
     n = len(paths)
     feats = np.zeros((n, backbone.dim), dtype=np.float32)
     errors: dict[int, str] = {}
@@ -122,36 +186,14 @@ def embed_images(
             todo.append(i)
     done = n - len(todo)
     progress("embed images", done, n)
-
-    def prepare(i: int) -> tuple[int, np.ndarray | None, str | None]:
-        try:
-            img = load_image(paths[i], max_side=max(2 * backbone.info.image_size, 512))
-            return i, backbone.preprocess(img), None
-        except ImageError as exc:
-            return i, None, str(exc)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            ok_idx: list[int] = []
-            arrays: list[np.ndarray] = []
-            for i, arr, err in pool.map(prepare, chunk):
-                if err is not None:
-                    errors[i] = err
-                else:
-                    ok_idx.append(i)
-                    arrays.append(arr)  # type: ignore[arg-type]
-            out: list[np.ndarray] = []
-            for b in range(0, len(arrays), batch_size):
-                out.append(backbone.embed_batch(np.stack(arrays[b : b + batch_size])))
-                done += min(batch_size, len(arrays) - b)
-                progress("embed images", done, n)
-            if ok_idx:
-                chunk_feats = np.concatenate(out)
-                feats[ok_idx] = chunk_feats
-                if cache is not None:
-                    cache.add([digests[i] for i in ok_idx], chunk_feats)  # type: ignore[misc]
-            done += len(chunk) - len(ok_idx)
-            progress("embed images", done, n)
+    for ok, chunk_feats, chunk_errors in engine.chunks([paths[i] for i in todo], backbone):
+        rows = [todo[j] for j in ok]
+        errors.update({todo[j]: reason for j, reason in chunk_errors.items()})
+        if rows:
+            feats[rows] = chunk_feats
+            if cache is not None:
+                cache.add([digests[i] for i in rows], chunk_feats)  # type: ignore[misc]
+        done += len(ok) + len(chunk_errors)
+        progress("embed images", done, n)
     progress("embed images", n, n)
     return feats, errors, digests

@@ -29,6 +29,7 @@ from core.captions import (
 )
 from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FitConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
+from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
 from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
 from core.metrics import evaluate_models
@@ -79,21 +80,26 @@ def embed_stage(ds: Dataset, cfg: FitConfig, backbone: Backbone, cache_root: Pat
     items = ds.items.reset_index(drop=True)
     batch = cfg.batch_size if backbone.device == "cpu" else max(cfg.batch_size, 128)
     paths = list(items["path"])
+    engine = feature_engine(cfg, cache_root)  # None: this process
     feats, errors, digests = embed_images(
         paths,
         backbone,
         cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
         batch_size=batch,
+        processes=backbone.device != "cpu",
+        engine=engine,
         progress=progress,
     )
     extra = None
     if cfg.generator_backbone:
-        second = create_backbone(cfg.generator_backbone, device=backbone.device)
+        second = create_backbone(cfg.generator_backbone, device=backbone.device, runtime=cfg.runtime, cache_dir=cache_root)
         extra, _, _ = embed_images(
             paths,
             second,
             cache=FeatureCache(cache_root, cache_key(second, None)),
             batch_size=batch,
+            processes=backbone.device != "cpu",
+            engine=engine,
             progress=lambda s, d, n: progress("embed images (generator backbone)", d, n),
         )
     issues = list(ds.issues)
@@ -234,7 +240,9 @@ def fit(
     protect = [p if p.is_dir() else p.parent for p in protect]
     with staged_workspace(workspace, protect=protect) as tmp:
         with timings("features"):
-            backbone = create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=device)
+            backbone = create_backbone(
+                cfg.backbone, weights=cfg.backbone_weights, device=device, runtime=cfg.runtime, cache_dir=cache_root
+            )
             source.check(cfg, backbone.info.has_imagenet_head)
             feats = embed_stage(ds, cfg, backbone, cache_root, prog)
         targets = target_stage(feats.items, ds.multilabel, cfg)

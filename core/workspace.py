@@ -17,6 +17,7 @@ Layout (no pickles anywhere)::
                                  bottleneck -> coembedding (the full generator's co-embedding)
                                  bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
                                  map_images, map_prototypes, map_prototype_ids -> maps (2-D UMAP)
+                                 caption_vec -> caption_vectors (caption embeddings, caption models only)
     predictions.safetensors    every row's probabilities per model (baseline / multimodal /
                                text_only / zeroshot, and any registered add-on model)
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
@@ -135,12 +136,13 @@ class Workspace:
         WorkspaceError: a damaged or foreign manifest (names the file and what to do).
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", runtime: str | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
         self.manifest: dict = read_manifest(self.path)
         self.config: FitConfig = self._read_config()
         self.source: PhraseSource = stored_source(self.config.phrase_source)
         self.device = device
+        self.runtime = runtime or self.config.runtime  # the backbone's runtime (core.runtimes); default: the fit's
         self._label_terms: dict[tuple, list[np.ndarray]] = {}
         self._lock = threading.RLock()
 
@@ -270,6 +272,11 @@ class Workspace:
         return self.arrays.get("bottleneck_crossfit")
 
     @property
+    def caption_vectors(self) -> np.ndarray | None:
+        """(N, T) embedding of each image's caption (read by :mod:`core.captions`); ``None`` without caption models."""
+        return self.arrays.get("caption_vec")
+
+    @property
     def maps(self) -> dict[str, np.ndarray] | None:
         """2-D maps: ``images`` (N, 2), ``prototypes`` (M, 2) and ``prototype_ids`` (M,); ``None`` if not computed."""
         a = self.arrays
@@ -317,14 +324,19 @@ class Workspace:
         from core.backbones import create_backbone
 
         cfg = self.config
-        return self._once("_backbone", lambda: create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device))
+        return self._once(
+            "_backbone",
+            lambda: create_backbone(cfg.backbone, weights=cfg.backbone_weights, device=self.device, runtime=self.runtime),
+        )
 
     @property
     def generator_backbone(self):
         from core.backbones import create_backbone
 
         name = self.config.generator_backbone
-        return self._once("_generator_backbone", lambda: create_backbone(name, device=self.device) if name else None)
+        return self._once(
+            "_generator_backbone", lambda: create_backbone(name, device=self.device, runtime=self.runtime) if name else None
+        )
 
     @property
     def text_encoder(self):
@@ -495,11 +507,12 @@ def _embed_decoded(backbone, decoded: list) -> np.ndarray:
     return backbone.embed_batch(np.stack([backbone.preprocess(im) for im in decoded]))
 
 
-def open_workspace(path: str | Path, device: str = "cpu") -> Workspace:
-    """Open a fitted workspace folder (fast: arrays and models load on first use).
+def open_workspace(path: str | Path, device: str = "cpu", runtime: str | None = None) -> Workspace:
+    """Open a fitted workspace folder (fast: arrays and models load on first use); ``runtime``
+    overrides the fit's backbone runtime.
 
     Raises:
         FileNotFoundError: not a fitted workspace.
         WorkspaceError: a damaged workspace, or one written by another format version.
     """
-    return Workspace(path, device=device)
+    return Workspace(path, device=device, runtime=runtime)

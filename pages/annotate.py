@@ -114,9 +114,10 @@ else:
             state["ann_pinned"] = None
             st.rerun()
 
-        # the suggestion, unless it is the current label: then the other model's top label (else nothing to accept)
-        tops = [[getattr(pred, m)[0][0]] for m in ("multimodal", "baseline")]
-        offer = next((lab for lab in [q.suggestion, *tops] if lab and sorted(lab) != sorted(labels_now)), None)
+        # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
+        # (a low-margin image's alternative); "Accept" never just repeats "Keep"
+        ranked = [[getattr(pred, m)[k][0]] for k in (0, 1) for m in ("multimodal", "baseline") if len(getattr(pred, m)) > k]
+        offer = next((lab for lab in [q.suggestion, *ranked] if lab and sorted(lab) != sorted(labels_now)), None)
         b1, b2, b3 = st.columns(3)
         accept = f"Accept: {md_join(offer)}" if offer else "Accept: (both models agree with it)"
         if b1.button(

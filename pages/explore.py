@@ -126,4 +126,5 @@ with detail:
                 ex.true_labels(selected),
                 ex.neighbours(selected),
                 key="ex_detail",
+                per_row=3,
             )

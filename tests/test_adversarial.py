@@ -369,6 +369,14 @@ def test_symlinks_pointing_outside_the_dataset_are_refused(tmp_path):
     refused = [i for i in ds.issues if "symbolic link pointing outside" in i.reason]
     assert [(i.row, i.image) for i in refused] == [(4, "images/leak.png"), (5, "linked/secret.png")]
 
+    # The one exception: the `<stem>_images` link that `labels export` writes beside its marker.
+    (data / "export_images").symlink_to(outside, target_is_directory=True)
+    (data / "export.csv").write_text("image,label\nexport_images/secret.png,dog\n")
+    with pytest.raises(ValueError, match="no usable rows"):
+        load_dataset(data / "export.csv")  # no marker: refused like any link
+    (data / "export.csv.pixctx-export.json").write_text('{"pixctx_export": "export.csv"}')
+    assert list(load_dataset(data / "export.csv").items["item"]) == ["export_images/secret.png"]
+
 
 def test_no_pickle_loading_anywhere():
     """Workspaces and user data are read as JSON, safetensors, parquet or faiss: never unpickled nor evaluated."""

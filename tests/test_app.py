@@ -39,6 +39,9 @@ def test_home_gallery_filter_changes_the_view(app):
 
 
 def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
+    import os
+    import signal
+
     from core import jobs
     from core.demo import is_demo_ready
 
@@ -48,10 +51,12 @@ def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_di
     assert not at.exception
     assert any("First run" in i.value for i in at.info)  # the page does not wait for the fit
     ws = tmp_path / "demo-ws-labels10"  # the demo opens with 10% of the labels
-    deadline = time.time() + 900
+    deadline = time.time() + 1800  # minutes on an idle machine; a shared one can take far longer
     while (jobs.is_running(ws) or not is_demo_ready(ws)) and time.time() < deadline:
         time.sleep(2)
     status = jobs.read_status(ws)
+    if status["state"] == "running":
+        os.kill(status["pid"], signal.SIGTERM)  # the job this test started
     assert status["state"] == "done", status
     assert status["fraction"] == 1.0 and status["n_images"] > 0
     assert {"embed images", "phrase generator", "semantic embedding", "tag models"} <= set(status["plan"])
@@ -292,32 +297,3 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     assert not ext_app.exception and [c.value for c in ext_app.caption] != first
     ext_app.selectbox(key="nb_setting").set_value((3, 6)).run()
     assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)
-
-
-def test_fit_form_starts_a_background_job_that_the_frame_follows(app, small_dataset, tmp_path):
-    import os
-    import signal
-
-    from core import jobs
-
-    app.run()
-    app.text_input(key="fit_data").set_value(str(tmp_path / "no such dataset"))
-    app.text_input(key="fit_out").set_value(str(tmp_path / "ws")).run()
-    app.button(key="fit_start").click().run()
-    assert any("No such dataset" in e.value for e in app.error) and jobs.read_status(tmp_path / "ws") is None
-    app.text_input(key="fit_data").set_value(str(small_dataset)).run()
-    app.button(key="fit_start").click().run()
-    try:
-        assert not app.exception
-        assert app.text_input(key="workspace_input").value == str(tmp_path / "ws")  # the sidebar follows the new fit
-        deadline = time.time() + 120
-        while (jobs.read_status(tmp_path / "ws") or {}).get("pid") is None and time.time() < deadline:
-            time.sleep(1)
-        status = jobs.read_status(tmp_path / "ws")
-        assert status["command"][:2] == ["fit", str(small_dataset)] and "--job" in status["command"]
-        app.run()  # any session showing this workspace sees the job's progress, not an error
-        assert not app.error and any(p.proto.value >= 0 for p in app.get("progress"))
-    finally:
-        status = jobs.read_status(tmp_path / "ws")
-        if status and jobs.is_running(tmp_path / "ws"):
-            os.kill(status["pid"], signal.SIGTERM)  # the job this test started

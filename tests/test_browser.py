@@ -249,8 +249,9 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
 
     from core import jobs
 
-    ws = tmp_path / "demo-ws"
-    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(ws), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    ws = tmp_path / "demo-ws-labels10"  # the demo the app opens on: 10% of the labels
+    demo = tmp_path / "demo-ws"
+    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)}
     url, proc = _serve(env)
     first = driver.current_window_handle
     try:
@@ -259,6 +260,9 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
         _wait_for(driver, "overall", timeout=120)
         SHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SHOTS / "first-run-progress.png"))
+        deadline = time.time() + 120
+        while (jobs.read_status(ws) or {}).get("pid") is None and time.time() < deadline:
+            time.sleep(1)  # the job process takes over from the "starting" status once its imports are done
         assert "overall" in driver.page_source and jobs.is_running(ws)
         driver.close()  # close the tab mid-fit
         driver.switch_to.window(first)

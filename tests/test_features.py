@@ -25,3 +25,15 @@ def test_cache_reuses_and_resumes(tmp_path):
     assert not errors2 and seen[0] == 6
     assert np.allclose(full[:6], first[:6], atol=1e-6)
     assert len(list((tmp_path / "c" / "features" / "lite0").glob("*.safetensors"))) == 3
+
+
+def test_decoding_in_worker_processes_gives_the_same_features(tmp_path):
+    """The CUDA path decodes in processes; the features and the reasons for bad files are the same."""
+    bb = create_backbone("efficientnet-lite0", device="cpu")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    paths = [*(str(DEMO / r["image"]) for r in demo_rows()[:5]), str(bad)]
+    threads, err_t, _ = embed_images(paths, bb, workers=2)
+    procs, err_p, _ = embed_images(paths, bb, workers=2, processes=True)
+    assert err_t == err_p and list(err_p) == [5]
+    assert np.allclose(threads, procs, atol=1e-6) and np.abs(procs[:5]).sum() > 0

@@ -82,7 +82,8 @@ def job_status(status: dict | None, key: str) -> bool:
         st.progress(status["fraction"], text=f"{status['fraction']:.0%} overall · {stage}{count}{left}")
         quiet = time.time() - status.get("updated", time.time())
         note = f" · last report {_duration(quiet)} ago (this stage reports rarely)" if quiet > 30 else ""
-        st.caption(f"Stages: {' → '.join(status.get('plan', []))} · running for {elapsed}{note}")
+        plan = f"Stages: {' → '.join(status['plan'])} · " if status.get("plan") else ""
+        st.caption(f"{plan}running for {elapsed}{note}")
         return False
     if state == "done":
         st.progress(1.0, text=f"Done in {elapsed}")
@@ -153,8 +154,10 @@ def render_detail(
     truth: list[str] | None,
     neighbours: list[tuple[int, float]],
     key: str,
+    per_row: int = 4,
 ) -> None:
-    """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours.
+    """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours
+    (``per_row`` tiles a row: fewer in a narrow column).
 
     Clicking a neighbour opens it in Explore (through the ``item`` query parameter).
     """
@@ -186,7 +189,10 @@ def render_detail(
         hide_index=True,
         width="stretch",
         height=min(38 + 35 * len(phrases), 250),
-        column_config={"score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f")},
+        column_config={
+            "phrase": st.column_config.TextColumn("phrase", width="large"),
+            "score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f"),
+        },
     )
     table = probability_table(pred)
     fig = px.bar(
@@ -207,7 +213,7 @@ def render_detail(
     if neighbours:
         st.markdown("**Nearest images** (visual cosine similarity under each)")
         items = ex.ws.items
-        for (row, sim), col in grid(neighbours[:8], 4):
+        for (row, sim), col in grid(neighbours[: 2 * per_row], per_row):
             with col:
                 labs = ", ".join(items.at[row, "labels"]) or "—"
                 image_tile(ex.ws, row, f"{key}_nb_{row}", f"{sim:.2f} · {labs}", help=f"cosine {sim:.3f} · {labs}")

@@ -25,6 +25,7 @@ import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 import pandas as pd
@@ -328,7 +329,8 @@ def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> 
     if manifest is not None and "image" not in columns:
         raise ValueError(f"{file_label}: no 'image' column (columns: {sorted(columns)})")
     multilabel = "labels" in columns and "label" not in columns
-    records = _records(rows, root, file_label, row_offset, multilabel, sorted(columns - RESERVED), issues)
+    allowed = (root.resolve(), *_export_links(root))
+    records = _records(rows, root, allowed, file_label, row_offset, multilabel, sorted(columns - RESERVED), issues)
     if not records:
         raise ValueError(f"{file_label}: no usable rows ({len(issues)} skipped; first: {issues[0] if issues else '-'})")
     items = pd.DataFrame.from_records(records)
@@ -340,6 +342,7 @@ def load_dataset(source: str | Path, *, seed: int = 0, format: str = "auto") -> 
 def _records(
     rows: list[Row],
     root: Path,
+    allowed: tuple[Path, ...],
     file_label: str,
     row_offset: int,
     multilabel: bool,
@@ -356,7 +359,7 @@ def _records(
                 issues.append(DatasetIssue(file_label, rownum, row))
             continue
         image = _clean(row.get("image"))
-        reason = _image_problem(image, root, seen)
+        reason = _image_problem(image, root, allowed, seen)
         if reason:
             issues.append(DatasetIssue(file_label, rownum, reason, image or None))
             continue
@@ -386,12 +389,27 @@ def _records(
     return records
 
 
-def _image_problem(image: str, root: Path, seen: dict[str, int]) -> str | None:
+def _export_links(root: Path) -> tuple[Path, ...]:
+    """Targets of the ``<stem>_images`` links that ``labels export`` made in ``root``.
+
+    An export written outside its dataset's folder reaches the images through such a link; it
+    counts as the product's own only beside an export marker (``<stem>.<ext>.pixctx-export.json``).
+    """
+    out = []
+    for link in root.glob("*_images"):
+        stem = link.name.removesuffix("_images")
+        if link.is_symlink() and link.is_dir() and any(root.glob(f"{glob_escape(stem)}.*.pixctx-export.json")):
+            out.append(link.resolve())
+    return tuple(out)
+
+
+def _image_problem(image: str, root: Path, allowed: tuple[Path, ...], seen: dict[str, int]) -> str | None:
     """Why a row's image cannot be used (``None`` when it can).
 
     The rule for paths: an image must lie inside the dataset folder, both as written (no ``..``,
     no absolute path) and once symbolic links are resolved (a link pointing outside is refused),
-    so a manifest can only make the product read files under its own folder.
+    so a manifest can only make the product read files under its own folder. The one exception
+    is the images link that ``labels export`` writes beside an export (see :func:`_export_links`).
     """
     if not image:
         return "empty 'image' value"
@@ -403,7 +421,7 @@ def _image_problem(image: str, root: Path, seen: dict[str, int]) -> str | None:
     if image in seen or path.as_posix() in seen:
         return f"duplicate of row {seen.get(image, seen.get(path.as_posix()))}"
     try:
-        if not path.resolve().is_relative_to(root.resolve()):
+        if not any(path.resolve().is_relative_to(a) for a in allowed):
             return "symbolic link pointing outside the dataset folder (refused: copy the file into the folder)"
         if path.is_dir():
             return "image path is a folder, not a file"
