@@ -62,10 +62,12 @@ class Render:
             self.warnings.append(el.alert.body)
 
     def widget_id(self, key: str) -> str | None:
+        """The id of the enabled widget with user key ``key`` (``None``: absent or disabled)."""
         for kind, el in self.elements:
-            wid = getattr(getattr(el, kind), "id", "")
+            widget = getattr(el, kind)
+            wid = getattr(widget, "id", "")
             if isinstance(wid, str) and wid.endswith(f"-{key}"):
-                return wid
+                return None if getattr(widget, "disabled", False) else wid
         return None
 
     def texts(self, kind: str) -> list[str]:
@@ -175,7 +177,7 @@ def session_loop(load: Load, port: int, user: str, until: float, seed: int) -> N
                     page = load.timed(s, "skip", "annotate", {"labeler": user, "queue": QUEUE}, trigger=skip)
             accept, shown = page.widget_id("ann_accept"), [_unescape(c) for c in page.texts("caption")]
             head = next((c for c in shown if c in set(load.items)), None)
-            if accept is not None and head is not None:  # else the queue is empty
+            if accept is not None and head is not None:  # else the queue is empty, or nothing to accept
                 label = next(b for b in page.texts("button") if b.startswith("Accept: "))
                 labels = [_unescape(x) for x in label.removeprefix("Accept: ").split(", ")]
                 after = load.timed(s, "save label", "annotate", {"labeler": user, "queue": QUEUE}, trigger=accept)

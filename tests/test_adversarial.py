@@ -173,8 +173,8 @@ def test_shared_link_with_markdown_renders_no_image_or_link(fitted_workspace):
     for attack in ATTACKS:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.session_state["workspace_path"] = str(fitted_workspace)
-        at.query_params["item"] = attack
         at.run()
+        at.query_params["item"] = attack  # the shared link opens Explore with it
         at.switch_page("pages/explore.py").run()
         assert not at.exception
         warning = next(w.value for w in at.warning if "No image" in w.value)
@@ -205,8 +205,8 @@ def test_labels_and_captions_with_markdown_are_inert(small_dataset, cache_dir, t
     row = next(i for i, labs in enumerate(ws.items["labels"]) if labs == ["![f](http://attacker/label.png)"])
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["workspace_path"] = str(ws.path)
-    at.query_params["item"] = str(ws.items.at[row, "item"])
     at.run()
+    at.query_params["item"] = str(ws.items.at[row, "item"])
     at.switch_page("pages/explore.py").run()
     assert not at.exception
     assert any(md("![f](http://attacker/label.png)") in m.value for m in at.markdown)  # shown, as text
