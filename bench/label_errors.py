@@ -15,7 +15,8 @@ source cross-validates on the flipped labels). Sources:
 precision@k counts planted rows among the first k of the ranking (flagged rows first, then every
 other labelled row by label quality). Writes ``bench/results/label_errors.json``.
 
-    python bench/label_errors.py [--workspace WS]   # default: the demo workspace
+    python bench/label_errors.py                  # the demo dataset: linear sources (features from the cache)
+    python bench/label_errors.py --workspace WS   # a fitted workspace: every source through the product's queue
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.labels.issues import rank_label_issues  # noqa: E402
-from core.labels.oof import out_of_fold  # noqa: E402
+from core.labels.oof import linear_oof, out_of_fold  # noqa: E402
 from core.labels.queue import review_queue  # noqa: E402
 from core.training import label_targets  # noqa: E402
 from core.vectors import l2n  # noqa: E402
@@ -45,16 +46,35 @@ from core.workspace import open_workspace  # noqa: E402
 KS = (100, 200)
 
 
-def plant(ws, fraction: float, seed: int) -> tuple[list[list[str]], np.ndarray]:
-    """Current labels with ``fraction`` of the training rows flipped, and the flipped rows."""
-    labels = [list(v) for v in ws.items["labels"]]
-    train = np.flatnonzero(ws.items["labelled"].to_numpy())
+def plant(labels: list[list[str]], train: np.ndarray, names: list[str], fraction: float, seed: int):
+    """``labels`` with ``fraction`` of the ``train`` rows flipped to another label, and the flipped rows."""
+    labels = [list(v) for v in labels]
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(train, round(fraction * len(train)), replace=False))
     for r in rows:
-        others = [lab for lab in ws.labels if lab != labels[r][0]]
+        others = [lab for lab in names if lab != labels[r][0]]
         labels[r] = [others[rng.integers(len(others))]]
     return labels, rows
+
+
+def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], np.ndarray]:
+    """(labels, training rows, label names, L2-normalised visual features) of a dataset, without
+    a workspace: the backbone's features come from the feature cache (embedded once)."""
+    from core.backbones import create_backbone
+    from core.data import load_dataset
+    from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
+
+    ds = load_dataset(data)
+    backbone = create_backbone("efficientnet-lite0")
+    feats, errors, _ = embed_images(
+        list(ds.items["path"]), backbone, cache=FeatureCache(default_cache_dir(), cache_key(backbone)), progress=lambda *a: None
+    )
+    ok = np.array([i not in errors for i in range(len(ds.items))])
+    items = ds.items[ok].reset_index(drop=True)
+    labels = [list(v) for v in items["labels"]]
+    train = np.flatnonzero((items["split"] != "test").to_numpy() & np.array([bool(v) for v in labels]))
+    names = sorted({lab for i in train for lab in labels[i]})
+    return labels, train, names, l2n(feats[ok])
 
 
 def precision(ranking: np.ndarray, planted: set[int]) -> dict[str, float]:
@@ -87,53 +107,75 @@ def previous_ranking(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.concatenate([flagged[np.argsort(given[flagged], kind="stable")], rest[np.argsort(given[rest], kind="stable")]])
 
 
+def workspace_sources(ws, current: list[list[str]], y: np.ndarray, planted: set[int], sources: list[str]) -> list[dict]:
+    """Each source through the product's queue: precision, and the first and cached build times."""
+    rows = []
+    for source in sources:
+        t = time.perf_counter()
+        queue = review_queue(ws, "label_errors", current=current, source=source, limit=200)
+        first_s = time.perf_counter() - t
+        t = time.perf_counter()
+        review_queue(ws, "label_errors", current=current, source=source, limit=200)
+        again_s = time.perf_counter() - t
+        proba = out_of_fold(ws, source, current=current)
+        found = rank_label_issues(y, proba, ws.multilabel)
+        rows.append(
+            {
+                "source": source,
+                **precision(found.ranking, planted),
+                "flagged": len(found.order),
+                "queue_hits_top50": len({q.row for q in queue[:50]} & planted),
+                "first_queue_s": round(first_s, 2),
+                "cached_queue_s": round(again_s, 2),
+            }
+        )
+        if source == "product":
+            rows.append({"source": "product (previous ranking)", **precision(previous_ranking(proba, y), planted)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workspace", default=None, help="a fitted workspace (default: the demo's, fitted if needed)")
+    ap.add_argument("--workspace", default=None, help="a fitted workspace: every source through the product's queue")
+    ap.add_argument(
+        "--data", default=str(ROOT / "assets" / "demo"), help="without --workspace: this dataset, linear sources only"
+    )
     ap.add_argument("--fraction", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sources", default="linear,product", help="comma-separated out-of-fold sources to measure")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "label_errors.json"))
     args = ap.parse_args()
-    if args.workspace is None:
-        from core.demo import demo_workspace
-
-        src = demo_workspace().path
-    else:
+    rows: list[dict] = []
+    if args.workspace:
         src = Path(args.workspace)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        dest = Path(tmp) / "ws"
-        shutil.copytree(src, dest, ignore=shutil.ignore_patterns("oof", "labels.sqlite*"))  # cold: no cached probabilities
-        ws = open_workspace(dest)
-        current, planted_rows = plant(ws, args.fraction, args.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            dest = Path(tmp) / "ws"
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("oof", "labels.sqlite*"))  # cold: nothing cached
+            ws = open_workspace(dest)
+            train = np.flatnonzero(ws.items["labelled"].to_numpy())
+            current, planted_rows = plant(list(ws.items["labels"]), train, ws.labels, args.fraction, args.seed)
+            y = label_targets(current, ws.labels, ws.multilabel)
+            planted = set(planted_rows.tolist())
+            rows += workspace_sources(ws, current, y, planted, args.sources.split(","))
+            x = l2n(ws.visual)
+    else:
+        src = Path(args.data)
+        labels, train, names, x = dataset_inputs(src)
+        current, planted_rows = plant(labels, train, names, args.fraction, args.seed)
+        y = label_targets(current, names, False)
         planted = set(planted_rows.tolist())
-        y = label_targets(current, ws.labels, ws.multilabel)
-        for source in ("linear", "product"):
-            t = time.perf_counter()
-            queue = review_queue(ws, "label_errors", current=current, source=source, limit=200)
-            first_s = time.perf_counter() - t
-            t = time.perf_counter()
-            review_queue(ws, "label_errors", current=current, source=source, limit=200)
-            again_s = time.perf_counter() - t
-            found = rank_label_issues(y, out_of_fold(ws, source, current=current), ws.multilabel)
-            rows.append(
-                {
-                    "source": source,
-                    **precision(found.ranking, planted),
-                    "flagged": len(found.order),
-                    "queue_hits_top50": len({q.row for q in queue[:50]} & planted),
-                    "first_queue_s": round(first_s, 2),
-                    "cached_queue_s": round(again_s, 2),
-                }
-            )
-            if source == "product":
-                prev = previous_ranking(out_of_fold(ws, source, current=current), y)
-                rows.append({"source": "product (previous ranking)", **precision(prev, planted)})
         t = time.perf_counter()
-        ref, n_ref = reference_ranking(l2n(ws.visual), y, args.seed)
-        ref_s = round(time.perf_counter() - t, 2)
-        rows.append({"source": "cleanlab+sklearn LR", **precision(ref, planted), "flagged": n_ref, "first_queue_s": ref_s})
-        n_items, n_planted = len(ws.items), len(planted)
+        proba = linear_oof(x, y, len(names), False, seed=args.seed)
+        found = rank_label_issues(y, proba, False)
+        first_s = round(time.perf_counter() - t, 2)
+        rows.append(
+            {"source": "linear", **precision(found.ranking, planted), "flagged": len(found.order), "first_queue_s": first_s}
+        )
+    t = time.perf_counter()
+    ref, n_ref = reference_ranking(x, y, args.seed)
+    ref_s = round(time.perf_counter() - t, 2)
+    rows.append({"source": "cleanlab+sklearn LR", **precision(ref, planted), "flagged": n_ref, "first_queue_s": ref_s})
+    n_items, n_planted = len(y), len(planted)
     print(f"{n_planted} planted errors among {n_items} rows ({args.fraction:.0%} of the training labels, seed {args.seed})")
     print(f"{'source':<28}{'p@100':>7}{'p@200':>7}{'flagged':>9}{'first s':>9}{'cached s':>9}")
     for r in rows:
@@ -142,7 +184,7 @@ def main() -> None:
             f"{r.get('first_queue_s', ''):>9}{r.get('cached_queue_s', ''):>9}"
         )
     meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)}
-    result = {**meta, "workspace": str(src), "rows": n_items, "planted": n_planted, "fraction": args.fraction, "seed": args.seed}
+    result = {**meta, "input": str(src), "rows": n_items, "planted": n_planted, "fraction": args.fraction, "seed": args.seed}
     Path(args.out).write_text(json.dumps({**result, "sources": rows}, indent=1))
     print(f"wrote {args.out}")
 

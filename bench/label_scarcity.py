@@ -292,10 +292,18 @@ def main() -> None:
         help="A2: also run all labels with the visual vector PCA'd to these dims",
     )
     ap.add_argument("--summary", action="store_true", help="print the tables of --out and exit")
+    ap.add_argument("--merge", nargs="*", default=[], help="add the runs of these result files (parallel runs) to --out")
     ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown (docs/results.md)")
     args = ap.parse_args()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"split": "each dataset's own split column", "runs": []}
+    for other in map(Path, args.merge):
+        extra = json.loads(other.read_text())
+        have = {(r["dataset"], r["fraction"], r["seed"]) for r in result["runs"]}
+        result["runs"] += [r for r in extra["runs"] if (r["dataset"], r["fraction"], r["seed"]) not in have]
+        have_a2 = {(r["dataset"], r["dim"], r["seed"]) for r in result.get("weak_visual", [])}
+        weak = [r for r in extra.get("weak_visual", []) if (r["dataset"], r["dim"], r["seed"]) not in have_a2]
+        result["weak_visual"] = result.get("weak_visual", []) + weak
     if not args.summary:
         done = {(r["dataset"], r["fraction"], r["seed"]) for r in result["runs"]}
         encoder = TextEncoder(FitConfig().text_model)

@@ -118,7 +118,7 @@ class Backbone:
                 torch.set_num_threads(threads)
             return self
         if cache_dir is None:
-            from core.features import default_cache_dir
+            from core.config import default_cache_dir
 
             cache_dir = default_cache_dir()
         path = export_onnx(self.export_module(), self.name, self.info.image_size, cache_dir)

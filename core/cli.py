@@ -41,9 +41,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
     _add_runtime_option(p)
-    p.add_argument(
-        "--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray"
-    )
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
@@ -266,29 +264,9 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_workspace_commands(sub) -> None:
+    """``predict``, ``predict-batch``, ``evaluate``, ``zeroshot``: commands that use a fitted workspace."""
     from core.config import default
-
-    parser = argparse.ArgumentParser(
-        prog="pixctx" if Path(sys.argv[0]).name == "pixctx" else "python -m core",
-        description="Multimodal image classification that infers context from pixels.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser(
-        "fit", help="fit a workspace on a dataset", description="Fit every model on a dataset (manifest or image folder)."
-    )
-    p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
-    p.add_argument("--workspace", required=True, help="output folder")
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "manifest", "folder", "fiftyone", "imagefolder", "parquet", "coco", "labelstudio"],
-        help="dataset format (default: sniffed; see core.formats.FORMATS)",
-    )
-    _add_fit_options(p)
-    _add_job_option(p)
-    p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
     p.add_argument("--workspace", required=True)
@@ -308,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new folder for the parquet shards")
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=32, help="backbone batch size")
+    p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size")
     _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict_batch)
 
@@ -332,20 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_zeroshot)
 
-    p = sub.add_parser("demo", help="fit (once) and open the embedded demo workspace")
-    p.add_argument(
-        "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
-    )
-    p.add_argument("--refit", action="store_true", help="fit again even if it exists")
-    p.add_argument(
-        "--label-fraction",
-        type=float,
-        default=1.0,
-        help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
-        "its folder gets -labels10 appended)",
-    )
-    _add_job_option(p)
-    p.set_defaults(func=cmd_demo)
+
+def _add_phrases_parser(sub) -> None:
+    """``phrases fit``: reusable phrase generators."""
+    from core.config import default
 
     p = sub.add_parser("phrases", help="reusable phrase generators")
     psub = p.add_subparsers(dest="phrases_command", required=True)
@@ -363,6 +331,49 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
     q.add_argument("--cache-dir", default=None)
     q.set_defaults(func=cmd_phrases_fit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+
+    parser = argparse.ArgumentParser(
+        prog="pixctx" if Path(sys.argv[0]).name == "pixctx" else "python -m core",
+        description="Multimodal image classification that infers context from pixels.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "fit", help="fit a workspace on a dataset", description="Fit every model on a dataset (manifest or image folder)."
+    )
+    p.add_argument("data", help="manifest (.csv/.jsonl), folder with manifest.csv, or image folder (sub-folder = label)")
+    p.add_argument("--workspace", required=True, help="output folder")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "manifest", "folder", "fiftyone", "imagefolder", "parquet", "coco", "labelstudio"],
+        help="dataset format (default: sniffed; see core.formats.FORMATS)",
+    )
+    _add_fit_options(p)
+    _add_job_option(p)
+    p.set_defaults(func=cmd_fit)
+
+    _add_workspace_commands(sub)
+
+    p = sub.add_parser("demo", help="fit (once) and open the embedded demo workspace")
+    p.add_argument(
+        "--workspace", default=None, help="where to keep it (default: $PIXCTX_DEMO_WORKSPACE or ~/.cache/pixctx/demo-workspace)"
+    )
+    p.add_argument("--refit", action="store_true", help="fit again even if it exists")
+    p.add_argument(
+        "--label-fraction",
+        type=float,
+        default=1.0,
+        help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
+        "its folder gets -labels10 appended)",
+    )
+    _add_job_option(p)
+    p.set_defaults(func=cmd_demo)
+
+    _add_phrases_parser(sub)
 
     p = sub.add_parser("backbones", help="list backbone names")
     p.set_defaults(func=cmd_backbones)

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.captions import CaptionLabelConfig
@@ -134,6 +136,11 @@ class FitConfig:
         return replace(
             self, generator=replace(self.generator, seed=self.seed), classifier=replace(self.classifier, seed=self.seed)
         )
+
+
+def default_cache_dir() -> Path:
+    """The feature cache: ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``."""
+    return Path(os.environ.get("PIXCTX_CACHE_DIR", Path.home() / ".cache" / "pixctx")).expanduser()
 
 
 def default(name: str) -> object:

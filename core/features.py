@@ -23,13 +23,9 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.backbones import Backbone, BackboneInfo, preprocess_image
+from core.config import default_cache_dir  # noqa: F401  (defined with the other defaults; imported from here too)
 from core.data.images import ImageError, load_image
 from core.progress import ProgressFn, silent
-
-
-def default_cache_dir() -> Path:
-    """``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``."""
-    return Path(os.environ.get("PIXCTX_CACHE_DIR", Path.home() / ".cache" / "pixctx")).expanduser()
 
 
 def file_digest(path: str | Path) -> bytes:

@@ -17,6 +17,7 @@ Layout (no pickles anywhere)::
                                  bottleneck -> coembedding (the full generator's co-embedding)
                                  bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
                                  map_images, map_prototypes, map_prototype_ids -> maps (2-D UMAP)
+                                 caption_vec -> caption_vectors (caption embeddings, caption models only)
     predictions.safetensors    every row's probabilities per model (baseline / multimodal /
                                text_only / zeroshot, and any registered add-on model)
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
@@ -271,6 +272,11 @@ class Workspace:
         return self.arrays.get("bottleneck_crossfit")
 
     @property
+    def caption_vectors(self) -> np.ndarray | None:
+        """(N, T) embedding of each image's caption (read by :mod:`core.captions`); ``None`` without caption models."""
+        return self.arrays.get("caption_vec")
+
+    @property
     def maps(self) -> dict[str, np.ndarray] | None:
         """2-D maps: ``images`` (N, 2), ``prototypes`` (M, 2) and ``prototype_ids`` (M,); ``None`` if not computed."""
         a = self.arrays
@@ -365,15 +371,22 @@ class Workspace:
         errors mapping index -> reason."""
         from core.data.images import ImageError
 
-        decoded, errors = {}, {}
-        for i, img in enumerate(images):
-            try:
-                decoded[i] = _decode(img)
-            except ImageError as exc:
-                errors[i] = str(exc)
-        feats = _embed_decoded(self.backbone, decoded, len(images))
         second = self.generator_backbone
-        extra = _embed_decoded(second, decoded, len(images)) if second is not None else None
+        feats = np.zeros((len(images), self.backbone.dim), dtype=np.float32)
+        extra = np.zeros((len(images), second.dim), dtype=np.float32) if second is not None else None
+        errors: dict[int, str] = {}
+        for start in range(0, len(images), EMBED_BATCH):  # decode one batch at a time: memory stays bounded
+            decoded = {}
+            for i in range(start, min(start + EMBED_BATCH, len(images))):
+                try:
+                    decoded[i] = _decode(images[i])
+                except ImageError as exc:
+                    errors[i] = str(exc)
+            if decoded:
+                rows = sorted(decoded)
+                feats[rows] = _embed_decoded(self.backbone, [decoded[i] for i in rows])
+                if extra is not None:
+                    extra[rows] = _embed_decoded(second, [decoded[i] for i in rows])
         return feats, generator_input(feats, extra), errors
 
     def phrase_outputs(
@@ -480,19 +493,18 @@ class Workspace:
         return out
 
 
+EMBED_BATCH = 32  # images decoded, then embedded, together
+
+
 def _decode(image: str | Path | bytes):
     from core.data.images import load_image
 
     return load_image(image, max_side=1024)
 
 
-def _embed_decoded(backbone, decoded: dict, n: int) -> np.ndarray:
-    out = np.zeros((n, backbone.dim), dtype=np.float32)
-    rows = sorted(decoded)
-    for b in range(0, len(rows), 32):
-        chunk = rows[b : b + 32]
-        out[chunk] = backbone.embed_batch(np.stack([backbone.preprocess(decoded[i]) for i in chunk]))
-    return out
+def _embed_decoded(backbone, decoded: list) -> np.ndarray:
+    """Features of a batch of decoded images."""
+    return backbone.embed_batch(np.stack([backbone.preprocess(im) for im in decoded]))
 
 
 def open_workspace(path: str | Path, device: str = "cpu", runtime: str | None = None) -> Workspace:

@@ -11,11 +11,12 @@ from core.labels.oof import sources as oof_sources
 from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
-from core.labels.store import UNDO, ConflictError, LabelStoreError
+from core.labels.store import UNDO, ConflictError, LabelStoreError, redact_url
 from core.workspace import WorkspaceBusyError
 from ui import state as url_state
 from ui.frame import workspace
 from ui.loaders import explorer_for, label_store
+from ui.safe_text import md, md_join
 from ui.widgets import MODEL_NAMES, StreamlitProgress, image
 
 ws = workspace()
@@ -32,9 +33,11 @@ with st.sidebar:
 try:
     store = label_store(ws)
 except LabelStoreError as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
-st.caption(f"Corrections are stored in `{label_db_url(ws)}`; every change is a row, so nothing is lost and undo is free.")
+st.caption(
+    f"Corrections are stored in {md(redact_url(label_db_url(ws)))}; every change is a row, so nothing is lost and undo is free."
+)
 
 state = st.session_state
 state.setdefault("ann_skipped", set())
@@ -70,46 +73,53 @@ if not queue:
         st.rerun()
 else:
     q = queue[0]
+    # a button press reruns the page, which recomputes the queue: if another labeler reviewed the image
+    # this session was shown, the head is now another image, which the press must not label unseen
+    shown_before, state["ann_shown"] = state.get("ann_shown"), q.item
     row = q.row
     labels_now = current[row]
-    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{q.reason}_")
+    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{md(q.reason)}_")
     left, right = st.columns([1, 2], gap="large")
     with left:
         image(ws.items.at[row, "path"])
-        st.caption(q.item)
+        st.caption(md(q.item))
     with right:
-        st.markdown("Current label: " + (", ".join(f"`{lab}`" for lab in labels_now) or "_none_"))
+        st.markdown("Current label: " + md_join(labels_now, empty="_none_"))
         pred = ex.prediction(row)
         st.markdown(
             "  \n".join(
-                f"{MODEL_NAMES[m]}: " + ", ".join(f"{n} ({p:.2f})" for n, p in getattr(pred, m)[:3])
+                f"{MODEL_NAMES[m]}: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in getattr(pred, m)[:3])
                 for m in ("baseline", "multimodal")
             )
         )
-        st.markdown("Phrases: _" + ", ".join(p for p, _ in pred.phrases[:5]) + "_")
+        st.markdown("Phrases: _" + md_join((p for p, _ in pred.phrases[:5]), empty="") + "_")
         note = st.text_input("Note (optional)", key=f"ann_note_{row}")
 
         def record(action, **kwargs) -> None:
+            if shown_before != q.item:
+                st.warning(f"{md(shown_before)} was reviewed meanwhile by someone else: nothing saved; here is the next image.")
+                return
             if not user:
                 st.error("Type your name in the sidebar first: every change records who made it.")
                 return
             try:
                 change = action(user=user, strategy=strategy, note=note, **kwargs)
             except ConflictError as exc:
-                st.warning(str(exc))
+                st.warning(md(exc))
                 return
             except (ValueError, LabelStoreError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
                 return
             state["ann_done"].append(change.id)
             state["ann_pinned"] = None
             st.rerun()
 
-        # the suggestion, unless it is the current label: then the other model's top label (else nothing to accept)
-        tops = [[getattr(pred, m)[0][0]] for m in ("multimodal", "baseline")]
-        offer = next((lab for lab in [q.suggestion, *tops] if lab and sorted(lab) != sorted(labels_now)), None)
+        # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
+        # (a low-margin image's alternative); "Accept" never just repeats "Keep"
+        ranked = [[getattr(pred, m)[k][0]] for k in (0, 1) for m in ("multimodal", "baseline") if len(getattr(pred, m)) > k]
+        offer = next((lab for lab in [q.suggestion, *ranked] if lab and sorted(lab) != sorted(labels_now)), None)
         b1, b2, b3 = st.columns(3)
-        accept = f"Accept: {', '.join(offer)}" if offer else "Accept: (both models agree with it)"
+        accept = f"Accept: {md_join(offer)}" if offer else "Accept: (both models agree with it)"
         if b1.button(
             accept, key="ann_accept", shortcut="A", type="primary", width="stretch", disabled=offer is None, help=accept
         ):
@@ -143,8 +153,10 @@ else:
                 change = store.undo(last, user=user or "unknown")
                 state["ann_pinned"] = change.item
                 st.rerun()
+            except ConflictError as exc:  # someone changed the item since: their change stays
+                st.warning(md(exc))
             except (ValueError, LabelStoreError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
         st.caption("Shortcuts: A accept · K keep · N not sure · S set · J skip · U undo")
 
 st.subheader("Recent changes")
@@ -187,7 +199,7 @@ if st.button("Retrain the classifiers on the corrected labels", key="ann_retrain
         state["ann_report"] = report.to_dict()
         st.rerun()
     except (ValueError, LabelStoreError, WorkspaceBusyError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
 if state.get("ann_report"):
     rep = state["ann_report"]
     st.markdown(f"**Last retrain**: {rep['n_labelled']:,} labelled training images, {rep['n_corrected']} corrected.")

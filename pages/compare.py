@@ -15,6 +15,7 @@ from core.predictions import attached_metrics
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
+from ui.safe_text import md, md_join
 from ui.widgets import MODEL_NAMES, grid, human_index, image, open_item
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
@@ -137,10 +138,10 @@ labels = np.array(ex.labels)
 for row, col in grid(rows[:24], 6):
     with col:
         image(ws.items.at[row, "path"])
-        phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+        phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
         st.caption(
-            f"**{', '.join(ws.items.at[row, 'labels'])}**  \nbaseline: {labels[ex.top['baseline'][row]]}  \n"
-            f"multimodal: {labels[ex.top['multimodal'][row]]}  \n_{phrases}_"
+            f"**{md_join(ws.items.at[row, 'labels'])}**  \nbaseline: {md(labels[ex.top['baseline'][row]])}  \n"
+            f"multimodal: {md(labels[ex.top['multimodal'][row]])}  \n_{phrases}_"
         )
         if st.button("Details", key=f"cmp_open_{row}", width="stretch"):
             open_item(str(ws.items.at[row, "item"]))

@@ -10,6 +10,7 @@ from core.explore import CHANGES, GalleryFilter
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
+from ui.safe_text import md, md_join
 from ui.widgets import MODEL_NAMES, grid, image, render_detail, wrappable
 
 PER_PAGE = 24
@@ -101,8 +102,8 @@ with gallery:
             image(items.at[row, "path"])
             pm = labels[ex.top[model][row]]
             mark = "✓" if ex.correct[model][row] else ("✗" if ex.has_truth[row] else "·")
-            truth = ", ".join(items.at[row, "labels"]) or "—"
-            if st.button(wrappable(f"{mark} {pm}"), key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
+            truth = md_join(items.at[row, "labels"])
+            if st.button(wrappable(f"{mark} {md(pm)}"), key=f"ex_open_{row}", help=f"true: {truth}", width="stretch"):
                 st.query_params["item"] = str(items.at[row, "item"])
                 st.rerun()
             st.caption(truth)
@@ -110,7 +111,7 @@ with gallery:
 with detail:
     if selected is None:
         if st.query_params.get("item"):
-            st.warning(f"No image {st.query_params['item']!r} in this workspace.")
+            st.warning(f"No image {md(repr(st.query_params['item']))} in this workspace.")
         st.info("Click an image to see its phrases, both models' probabilities and its nearest neighbours.")
     else:
         with st.container(border=True):
@@ -125,4 +126,5 @@ with detail:
                 ex.true_labels(selected),
                 ex.neighbours(selected),
                 key="ex_detail",
+                per_row=3,
             )

@@ -13,7 +13,8 @@ from core.compare import MODEL_GROUPS, best_model
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.widgets import MODEL_NAMES, grid, human_index, image
+from ui.safe_text import md, md_join
+from ui.widgets import MODEL_NAMES, grid, human_index, image, wrappable
 
 
 def _mark(ok: bool) -> str:
@@ -49,7 +50,7 @@ c4.metric(
         else ""
     ),
 )
-st.caption(f"Workspace `{ws.path}` · dataset `{Path(m['dataset']['source']).name}` · backbone `{m['config']['backbone']}`")
+st.caption(f"Workspace {md(ws.path)} · dataset {md(Path(m['dataset']['source']).name)} · backbone {md(m['config']['backbone'])}")
 
 st.subheader(f"Test-split metrics ({n_test} images)")
 if m["config"].get("label_fraction", 1.0) < 1.0:
@@ -102,9 +103,9 @@ with right:
     for row, col in grid(pick, 4):
         with col:
             image(items.at[row, "path"])
-            truth = ", ".join(items.at[row, "labels"]) or "—"
-            pb, pm = labels[ex.top["baseline"][row]], labels[ex.top["multimodal"][row]]
-            phrases = ", ".join(p for p, _ in ws.item_phrases(int(row), 3))
+            truth = wrappable(md_join(items.at[row, "labels"]))
+            pb, pm = md(labels[ex.top["baseline"][row]]), md(labels[ex.top["multimodal"][row]])
+            phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
             st.caption(
                 f"**{truth}**  \nbaseline: {_mark(ex.correct['baseline'][row])} {pb}  \n"
                 f"multimodal: {_mark(ex.correct['multimodal'][row])} {pm}  \n_{phrases}_"

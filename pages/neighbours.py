@@ -8,6 +8,7 @@ import streamlit as st
 from core.tags.annotate import fitted_settings, has_tag_models
 from ui.frame import workspace
 from ui.loaders import explorer_for, tag_models_for
+from ui.safe_text import md, md_join
 from ui.widgets import grid, image, image_tile, offer_fit
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
@@ -45,15 +46,15 @@ tn = tag_models_for(ws, tuple(setting))
 left, right = st.columns([1, 2], gap="large")
 with left:
     image(ws.items.at[row, "path"])
-    st.markdown("True label: " + (", ".join(f"`{lab}`" for lab in ex.true_labels(row)) or "_none_"))
-    st.markdown("Tags: " + (", ".join(ws.items.at[row, "tags"]) or "_none_"))
+    st.markdown("True label: " + md_join(ex.true_labels(row), empty="_none_"))
+    st.markdown("Tags: " + md_join(ws.items.at[row, "tags"], empty="_none_"))
 with right:
     preds = tn.predict(row)
     cols = st.columns(3)
     truth = set(ex.true_labels(row))
     for col, (kind, ranked) in zip(cols, preds.items(), strict=True):
         col.markdown(f"**{KIND_NAMES[kind]}**")
-        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {lab} ({p:.2f})" for lab, p in ranked))
+        col.markdown("  \n".join(f"{'✓' if lab in truth else '·'} {md(lab)} ({p:.2f})" for lab, p in ranked))
     ev = tn.meta["evaluation"]["settings"][f"{setting[0]},{setting[1]}"]
     st.dataframe(
         pd.DataFrame({KIND_NAMES[k]: {"mAP (labels)": v["mAP"], "mAP (images)": v["mAP_img"]} for k, v in ev.items()}).T,
@@ -65,4 +66,4 @@ st.subheader(f"Its {setting[0]} nearest images by tags")
 for (nb, dist), col in grid(tn.neighbourhood(row, setting[0]), 6):
     with col:
         image_tile(ws, nb, f"nb_open_{nb}", ", ".join(ws.items.at[nb, "labels"]) or "—")
-        st.caption(f"tag distance {dist:.2f} · " + ", ".join(ws.items.at[nb, "tags"][:6]))
+        st.caption(f"tag distance {dist:.2f} · " + md_join(ws.items.at[nb, "tags"][:6], empty=""))

@@ -7,6 +7,7 @@ import streamlit as st
 from core.retrieval.semantic import has_retrieval
 from ui.frame import workspace
 from ui.loaders import retrieval_for
+from ui.safe_text import md
 from ui.widgets import grid, image, image_tile, model_name, offer_fit
 
 K = 12
@@ -43,7 +44,7 @@ elif mode == "An uploaded image":
     if up is not None:
         feats, _, errors = ws.embed([up.getvalue()])
         if errors:
-            st.error(f"{up.name}: {errors[0]}")
+            st.error(f"{md(up.name)}: {md(errors[0])}")
             st.stop()
         features, shown = feats[0], up.getvalue()
 # one text box per mode: a text typed for a text-only query never turns into an image query's modifier
@@ -61,14 +62,14 @@ try:
     hits = search.search(features=features, text=text, text_weight=weight, k=K, exclude=exclude)
 except ValueError as exc:
     if features is None:
-        st.warning(str(exc))
+        st.warning(md(exc))
         st.stop()
-    st.warning(f"{exc} The image alone is searched.")  # a modifier the model cannot read does not block the image
+    st.warning(f"{md(exc)} The image alone is searched.")  # a modifier the model cannot read does not block the image
     text = ""
     hits = search.search(features=features, text="", k=K, exclude=exclude)
 
 if shown is not None:
-    image(shown, caption="query" + (f" + “{text.strip()}”" if text.strip() else ""))
+    image(shown, caption="query" + (f" + “{md(text.strip())}”" if text.strip() else ""))
 
 
 def gallery(results: list[tuple[int, float]], key: str) -> None:

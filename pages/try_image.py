@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
+from ui.safe_text import md
 from ui.widgets import render_detail
 
 MAX_FILES = 12
@@ -42,4 +43,4 @@ for n, (name, data) in enumerate(inputs):
             truth = ex.true_labels(row) if row is not None else None
             render_detail(ex, result, data, truth, ex.neighbours(result.features), key=f"try_{n}")
         else:
-            st.error(f"Could not use this file. {result.image}: {result.error}")
+            st.error(f"Could not use this file. {md(result.image)}: {md(result.error)}")

@@ -11,6 +11,7 @@ from core.compare import zeroshot_images, zeroshot_report
 from core.zeroshot import parse_label_spec
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
+from ui.safe_text import md, md_join
 from ui.widgets import MODEL_NAMES, grid, image
 
 ws = workspace()
@@ -56,9 +57,9 @@ if source == "The test split":
     for row, col in grid(shown, 6):
         with col:
             image(ws.items.at[row, "path"])
-            st.caption(", ".join(ws.items.at[row, "labels"]))
+            st.caption(md_join(ws.items.at[row, "labels"]))
     if len(shown) == 0:
-        st.info(f"No test image is predicted as {pick!r}.")
+        st.info(f"No test image is predicted as {md(repr(pick))}.")
 else:
     uploads = st.file_uploader("Images", accept_multiple_files=True, key="zs_upload")
     if not uploads:
@@ -68,7 +69,7 @@ else:
     for i, up in enumerate(uploads):
         with st.container(border=True):
             if i in errors:
-                st.error(f"{up.name}: {errors[i]}")
+                st.error(f"{md(up.name)}: {md(errors[i])}")
                 continue
             c1, c2 = st.columns([1, 2])
             with c1:
@@ -76,10 +77,10 @@ else:
             order = np.argsort(-proba[i])[:5]
             fig = px.bar(x=proba[i][order], y=np.asarray(typed)[order], orientation="h", range_x=[0, 1], height=220)
             fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), xaxis_title=None)
-            c2.markdown(f"**{up.name}**")
+            c2.markdown(f"**{md(up.name)}**")
             trained = predict_upload(ws, up.getvalue(), up.name)
             if trained.ok:
                 c2.caption(
-                    " · ".join(f"{MODEL_NAMES[m]} (trained): {getattr(trained, m)[0][0]}" for m in ("baseline", "multimodal"))
+                    " · ".join(f"{MODEL_NAMES[m]} (trained): {md(getattr(trained, m)[0][0])}" for m in ("baseline", "multimodal"))
                 )
             c2.plotly_chart(fig, width="stretch", key=f"zs_bar_{i}")

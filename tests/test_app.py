@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from ui.safe_text import md
 
 
 def _app_on(workspace) -> AppTest:
@@ -38,6 +39,9 @@ def test_home_gallery_filter_changes_the_view(app):
 
 
 def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
+    import os
+    import signal
+
     from core import jobs
     from core.demo import is_demo_ready
 
@@ -47,10 +51,12 @@ def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_di
     assert not at.exception
     assert any("First run" in i.value for i in at.info)  # the page does not wait for the fit
     ws = tmp_path / "demo-ws-labels10"  # the demo opens with 10% of the labels
-    deadline = time.time() + 900
+    deadline = time.time() + 1800  # minutes on an idle machine; a shared one can take far longer
     while (jobs.is_running(ws) or not is_demo_ready(ws)) and time.time() < deadline:
         time.sleep(2)
     status = jobs.read_status(ws)
+    if status["state"] == "running":
+        os.kill(status["pid"], signal.SIGTERM)  # the job this test started
     assert status["state"] == "done", status
     assert status["fraction"] == 1.0 and status["n_images"] > 0
     assert {"embed images", "phrase generator", "semantic embedding", "tag models"} <= set(status["plan"])
@@ -85,13 +91,13 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     first.click().run()
     assert not app.exception
     item = app.query_params["item"]
-    assert any(item in m for m in _markdown(app))
+    assert any(md(item) in m for m in _markdown(app))
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
     # a shared URL opens the same detail
     again = _app_on(fitted_workspace).run()
     again.query_params["item"] = item
     again.switch_page("pages/explore.py").run()
-    assert any(item in m for m in _markdown(again))
+    assert any(md(item) in m for m in _markdown(again))
 
 
 def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_workspace):
@@ -155,7 +161,7 @@ def test_try_an_image_upload_and_bad_file(app, small_dataset):
     ).run()
     assert not app.exception
     assert any(m.startswith("**Generated phrases**") for m in _markdown(app))
-    assert any("notes.txt" in e.value and "not a decodable image" in e.value for e in app.error)
+    assert any(md("notes.txt") in e.value and "not a decodable image" in e.value for e in app.error)
 
 
 def test_try_an_image_runs_a_test_image_live(app):
@@ -198,7 +204,7 @@ def test_zeroshot_page_uploaded_image(app, small_dataset):
     app.radio(key="zs_source").set_value("Uploaded images").run()
     image = next((small_dataset / "images").iterdir())
     app.file_uploader(key="zs_upload").set_value((image.name, image.read_bytes(), "image/webp")).run()
-    assert not app.exception and any(image.name in m for m in _markdown(app))
+    assert not app.exception and any(md(image.name) in m for m in _markdown(app))
 
 
 def test_prototype_map_phrase_highlight_selects_phrases(app):
@@ -291,32 +297,3 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     assert not ext_app.exception and [c.value for c in ext_app.caption] != first
     ext_app.selectbox(key="nb_setting").set_value((3, 6)).run()
     assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)
-
-
-def test_fit_form_starts_a_background_job_that_the_frame_follows(app, small_dataset, tmp_path):
-    import os
-    import signal
-
-    from core import jobs
-
-    app.run()
-    app.text_input(key="fit_data").set_value(str(tmp_path / "no such dataset"))
-    app.text_input(key="fit_out").set_value(str(tmp_path / "ws")).run()
-    app.button(key="fit_start").click().run()
-    assert any("No such dataset" in e.value for e in app.error) and jobs.read_status(tmp_path / "ws") is None
-    app.text_input(key="fit_data").set_value(str(small_dataset)).run()
-    app.button(key="fit_start").click().run()
-    try:
-        assert not app.exception
-        assert app.text_input(key="workspace_input").value == str(tmp_path / "ws")  # the sidebar follows the new fit
-        deadline = time.time() + 120
-        while (jobs.read_status(tmp_path / "ws") or {}).get("pid") is None and time.time() < deadline:
-            time.sleep(1)
-        status = jobs.read_status(tmp_path / "ws")
-        assert status["command"][:2] == ["fit", str(small_dataset)] and "--job" in status["command"]
-        app.run()  # any session showing this workspace sees the job's progress, not an error
-        assert not app.error and any(p.proto.value >= 0 for p in app.get("progress"))
-    finally:
-        status = jobs.read_status(tmp_path / "ws")
-        if status and jobs.is_running(tmp_path / "ws"):
-            os.kill(status["pid"], signal.SIGTERM)  # the job this test started

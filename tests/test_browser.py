@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -156,6 +157,12 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
     driver.get(f"{server}/explore?item={item}")
     _check(driver, "explore-detail")
     assert "Generated phrases" in driver.page_source
+    # a shared link carrying markdown renders as text: no image request, no link (issue #14, item 7)
+    attack = "![x](http://127.0.0.1:9/track.png) [click me](https://evil.example/login)"
+    driver.get(f"{server}/explore?item={quote(attack)}")
+    _check(driver, "explore-injection")
+    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src*="track.png"], a[href*="evil.example"]')
+    assert attack in driver.find_element(By.TAG_NAME, "body").text
     # an upload through the real file input
     driver.get(f"{server}/try")
     _settle(driver)
@@ -242,8 +249,9 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
 
     from core import jobs
 
-    ws = tmp_path / "demo-ws"
-    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(ws), "PIXCTX_CACHE_DIR": str(cache_dir)}
+    ws = tmp_path / "demo-ws-labels10"  # the demo the app opens on: 10% of the labels
+    demo = tmp_path / "demo-ws"
+    env = {"PIXCTX_DEMO_DATA": str(small_dataset), "PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)}
     url, proc = _serve(env)
     first = driver.current_window_handle
     try:
@@ -252,6 +260,9 @@ def test_closing_the_tab_does_not_stop_a_fit(small_dataset, cache_dir, tmp_path,
         _wait_for(driver, "overall", timeout=120)
         SHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SHOTS / "first-run-progress.png"))
+        deadline = time.time() + 120
+        while (jobs.read_status(ws) or {}).get("pid") is None and time.time() < deadline:
+            time.sleep(1)  # the job process takes over from the "starting" status once its imports are done
         assert "overall" in driver.page_source and jobs.is_running(ws)
         driver.close()  # close the tab mid-fit
         driver.switch_to.window(first)

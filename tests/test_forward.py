@@ -26,14 +26,21 @@ def saved_generator(tmp_path_factory, tiny_dataset, cache_dir):
     return folder
 
 
-@pytest.mark.parametrize("source", ["corpus", "imagenet", "corpus+imagenet", "saved generator"])
+CAPTIONS = {"caption_labels": "on", "label_fraction": 0.5}
+
+
+@pytest.mark.parametrize("source", ["corpus", "imagenet", "corpus+imagenet", "saved generator", "corpus, caption models"])
 def test_predict_reproduces_stored_probabilities(source, tiny_dataset, saved_generator, cache_dir, tmp_path):
-    phrase_source = str(saved_generator) if source == "saved generator" else source
-    ws = quick_fit(tiny_dataset, tmp_path / "ws", cache_dir, epochs=3, max_epochs=10, phrase_source=phrase_source)
+    phrase_source = str(saved_generator) if source == "saved generator" else source.split(",")[0]
+    extra = CAPTIONS if "caption" in source else {}
+    ws = quick_fit(tiny_dataset, tmp_path / "ws", cache_dir, epochs=3, max_epochs=10, phrase_source=phrase_source, **extra)
     test = np.flatnonzero(ws.items["is_test"].to_numpy())
     assert len(test) >= 4
     preds = ws.predict(list(ws.items["path"].iloc[test]), top=len(ws.labels))
-    assert set(ws.predictions) == {"baseline", "multimodal", "text_only", "zeroshot"}
+    expected = {"baseline", "multimodal", "text_only", "zeroshot"}
+    if extra:
+        expected |= {"baseline_captions", "multimodal_captions"}
+    assert set(ws.predictions) == expected
     for pred, row in zip(preds, test):
         assert pred.ok
         assert [p for p, _ in pred.phrases] == [p for p, _ in ws.item_phrases(int(row))]

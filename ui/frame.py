@@ -12,6 +12,7 @@ from core import jobs
 from core.demo import DEMO_SCARCE_FRACTION, DEMO_SEED, demo_workspace_path, is_demo_ready
 from core.workspace import Workspace, is_workspace
 from ui.loaders import load_workspace
+from ui.safe_text import md
 from ui.widgets import job_status
 
 WORKSPACE_KEY = "workspace_path"
@@ -56,13 +57,13 @@ def draw() -> bool:
     if demo and not jobs.is_running(path):
         state = status["state"] if status else None
         if state == "done" and is_workspace(path):  # finished, yet without its search or tag models
-            st.error(f"The demo fit finished without every page's models; its log: `{jobs.job_dir(path) / 'log.txt'}`")
+            st.error(f"The demo fit finished without every page's models; its log: {md(jobs.job_dir(path) / 'log.txt')}")
             return False
         if state in (None, "done", "stopped"):  # first run, a deleted demo, or a fit that was killed: (re)start
             jobs.start(path, ["demo", "--workspace", str(path), "--label-fraction", str(demo_fraction()), "--job"])
             status = None
     if status is None and not demo and not jobs.is_running(path):
-        st.error(f"Not a fitted workspace: `{path}`. Type another folder in the sidebar, or fit one there.")
+        st.error(f"Not a fitted workspace: {md(path)}. Type another folder in the sidebar, or fit one there.")
         return False
     st.title("Pixel Context")
     if demo:
@@ -110,9 +111,9 @@ def _fit_form() -> None:
         if st.button("Fit", disabled=not (data and out), key="fit_start"):
             data, out = str(Path(data).expanduser().resolve()), str(Path(out).expanduser().resolve())  # the job runs elsewhere
             if not Path(data).expanduser().exists():
-                st.error(f"No such dataset: {data}")
+                st.error(f"No such dataset: {md(data)}")
             elif jobs.start(out, ["fit", data, "--workspace", out, "--label-fraction", str(frac), "--job"]) is None:
-                st.warning(f"A fit is already running for {out}.")
+                st.warning(f"A fit is already running for {md(out)}.")
             else:
                 st.session_state["_workspace_pending"] = str(Path(out).expanduser())
                 st.rerun()

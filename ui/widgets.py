@@ -13,6 +13,7 @@ import streamlit as st
 from core.compare import MODEL_TITLES, best_model
 from core.explore import Explorer, probability_table
 from core.workspace import Prediction
+from ui.safe_text import md, md_join
 
 T = TypeVar("T")
 MODEL_NAMES = MODEL_TITLES
@@ -81,13 +82,14 @@ def job_status(status: dict | None, key: str) -> bool:
         st.progress(status["fraction"], text=f"{status['fraction']:.0%} overall · {stage}{count}{left}")
         quiet = time.time() - status.get("updated", time.time())
         note = f" · last report {_duration(quiet)} ago (this stage reports rarely)" if quiet > 30 else ""
-        st.caption(f"Stages: {' → '.join(status.get('plan', []))} · running for {elapsed}{note}")
+        plan = f"Stages: {' → '.join(status['plan'])} · " if status.get("plan") else ""
+        st.caption(f"{plan}running for {elapsed}{note}")
         return False
     if state == "done":
         st.progress(1.0, text=f"Done in {elapsed}")
         return False
     if state == "failed":
-        st.error(f"The fit failed at “{stage}”: {status.get('error', '')}")
+        st.error(f"The fit failed at “{md(stage)}”: {md(status.get('error', ''))}")
     else:
         st.warning(f"The fit stopped at “{stage}” ({status['fraction']:.0%}) without finishing.")
     return st.button("Resume (finished stages come from the caches)", key=f"{key}_resume", type="primary")
@@ -105,9 +107,10 @@ def offer_fit(what: str, button: str, key: str, fit_fn) -> None:
 
 
 def _verdict(pred_label: str, truth: list[str] | None) -> str:
+    shown = md(pred_label)
     if not truth:
-        return pred_label
-    return f":green[✓ {pred_label}]" if pred_label in truth else f":red[✗ {pred_label}]"
+        return shown
+    return f":green[✓ {shown}]" if pred_label in truth else f":red[✗ {shown}]"
 
 
 def grid(things: Iterable[T], per_row: int) -> Iterator[tuple[T, object]]:
@@ -127,7 +130,7 @@ def image(source, caption: str | None = None) -> None:
     """An image at its own size (never upscaled: the demo's 128-px drawings stay sharp), shrunk to fit;
     a file that has gone missing since the fit is named instead of failing the page."""
     if isinstance(source, (str, Path)) and not Path(source).is_file():
-        st.caption(f"(image file missing: {Path(source).name})")
+        st.caption(f"(image file missing: {md(Path(source).name)})")
         return
     st.image(source, caption=caption)
 
@@ -140,7 +143,7 @@ def wrappable(text: str) -> str:
 def image_tile(ws, row: int, key: str, label: str, help: str | None = None) -> None:
     """An image with a full-width button under it (full label, wrapped) that opens it in Explore."""
     image(ws.items.at[row, "path"])
-    if st.button(wrappable(label), key=key, width="stretch", help=help):
+    if st.button(wrappable(md(label)), key=key, width="stretch", help=md(help) if help else None):
         open_item(str(ws.items.at[row, "item"]))
 
 
@@ -151,8 +154,10 @@ def render_detail(
     truth: list[str] | None,
     neighbours: list[tuple[int, float]],
     key: str,
+    per_row: int = 4,
 ) -> None:
-    """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours.
+    """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours
+    (``per_row`` tiles a row: fewer in a narrow column).
 
     Clicking a neighbour opens it in Explore (through the ``item`` query parameter).
     """
@@ -162,13 +167,13 @@ def render_detail(
     with top:
         image(source)
     with info:
-        st.markdown(f"**{pred.image}**")
+        st.markdown(f"**{md(pred.image)}**")
         if truth is not None:
-            st.markdown("True label: " + (", ".join(f"`{t}`" for t in truth) or "_none_"))
+            st.markdown("True label: " + md_join(truth, empty="_none_"))
         best = best_model(ex.ws).name
         if pred.rankings.get(best):
             suggestion = pred.rankings[best][0][0]
-            st.markdown(f"**Suggested label**: {suggestion} ({MODEL_NAMES[best]}, best on held-out labelled images)")
+            st.markdown(f"**Suggested label**: {md(suggestion)} ({MODEL_NAMES[best]}, best on held-out labelled images)")
         shown = ("baseline", "multimodal", "baseline_captions", "multimodal_captions", "text_only", "zeroshot")
         st.markdown(
             "  \n".join(
@@ -184,7 +189,10 @@ def render_detail(
         hide_index=True,
         width="stretch",
         height=min(38 + 35 * len(phrases), 250),
-        column_config={"score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f")},
+        column_config={
+            "phrase": st.column_config.TextColumn("phrase", width="large"),
+            "score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f"),
+        },
     )
     table = probability_table(pred)
     fig = px.bar(
@@ -201,11 +209,11 @@ def render_detail(
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), legend_title=None)
     fig.update_yaxes(automargin=True)
     st.plotly_chart(fig, width="stretch", key=f"{key}_bars")
-    st.markdown("**Zero-shot** top labels: " + ", ".join(f"{n} ({p:.2f})" for n, p in pred.zeroshot[:3]))
+    st.markdown("**Zero-shot** top labels: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in pred.zeroshot[:3]))
     if neighbours:
         st.markdown("**Nearest images** (visual cosine similarity under each)")
         items = ex.ws.items
-        for (row, sim), col in grid(neighbours[:8], 4):
+        for (row, sim), col in grid(neighbours[: 2 * per_row], per_row):
             with col:
                 labs = ", ".join(items.at[row, "labels"]) or "—"
                 image_tile(ex.ws, row, f"{key}_nb_{row}", f"{sim:.2f} · {labs}", help=f"cosine {sim:.3f} · {labs}")

@@ -8,8 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Images with more pixels than this are refused instead of decoded (decompression bombs).
-MAX_PIXELS = 100_000_000
+#: Images with more pixels than this are refused from their header, before any pixel is decoded
+#: (decompression bombs). 64 M pixels (8000 x 8000) is 100 times what the largest backbone input
+#: needs, and bounds one decode to about 256 MB (RGBA) before it is reduced.
+MAX_PIXELS = 64_000_000
+#: Files larger than this are refused before they are read.
+MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 class ImageError(ValueError):
@@ -37,26 +41,34 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 
 def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an image to RGB, applying EXIF orientation.
+    """Decode an image to RGB, applying EXIF orientation, at a bounded memory cost.
+
+    The size is read from the header first (an image over ``max_pixels`` is refused before any
+    pixel is decoded); with ``max_side``, JPEGs are decoded at reduced scale (``draft``) and any
+    other image is reduced right after decoding, before mode conversion and EXIF rotation copy it.
 
     Args:
         source: A path or the raw bytes of an image file.
         max_side: If given, downscale (never upscale) so the longest side is at most this.
-            JPEGs are decoded at reduced size directly, which makes large photos cheap.
         max_pixels: Refuse images with more pixels than this.
 
     Returns:
         An RGB ``PIL.Image``.
 
     Raises:
-        ImageError: if the file is missing, empty, not an image, truncated or too large.
+        ImageError: if the file is missing, a folder, empty, too big, not an image, truncated or too large.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise ImageError("is a folder, not an image file (give the image files, e.g. FOLDER/*.jpg)")
         if not path.is_file():
             raise ImageError("file not found")
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise ImageError("empty file (0 bytes)")
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"file too large ({size / 2**20:,.0f} MB, limit {MAX_FILE_BYTES // 2**20} MB)")
         data = path.read_bytes()
     else:
         data = source
@@ -65,19 +77,25 @@ def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_p
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            if w * h > max_pixels:
+            if w * h > max_pixels or w <= 0 or h <= 0:
                 raise ImageError(f"image too large ({w}x{h} pixels, limit {max_pixels:,})")
             if max_side and im.format == "JPEG":
                 im.draft("RGB", (max_side, max_side))
             im.load()
+            if max_side and max(im.size) > max_side and im.mode in _REDUCIBLE:
+                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
             im = ImageOps.exif_transpose(im)
             rgb = _to_rgb(im)
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageError(f"not a decodable image ({exc.__class__.__name__})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"corrupt or truncated image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageError(f"corrupt or truncated image ({exc.__class__.__name__}: {str(exc)[:200]})") from exc
     if max_side and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return rgb
+
+
+#: modes that resample well as they are (palette and 1-bit images are converted first)
+_REDUCIBLE = {"RGB", "RGBA", "L", "LA", "RGBa", "La", "CMYK", "YCbCr", "I", "F"}

@@ -141,7 +141,7 @@ def add_labels_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--source",
         default="linear",
-        help="out-of-fold probabilities of label_errors: linear (logistic regression, seconds), product "
+        help="out-of-fold probabilities of label_errors: linear (logistic regression, fast), product "
         "(the multimodal classifier cross-validated, minutes once) or predictions:NAME (attached with `predictions attach`)",
     )
     q.add_argument("--limit", type=int, default=20)

@@ -8,7 +8,7 @@ Strategies:
   :func:`cleanlab.filter.find_label_issues` over *out-of-fold* probabilities of the row's
   current label, ranked by :func:`cleanlab.rank.get_label_quality_scores`. The probabilities
   come from any model (``source``, see :mod:`core.labels.oof`): a cross-validated logistic
-  regression on the visual features (default: seconds), the product's multimodal classifier
+  regression on the visual features (default: five linear fits), the product's multimodal classifier
   cross-validated (minutes, once), or predictions the user attached.
 * ``near_duplicates`` / ``outliers`` -- cleanlab Datalab's checks on the visual features.
 * ``unlabeled`` -- images without a label, least confident prediction first.

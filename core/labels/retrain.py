@@ -93,10 +93,10 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     fit_idx = np.flatnonzero(labelled & has)
 
     captions = None
-    if "caption_vec" in ws.arrays:  # fitted with caption labels: re-read them; the store's labels win
+    if ws.caption_vectors is not None:  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
-        captions = caption_labels(texts, ws.arrays["caption_vec"], y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
+        captions = caption_labels(texts, ws.caption_vectors, y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
     models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
     arrays = ws.image_arrays
     new_dir = ws.path / "classifiers.new"

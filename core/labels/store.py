@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -249,7 +250,17 @@ class LabelStore:
         return self.set_labels(item, self.labels_of(item), user=user, strategy=strategy, note=note, action=UNSURE)
 
     def undo(self, change_id: int, *, user: str, note: str = "") -> Change:
-        """Restore the labels change ``change_id`` replaced, as a new change (the history keeps both)."""
+        """Restore the labels change ``change_id`` replaced, as a new change (the history keeps both).
+
+        Undo is an edit like any other: it is refused when the item's labels are no longer the
+        ones that change set (someone changed them since, or the change was already undone), so
+        an undo never overwrites a newer change.
+
+        Raises:
+            ValueError: no such change in this namespace, or an empty user.
+            ConflictError: the item changed after ``change_id``; nothing is written.
+            LabelStoreError: the database is locked, read-only or unreachable.
+        """
         user = _check_user(user)
         sa = _sqlalchemy()
         c = self.changes.c
@@ -258,7 +269,10 @@ class LabelStore:
         target = _change(row) if row is not None else None
         if target is None:
             raise ValueError(f"no change {change_id} in this workspace's history")
-        return self._append(target.item, target.old, user, target.strategy, note, None, UNDO, change_id, [])
+        try:
+            return self._append(target.item, target.old, user, target.strategy, note, target.new, UNDO, change_id, [])
+        except ConflictError as exc:
+            raise ConflictError(f"cannot undo change #{change_id}: {exc}") from None
 
     def _append(
         self,
@@ -384,13 +398,24 @@ def _translate_errors(doing: str, url: str) -> Iterator[None]:
         else:
             reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
         tail = " Nothing was written." if doing.startswith("write") else ""
-        raise LabelStoreError(f"could not {doing} ({_redact(url)}): {reason}.{tail}") from exc
+        raise LabelStoreError(f"could not {doing} ({redact_url(url)}): {reason}.{tail}") from exc
 
 
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    sa = _sqlalchemy()
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url.split("@")[-1]
+def redact_url(url: str | Path) -> str:
+    """A database URL (or path) that is safe to show: any password becomes ``***``.
+
+    The user part ends at the *last* ``@`` of the address, so a password holding an unencoded
+    ``@`` (``postgresql://u:p@ss@host/db``) leaks nothing; ``password=`` query parameters are
+    hidden too. When in doubt this hides more, never less.
+    """
+    s = str(url)
+    scheme, sep, rest = s.partition("://")
+    if not sep:
+        return s  # a file path holds no secret
+    at = rest.rfind("@")
+    if at >= 0:
+        userinfo, rest = rest[:at], rest[at + 1 :]
+        user, colon, _password = userinfo.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{rest}"
+    rest = re.sub(r"(?i)((?:password|passwd|pwd)=)[^&]*", r"\1***", rest)
+    return f"{scheme}://{rest}"

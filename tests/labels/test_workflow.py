@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core.cli import main as cli
+from core.compare import best_model
 from core.data import load_dataset
 from core.labels.export import export_log, export_manifest
 from core.labels.oof import OOF_DIR, out_of_fold
@@ -31,8 +32,9 @@ def test_queues_explain_why_each_image_is_there(ws_copy):
     base, multi = ws.predictions["baseline"].argmax(1), ws.predictions["multimodal"].argmax(1)
     dis = review_queue(ws, "disagree")
     assert {q.row for q in dis} == set(np.flatnonzero(base != multi))
+    best = ws.predictions[best_model(ws).name].argmax(1)  # suggestions come from the best model on validation rows
     for q in dis:
-        assert q.suggestion == [labels[multi[q.row]]] and labels[base[q.row]] in q.reason
+        assert q.suggestion == [labels[best[q.row]]] and labels[base[q.row]] in q.reason
     margins = [q.score for q in review_queue(ws, "margin")]
     assert margins == sorted(margins) and len(margins) == len(ws.items)
     rnd = review_queue(ws, "random", seed=1, limit=10)

@@ -1,0 +1,41 @@
+"""Escape user data (labels, captions, phrases, paths, URL parameters) before Streamlit renders it.
+
+Streamlit renders markdown in ``st.markdown``, ``st.caption``, alerts, widget labels, button
+labels and tooltips: a label such as ``![x](http://attacker/pixel.png)`` would make every browser
+that shows it fetch the attacker's URL, and ``[log in](https://evil.example)`` would be a real
+link. :func:`md` backslash-escapes every ASCII punctuation character (CommonMark lets any of them
+be escaped, and Streamlit's own ``:color[...]``, ``:material/...:`` and ``$...$`` extensions start
+with one), and folds line breaks, so the value renders as the literal text it is. Never put an
+escaped value inside backticks (escapes do not apply in code spans).
+
+This module imports neither ``core`` nor Streamlit, so it can move with the UI helpers.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+
+_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
+_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+
+
+def md(value: object) -> str:
+    """``value`` as text that Streamlit markdown shows literally (no link, image, emphasis, HTML).
+
+    Args:
+        value: anything; it is converted with ``str``.
+
+    Returns:
+        The text with every ASCII punctuation character backslash-escaped and line breaks
+        folded to single spaces.
+    """
+    text = _BREAKS.sub(" ", str(value))
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def md_join(values: Iterable[object], sep: str = ", ", empty: str = "—") -> str:
+    """Escaped values joined by ``sep`` (itself shown as is), or ``empty`` when there are none."""
+    parts = [md(v) for v in values]
+    return sep.join(parts) if parts else empty
