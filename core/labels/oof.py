@@ -27,7 +27,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.classifiers import Classifier
-from core.forward import model_inputs
+from core.forward import input_blocks, model_inputs
 from core.progress import ProgressFn, silent
 from core.training import has_target, label_targets
 from core.vectors import l2n
@@ -128,13 +128,14 @@ def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress
     y = label_targets(current, ws.labels, ws.multilabel)
     train = np.flatnonzero(ws.items["labelled"].to_numpy() & has_target(y, ws.multilabel))
     x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
+    blocks = input_blocks("multimodal", ws.image_arrays)  # the same fusion balancing as the fitted model
     fold = folds(y[train], n_folds, np.random.default_rng(ws.config.seed), ws.multilabel)
     for f in range(n_folds):
         progress("out-of-fold predictions", f, n_folds)
         held, fit = train[fold == f], train[fold != f]
         if len(held) == 0 or len(fit) == 0:
             continue
-        clf = Classifier(len(ws.labels), ws.multilabel, ws.config.classifier).fit(x[fit], y[fit])
+        clf = Classifier(len(ws.labels), ws.multilabel, ws.config.classifier).fit(x[fit], y[fit], blocks=blocks)
         proba[held] = clf.predict_proba(x[held])
     progress("out-of-fold predictions", n_folds, n_folds)
     return proba
