@@ -158,7 +158,9 @@ def _predict_ray(
         fn_constructor_kwargs={"workspace": str(ws.path), "runtime": runtime},
         compute=import_ray().data.ActorPoolStrategy(size=1),
         batch_size=1024,
-        num_cpus=0.25,
+        # reserves no CPU: the backbone actors and the decoding tasks already share every core (engines.plan_actors),
+        # and a reservation here left the decoding tasks unschedulable on a 2-CPU local Ray
+        num_cpus=0,
     )
     ds.write_parquet(str(out))
     return int(sum((pd.read_parquet(f, columns=["error"])["error"] == "").sum() for f in out.glob("*.parquet")))
