@@ -35,8 +35,9 @@ def collection_paths(data: str | Path) -> list[str]:
         raise FileNotFoundError(f"dataset not found: {data}")
     manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
     root = manifest.parent if manifest is not None else src
-    rows = _read_rows(manifest) if manifest is not None else _folder_rows(src)
-    paths = [str(root / str(r["image"])) for r in rows if r.get("image")]
+    rows = (_read_rows(manifest) if manifest is not None else _folder_rows(src))[0]
+    # a row is a dict, or the reason it could not be read (a string): those are skipped
+    paths = [str(root / str(r["image"])) for r in rows if isinstance(r, dict) and r.get("image")]
     if not paths:
         raise ValueError(f"no image in {data}")
     return paths
