@@ -35,8 +35,9 @@ def collection_paths(data: str | Path) -> list[str]:
         raise FileNotFoundError(f"dataset not found: {data}")
     manifest = src if src.is_file() else next((src / n for n in MANIFEST_NAMES if (src / n).is_file()), None)
     root = manifest.parent if manifest is not None else src
-    rows = _read_rows(manifest) if manifest is not None else _folder_rows(src)
-    paths = [str(root / str(r["image"])) for r in rows if r.get("image")]
+    rows = (_read_rows(manifest) if manifest is not None else _folder_rows(src))[0]
+    # a row is a dict, or the reason it could not be read (a string): those are skipped
+    paths = [str(root / str(r["image"])) for r in rows if isinstance(r, dict) and r.get("image")]
     if not paths:
         raise ValueError(f"no image in {data}")
     return paths
@@ -158,7 +159,9 @@ def _predict_ray(
         fn_constructor_kwargs={"workspace": str(ws.path), "runtime": runtime},
         compute=import_ray().data.ActorPoolStrategy(size=1),
         batch_size=1024,
-        num_cpus=0.25,
+        # reserves no CPU: the backbone actors and the decoding tasks already share every core (engines.plan_actors),
+        # and a reservation here left the decoding tasks unschedulable on a 2-CPU local Ray
+        num_cpus=0,
     )
     ds.write_parquet(str(out))
     return int(sum((pd.read_parquet(f, columns=["error"])["error"] == "").sum() for f in out.glob("*.parquet")))
