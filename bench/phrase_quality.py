@@ -41,7 +41,7 @@ from core.data import load_dataset  # noqa: E402
 from core.phrases.vocab import extract_phrases, noise_kind  # noqa: E402
 from core.pipeline import FitConfig, fit  # noqa: E402
 from core.progress import silent  # noqa: E402
-from core.workspace import Workspace, open_workspace  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
 
 K = 3
 
@@ -70,7 +70,7 @@ def run(data: Path, seed: int, clean: bool, tmp: Path) -> dict:
     t = time.perf_counter()
     cfg = FitConfig(seed=seed, projections=False)
     with mock.patch.object(core.pipeline, "extract_phrases", partial(extract_phrases, clean=clean)):
-        ws = open_workspace(fit(data, tmp / f"{'clean' if clean else 'raw'}-{seed}", cfg, progress=silent))
+        ws = fit(data, tmp / f"{'clean' if clean else 'raw'}-{seed}", cfg, progress=silent)
     return {
         "seed": seed,
         "vocabulary_mode": "cleaned" if clean else "raw",
