@@ -339,6 +339,6 @@ def commit_retrain(ws: Path, classifiers: Path, predictions: dict[str, np.ndarra
     shutil.rmtree(backup)
     _replace_file(ws / "predictions.safetensors", lambda p: save_predictions(p, predictions))
     _replace_file(ws / "items.parquet", lambda p: items.to_parquet(p, index=False))
-    for name in DERIVED_FILES:
-        (ws / name).unlink(missing_ok=True)
+    for name in DERIVED_FILES:  # a file (old workspaces) or a folder
+        shutil.rmtree(ws / name) if (ws / name).is_dir() else (ws / name).unlink(missing_ok=True)
     _replace_file(ws / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
