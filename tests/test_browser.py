@@ -161,7 +161,8 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
     attack = "![x](http://127.0.0.1:9/track.png) [click me](https://evil.example/login)"
     driver.get(f"{server}/explore?item={quote(attack)}")
     _check(driver, "explore-injection")
-    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src*="track.png"], a[href*="evil.example"]')
+    # (the app's own links may carry the text in their query string: only the attacker's hosts count)
+    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src^="http://127.0.0.1:9"], a[href^="https://evil.example"]')
     assert attack in driver.find_element(By.TAG_NAME, "body").text
     # an upload through the real file input
     driver.get(f"{server}/try")
