@@ -269,7 +269,8 @@ def test_search_page_image_text_and_raw_side_by_side(ext_app):
     ext_app.text_input(key="search_modifier").set_value("music").run()
     ext_app.slider(key="search_weight").set_value(3.0).run()
     assert not ext_app.exception and [b.label for b in ext_app.button] != before
-    assert all(b.label.replace("\\", "")[:4].replace(".", "").isdigit() for b in ext_app.button if b.key.startswith("sem_"))  # scores shown
+    scores = [b.label.replace("\\", "")[:4] for b in ext_app.button if b.key.startswith("sem_")]  # labels are escaped
+    assert scores and all(s.replace(".", "").isdigit() for s in scores)  # scores shown
     ext_app.radio(key="search_mode").set_value("Text only").run()
     assert not [b for b in ext_app.button if b.key.startswith("sem_")]  # the modifier is not a text query
     ext_app.text_input(key="search_text").set_value("music").run()
