@@ -5,8 +5,10 @@ labels and tooltips: a label such as ``![x](http://attacker/pixel.png)`` would m
 that shows it fetch the attacker's URL, and ``[log in](https://evil.example)`` would be a real
 link. :func:`md` backslash-escapes every ASCII punctuation character (CommonMark lets any of them
 be escaped, and Streamlit's own ``:color[...]``, ``:material/...:`` and ``$...$`` extensions start
-with one), and folds line breaks, so the value renders as the literal text it is. Never put an
-escaped value inside backticks (escapes do not apply in code spans).
+with one), and folds line breaks, so the value renders as the literal text it is. GitHub-style
+autolinks (``https://…``, ``www.…``, ``a@b.c``) are found in the text *after* escapes apply, so a
+zero-width space is put after their scheme, ``www`` or ``@``: the text reads the same and is no
+link. Never put an escaped value inside backticks (escapes do not apply in code spans).
 
 This module imports neither ``core`` nor Streamlit, so it can move with the UI helpers.
 """
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 
 _SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 _BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+_AUTOLINK = re.compile(r"(?i)(\b(?:https?|ftp|mailto)\\:|\bwww(?=\\\.)|\\@)")
 
 
 def md(value: object) -> str:
@@ -32,7 +35,7 @@ def md(value: object) -> str:
         folded to single spaces.
     """
     text = _BREAKS.sub(" ", str(value))
-    return _SPECIAL.sub(r"\\\1", text)
+    return _AUTOLINK.sub("\\1\u200b", _SPECIAL.sub(r"\\\1", text))
 
 
 def md_join(values: Iterable[object], sep: str = ", ", empty: str = "—") -> str:
