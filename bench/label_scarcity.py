@@ -47,6 +47,7 @@ from core.pipeline import fit  # noqa: E402
 from core.progress import silent  # noqa: E402
 from core.text import TextEncoder, embed_texts  # noqa: E402
 from core.training import label_targets, scarce_labels, train_classifiers  # noqa: E402
+from core.vectors import l2n  # noqa: E402
 from core.workspace import Workspace, is_workspace, open_workspace  # noqa: E402
 
 MODELS = ("baseline", "multimodal", "text_only", "baseline_captions", "multimodal_captions")
@@ -77,14 +78,18 @@ def overridden(cfg, overrides: list[str]):
     return cfg
 
 
-def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: float, seed: int, args) -> dict:
-    """Train every model with labels for ``frac`` of the training images; test metrics and caption stats."""
-    items = ws.items
-    labels = [list(v) for v in items["labels"]]
+def _targets(ws: Workspace) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
+    """Every row's labels, their targets, the labelled training rows and the test rows."""
+    labels = [list(v) for v in ws.items["labels"]]
     y_all = label_targets(labels, ws.labels, ws.multilabel)
     has = (y_all.sum(1) > 0) if ws.multilabel else (y_all >= 0)
-    train = (items["split"].to_numpy() != "test") & has
-    test = items["is_test"].to_numpy()
+    train = (ws.items["split"].to_numpy() != "test") & has
+    return labels, y_all, train, ws.items["is_test"].to_numpy()
+
+
+def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: float, seed: int, args) -> dict:
+    """Train every model with labels for ``frac`` of the training images; test metrics and caption stats."""
+    labels, y_all, train, test = _targets(ws)
     labelled = scarce_labels(labels, train, frac, seed) & train
     fit_idx = np.flatnonzero(labelled)
     t = time.perf_counter()
@@ -92,7 +97,7 @@ def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: flo
     caps = caption_labels(texts, cap_emb, y_all, labelled, train, ws.multilabel, ccfg, seed)
     t_caps = time.perf_counter() - t
     clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
-    arrays = ImageArrays(ws.arrays["visual"], ws.arrays["text_vec"])
+    arrays = ImageArrays(ws.visual, ws.text_vectors)
     t = time.perf_counter()
     trained = train_classifiers(
         model_inputs(arrays, args.models),
@@ -136,14 +141,9 @@ def run_weak_visual(ws: Workspace, dim: int, seed: int, args) -> dict:
     """A2: baseline and multimodal with all labels when the visual vector is PCA-weakened to ``dim``."""
     from bench.findings import weak_visual
 
-    items = ws.items
-    labels = [list(v) for v in items["labels"]]
-    y_all = label_targets(labels, ws.labels, ws.multilabel)
-    has = (y_all.sum(1) > 0) if ws.multilabel else (y_all >= 0)
-    train = (items["split"].to_numpy() != "test") & has
-    test = items["is_test"].to_numpy()
-    weak = weak_visual(ws.arrays["visual"] / np.linalg.norm(ws.arrays["visual"], axis=1, keepdims=True), train, dim)
-    arrays = ImageArrays(weak, ws.arrays["text_vec"])
+    _, y_all, train, test = _targets(ws)
+    weak = weak_visual(l2n(ws.visual), train, dim)
+    arrays = ImageArrays(weak, ws.text_vectors)
     models = ("baseline", "multimodal")
     clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
     blocks = {m: input_blocks(m, arrays) for m in models}
