@@ -17,7 +17,7 @@ Layout (no pickles anywhere)::
                                  bottleneck -> coembedding (the full generator's co-embedding)
                                  bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
                                  map_images, map_prototypes, map_prototype_ids -> maps (2-D UMAP)
-                                 caption_vec -> caption_vectors (caption embeddings, caption models only)
+                                 caption_vec -> caption_vectors (caption embeddings; absent when no row has a caption)
     predictions.safetensors    every row's probabilities per model (baseline / multimodal /
                                text_only / zeroshot, and any registered add-on model)
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
@@ -273,7 +273,8 @@ class Workspace:
 
     @property
     def caption_vectors(self) -> np.ndarray | None:
-        """(N, T) embedding of each image's caption (read by :mod:`core.captions`); ``None`` without caption models."""
+        """(N, T) embedding of each image's caption and tags (zeros where it has none; read by the caption
+        models' retrain and the label-error queue); ``None`` when no row has a caption."""
         return self.arrays.get("caption_vec")
 
     @property

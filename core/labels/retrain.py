@@ -93,7 +93,9 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     fit_idx = np.flatnonzero(labelled & has)
 
     captions = None
-    if ws.caption_vectors is not None:  # fitted with caption labels: re-read them; the store's labels win
+    if ws.caption_vectors is not None and ws.manifest.get(
+        "captions"
+    ):  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
         captions = caption_labels(texts, ws.caption_vectors, y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
