@@ -122,9 +122,8 @@ def test_a_partial_folder_the_product_did_not_make_is_kept(ws_copy):
     staging = ws_copy / "tags.partial"
     staging.mkdir()
     (staging / "notes.txt").write_text("mine")
-    with pytest.raises(WorkspaceError, match="not made by this product"):
-        with addon_folder(ws_copy, "tags"):
-            pass
+    with pytest.raises(WorkspaceError, match="not made by this product"), addon_folder(ws_copy, "tags"):
+        pass
     assert (staging / "notes.txt").read_text() == "mine" and (ws_copy / "tags" / "config.json").is_file()
 
 
@@ -143,9 +142,8 @@ def test_refit_carry_over_skips_scratch_folders(ws_copy, tmp_path):
 
 def test_names_outside_the_known_set_are_refused(ws_copy, tmp_path):
     for name in ("generator", "classifiers", "../retrieval", "oof"):
-        with pytest.raises(ValueError, match="unknown add-on"):
-            with addon_folder(ws_copy, name):
-                pass
+        with pytest.raises(ValueError, match="unknown add-on"), addon_folder(ws_copy, name):
+            pass
     with pytest.raises(ValueError, match="unknown workspace folder"):
         write_files(ws_copy, "classifiers", {"x.json": lambda p: p.write_text("{}")})
     for bad in ("../manifest.json", ".hidden", "x.partial"):
@@ -154,9 +152,8 @@ def test_names_outside_the_known_set_are_refused(ws_copy, tmp_path):
     (tmp_path / "mine").mkdir()
     with pytest.raises(WorkspaceError, match="not a fitted"):
         cache_arrays(tmp_path / "mine", "oof", "x.safetensors", {"a": np.zeros(2)})
-    with pytest.raises(WorkspaceError, match="not a fitted"):
-        with addon_folder(tmp_path / "mine", "retrieval"):
-            pass
+    with pytest.raises(WorkspaceError, match="not a fitted"), addon_folder(tmp_path / "mine", "retrieval"):
+        pass
     assert list((tmp_path / "mine").iterdir()) == []
 
 
