@@ -17,6 +17,8 @@ cache or an attached file through :func:`write_files`), so the rules below hold 
   (``labels.sqlite`` and its WAL files), a user's own files, and the add-on models
   (``retrieval/``, ``tags/``) while they still describe the same images with the same
   backbone; attached predictions (``predictions/``) always. Caches of the old fit (``oof/``) are dropped.
+* A retrain writes its classifiers into ``WS/classifiers.new`` (:func:`classifiers_staging`) and
+  swaps them in (:func:`commit_retrain`); what a killed retrain left is cleaned by the next writer.
 * An add-on model (``retrieval/``, ``tags/``) is written whole into ``WS/NAME.partial`` under the
   lock and swapped in place of ``WS/NAME`` at the end: a failed or killed add-on fit leaves the
   previous models intact (the next writer removes its staging folder). Files in ``oof/`` and
@@ -270,6 +272,20 @@ def recover(ws: Path) -> None:
     if is_product_workspace(ws):
         for name in ROW_ADDONS:
             _recover_addon(ws / name)
+        _recover_classifiers(ws)
+
+
+def _recover_classifiers(ws: Path) -> None:
+    """Remove what a killed retrain left: its staging folder, or the old classifiers moved aside
+    (put back if the new ones never got into place)."""
+    new, old = ws / "classifiers.new", ws / "classifiers.old"
+    if new.is_dir():
+        shutil.rmtree(new)
+    if old.is_dir():
+        if (ws / "classifiers").exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(ws / "classifiers")
 
 
 def _recover_workspace(ws: Path) -> None:
@@ -345,8 +361,18 @@ def _replace_file(path: Path, write: Callable[[Path], None]) -> None:
     tmp.replace(path)
 
 
+def classifiers_staging(ws: Path) -> Path:
+    """The empty folder ``WS/classifiers.new`` a retrain writes its classifiers into (the caller
+    holds :func:`workspace_lock`; :func:`commit_retrain` installs it, :func:`recover` removes one
+    left by a killed retrain)."""
+    new = ws / "classifiers.new"
+    if new.exists():
+        shutil.rmtree(new)
+    return new
+
+
 def commit_retrain(ws: Path, classifiers: Path, predictions: dict[str, np.ndarray], items: pd.DataFrame, manifest: dict) -> None:
-    """Install retrained classifiers (written to ``classifiers``, a sibling of ``WS/classifiers``)
+    """Install retrained classifiers (written to ``classifiers``, see :func:`classifiers_staging`)
     and the new predictions, items and manifest; ``manifest.json`` last (its mtime tells readers
     to reload). The caller holds :func:`workspace_lock`."""
     old_dir = ws / "classifiers"

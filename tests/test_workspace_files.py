@@ -168,3 +168,16 @@ def test_a_failed_file_write_leaves_the_old_file(ws_copy):
         write_files(ws_copy, "predictions", {"a.json": broken})
     assert [p.name for p in (ws_copy / "predictions").iterdir()] == ["a.json"]
     assert (ws_copy / "predictions" / "a.json").read_text() == '{"v": 1}'
+
+
+def test_a_killed_retrain_is_cleaned_up(ws_copy):
+    before = _files(ws_copy / "classifiers")
+    (ws_copy / "classifiers").rename(ws_copy / "classifiers.old")  # killed between commit_retrain's renames
+    (ws_copy / "classifiers.new").mkdir()
+    (ws_copy / "classifiers.new" / "baseline.safetensors").write_bytes(b"half written")
+    with workspace_lock(ws_copy):
+        pass
+    assert _files(ws_copy / "classifiers") == before
+    assert not (ws_copy / "classifiers.old").exists() and not (ws_copy / "classifiers.new").exists()
+    ws = open_workspace(ws_copy)
+    assert ws.classifiers["baseline"].predict_proba(ws.visual[:2]).shape == (2, len(ws.labels))
