@@ -481,13 +481,17 @@ def write_files(workspace: str | Path, folder: str, writers: dict[str, Callable[
 
 def cache_arrays(workspace: str | Path, folder: str, name: str, arrays: dict[str, np.ndarray]) -> bool:
     """Store a cache file ``WS/folder/name`` (safetensors) atomically, unless another process is
-    writing the workspace (a cache is never worth waiting or failing for).
+    writing the workspace or the folder cannot be written (read-only, full): a cache is never worth
+    waiting or failing for.
 
     Returns:
         Whether it was written.
+
+    Raises:
+        ValueError, WorkspaceError: a bad folder or name, or not a workspace (see :func:`write_files`).
     """
     try:
         write_files(workspace, folder, {name: lambda p: save_file(arrays, str(p))})
-    except WorkspaceBusyError:
+    except (WorkspaceBusyError, OSError):
         return False
     return True
