@@ -16,7 +16,8 @@ Every result is cached in the workspace (``oof/<source>.safetensors``) under a k
 the workspace's fit and retrain stamp, its item order, its label space and every row's *current*
 labels: a cached array is used only for exactly the rows and labels it was computed for, so a
 refit, a retrain, a label change or a reordered workspace is never served stale probabilities
-(see :func:`cache_key`).
+(see :func:`cache_key`). The cache is written atomically under the workspace's lock, and skipped
+while another process writes the workspace (:func:`core.workspace_files.cache_arrays`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from core.classifiers import Classifier
 from core.forward import input_blocks, model_inputs
@@ -35,6 +36,7 @@ from core.progress import ProgressFn, silent
 from core.training import has_target, label_targets
 from core.vectors import l2n
 from core.workspace import Workspace
+from core.workspace_files import cache_arrays
 
 OOF_DIR = "oof"
 BASE_SOURCES = ("linear", "product")
@@ -106,10 +108,7 @@ def out_of_fold(
             return cached["proba"]
     fn = _product_oof if source == "product" else _linear_oof
     proba = fn(ws, current, n_folds, progress).astype(np.float32)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    save_file({"proba": proba, "key": np.frombuffer(key.encode(), dtype=np.uint8)}, str(tmp))
-    tmp.replace(path)
+    cache_arrays(ws.path, OOF_DIR, path.name, {"proba": proba, "key": np.frombuffer(key.encode(), dtype=np.uint8)})
     return proba
 
 
