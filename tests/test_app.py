@@ -289,6 +289,31 @@ def test_search_page_offers_a_fit_when_missing(app):
     assert app.button(key="search_fit")
 
 
+def test_search_fit_is_a_background_job_that_every_tab_follows(fitted_workspace, tmp_path):
+    import shutil
+
+    from core import jobs
+
+    ws = tmp_path / "ws"  # a copy: the job writes the workspace
+    shutil.copytree(fitted_workspace, ws)
+    first = _page(_app_on(ws), "search")
+    first.button(key="search_fit").click().run()
+    assert not first.exception
+    status = jobs.read_status(ws)
+    assert status["command"][:2] == ["retrieval", "fit"] and status["state"] == "running"
+    second = _page(_app_on(ws), "search")  # another tab: the same job's progress, no second Fit button
+    assert not [b for b in second.button if b.key == "search_fit"]
+    assert any("in the background" in i.value for i in second.info)
+    deadline = time.time() + 300
+    while jobs.read_status(ws)["state"] == "running" and time.time() < deadline:
+        time.sleep(1)
+    status = jobs.read_status(ws)
+    assert status["state"] == "done", (jobs.job_dir(ws) / "log.txt").read_text()
+    assert status["plan"] == ["semantic embedding"] and status["fraction"] == 1.0 and status["n_images"] == 84
+    first.run()  # the page re-reads the workspace: the search is there
+    assert not first.exception and {"Semantic embedding", "Raw backbone features"} <= {h.value for h in first.subheader}
+
+
 def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     _page(ext_app, "neighbours")
     assert {"**Visual only**", "**LTN (neighbours' pixels)**", "**LTwin (+ tags)**"} <= set(_markdown(ext_app))

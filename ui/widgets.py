@@ -10,9 +10,10 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
+from core import jobs
 from core.compare import MODEL_TITLES, best_model
 from core.explore import Explorer, probability_table
-from core.workspace import Prediction
+from core.workspace import Prediction, Workspace
 from ui.safe_text import md, md_join
 
 T = TypeVar("T")
@@ -95,13 +96,42 @@ def job_status(status: dict | None, key: str) -> bool:
     return st.button("Resume (finished stages come from the caches)", key=f"{key}_resume", type="primary")
 
 
-def offer_fit(what: str, button: str, key: str, fit_fn) -> None:
-    """Say that ``what`` is not fitted yet, offer a button that fits it (progress in the page), and stop."""
-    st.info(f"This workspace has no {what} yet. Fitting reuses the stored visual features; progress shows here.")
+@st.fragment(run_every=2.0)
+def watch_job(path: str, key: str) -> None:
+    """The progress of the job that writes workspace ``path``, re-read every 2 s; the whole app reruns
+    when it has finished (the page then shows what it made)."""
+    status = jobs.read_status(path)
+    if status is not None and status["state"] == "done" and not jobs.is_running(path):
+        st.rerun(scope="app")
+    if job_status(status, key=key):
+        jobs.resume(path)
+        st.rerun(scope="app")
+
+
+def offer_job(ws: Workspace, what: str, button: str, key: str, command: list[str]) -> None:
+    """Say that the workspace has no ``what`` yet and stop the page: with a button that starts
+    ``python -m core COMMAND --workspace WS --job`` in the background, or the progress of that job
+    while it runs (closing the tab does not stop it; every tab shows the same job).
+
+    One job at a time writes a workspace: while another one runs (a refit, the other add-on), the
+    page says so and starts nothing.
+    """
+    path = str(ws.path)
+    status = jobs.read_status(path)
+    state = status["state"] if status else None
+    ours = status is not None and status.get("command", [])[: len(command)] == command
+    if ours and state != "done":  # running, or stopped / failed: its progress and a resume button
+        st.info(f"Fitting {what} in the background: closing this tab does not stop it, and every tab shows its progress.")
+        watch_job(path, key=f"{key}_job")
+        st.stop()
+    if state == "running":
+        other = md(" ".join(status.get("command", [])[:2]))
+        st.info(f"Another job is writing this workspace ({other}); {what} can be fitted when it ends.")
+        watch_job(path, key=f"{key}_other")
+        st.stop()
+    st.info(f"This workspace has no {what} yet. Fitting reuses the stored visual features and runs in the background.")
     if st.button(button, key=key, type="primary"):
-        with st.status(f"Fitting {what}…", expanded=True) as status:
-            fit_fn(progress=StreamlitProgress())
-            status.update(label=f"{what[0].upper()}{what[1:]} ready", state="complete")
+        jobs.start(path, [*command, "--workspace", path, "--job"])  # None: another tab just started it
         st.rerun()
     st.stop()
 
