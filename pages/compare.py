@@ -15,7 +15,7 @@ from core.predictions import attached_metrics
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.safe_text import md, md_join
+from ui.safe_text import md, md_join, plotly_text
 from ui.widgets import MODEL_NAMES, grid, human_index, image, open_item
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
@@ -38,11 +38,12 @@ for group, metrics in groups.items():
         st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
+plotted = table.dropna(subset=["delta"]).assign(label=lambda t: t["label"].map(plotly_text))  # Plotly reads HTML
 left, right = st.columns(2)
 with left:
     st.subheader(f"Per-label {metric_name}: multimodal − baseline")
     fig = px.bar(
-        table.dropna(subset=["delta"]),
+        plotted,
         x="delta",
         y="label",
         orientation="h",
@@ -58,7 +59,7 @@ with right:
     st.subheader("Gain against training examples")
     st.caption("The paper's few-shot view: does the phrase context help labels with few training images most?")
     fig = px.scatter(
-        table.dropna(subset=["delta"]),
+        plotted,
         x="n_train",
         y="delta",
         hover_name="label",
@@ -85,7 +86,7 @@ if ws.multilabel:
 else:
     st.subheader("Confusion matrices (test split)")
     if len(ex.labels) <= HEATMAP_MAX_LABELS:
-        names = list(ex.labels)  # full labels, every one ticked
+        names = [plotly_text(lab) for lab in ex.labels]  # full labels, every one ticked
         fig = make_subplots(  # one shared label axis: the labels sit once, left of both matrices
             rows=1,
             cols=2,

@@ -14,7 +14,7 @@ from core import jobs
 from core.compare import MODEL_TITLES, best_model
 from core.explore import Explorer, probability_table
 from core.workspace import Prediction, Workspace
-from ui.safe_text import md, md_join
+from ui.safe_text import md, md_join, plotly_text
 
 T = TypeVar("T")
 MODEL_NAMES = MODEL_TITLES
@@ -225,6 +225,7 @@ def render_detail(
         },
     )
     table = probability_table(pred)
+    table["label"] = table["label"].map(plotly_text)  # Plotly reads HTML in tick labels and hovers
     fig = px.bar(
         table,
         x="probability",
