@@ -176,6 +176,30 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
     assert "Generated phrases" in driver.page_source
 
 
+def test_user_text_in_a_chart_is_text_not_html(server, driver):
+    """Plotly renders ``<a href>`` in chart text (ticks, hovers, legends): a typed zero-shot label
+    shows as typed and makes no link (issue #14)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    attack = '<a href="https://evil.example/z">x</a>'
+    driver.get(f"{server}/zeroshot")
+    _settle(driver)
+    box = driver.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(f"bird, {attack}", Keys.CONTROL, Keys.ENTER)
+    texts_js = "return Array.from(document.querySelectorAll('.js-plotly-plot svg text')).map(t => t.textContent)"
+    deadline = time.time() + 60
+    while not any(attack in t for t in driver.execute_script(texts_js)) and time.time() < deadline:
+        time.sleep(0.5)
+    _check(driver, "zeroshot-chart-injection")
+    assert any(attack in t for t in driver.execute_script(texts_js))  # the tick label reads as typed
+    links = driver.execute_script(
+        "return Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href') || a.getAttribute('xlink:href'))"
+    )
+    assert not [h for h in links if h and "evil.example" in h]
+
+
 def _map_drag(driver, path: list[tuple[float, float]]) -> None:
     """Drag the mouse over the map along ``path`` (fractions of the plot area, from its top left)."""
     from selenium.webdriver.common.action_chains import ActionChains
