@@ -115,7 +115,7 @@ def _annotate(ws_path: Path, monkeypatch, db: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["workspace_path"] = str(ws_path)
     at.run()
-    at.switch_page("pages/annotate.py").run()
+    at.switch_page("views/annotate.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -191,7 +191,7 @@ def test_shared_link_with_markdown_renders_no_image_or_link(fitted_workspace):
         at.session_state["workspace_path"] = str(fitted_workspace)
         at.run()
         at.query_params["item"] = attack  # the shared link opens Explore with it
-        at.switch_page("pages/explore.py").run()
+        at.switch_page("views/explore.py").run()
         assert not at.exception
         warning = next(w.value for w in at.warning if "No image" in w.value)
         html = MarkdownIt("commonmark").render(warning)
@@ -235,17 +235,17 @@ def test_labels_and_captions_with_markdown_are_inert(small_dataset, cache_dir, t
     at.session_state["workspace_path"] = str(ws.path)
     at.run()
     at.query_params["item"] = str(ws.items.at[row, "item"])
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("views/explore.py").run()
     assert not at.exception
     assert any(md(LABEL) in m.value for m in at.markdown)  # shown, as text
     assert plotly_text(LABEL) in _chart_strings(at)  # the probability bars name it, escaped
     _assert_inert(at)
-    at.switch_page("pages/annotate.py").run()
+    at.switch_page("views/annotate.py").run()
     assert not at.exception
     _assert_inert(at)
-    at.switch_page("pages/home.py").run()
+    at.switch_page("views/home.py").run()
     _assert_inert(at)
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not at.exception and plotly_text(LABEL) in _chart_strings(at)
     _assert_inert(at)
 
@@ -416,7 +416,7 @@ def test_no_pickle_loading_anywhere():
 
     bad = re.compile(r"import pickle|pickle\.loads?\(|joblib\.load|allow_pickle=True|read_pickle|(?<![\w.])(eval|exec)\(")
     offenders = []
-    for path in [*ROOT.glob("core/**/*.py"), *ROOT.glob("pages/**/*.py"), ROOT / "app.py"]:
+    for path in [*ROOT.glob("core/**/*.py"), *ROOT.glob("views/**/*.py"), ROOT / "app.py"]:
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in bad.finditer(text)]
         if "torch.load(" in text and "weights_only=True" not in text:

@@ -62,13 +62,13 @@ def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_di
     assert {"embed images", "phrase generator", "semantic embedding", "tag models"} <= set(status["plan"])
     at.run()
     assert not at.exception and any(m.label == "Images" for m in at.metric)
-    at.switch_page("pages/search.py").run()  # the demo comes with its search model: no Fit button
+    at.switch_page("views/search.py").run()  # the demo comes with its search model: no Fit button
     assert not at.exception and not [b for b in at.button if b.key == "search_fit"]
 
 
 def _page(app: AppTest, page: str) -> AppTest:
     app.run()
-    app.switch_page(f"pages/{page}.py").run()
+    app.switch_page(f"views/{page}.py").run()
     assert not app.exception, [e.message for e in app.exception]
     return app
 
@@ -96,7 +96,7 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     # a shared URL opens the same detail
     again = _app_on(fitted_workspace).run()
     again.query_params["item"] = item
-    again.switch_page("pages/explore.py").run()
+    again.switch_page("views/explore.py").run()
     assert any(md(item) in m for m in _markdown(again))
 
 
@@ -113,15 +113,15 @@ def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_work
     item = app.query_params["item"]
     # (AppTest runs a switched-to page without app.py's frame, so the URL cleaning between pages is
     # checked in the real browser: tests/test_browser.py)
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     app.query_params.clear()  # what the frame does on a real page switch
-    app.switch_page("pages/explore.py").run()  # back: the filters and the open image are restored
+    app.switch_page("views/explore.py").run()  # back: the filters and the open image are restored
     assert app.radio(key="ex_correct").value == "Wrong" and app.selectbox(key="ex_split").value == "test"
     assert _markdown(app)[0] == narrowed and app.query_params["item"] == item
     # a shared link carries the filters
     shared = _app_on(fitted_workspace).run()
     shared.query_params.update({"correct": "Wrong", "split": "test", "true": ["animals/birds", "no such label"]})
-    shared.switch_page("pages/explore.py").run()
+    shared.switch_page("views/explore.py").run()
     assert not shared.exception
     assert shared.radio(key="ex_correct").value == "Wrong" and shared.multiselect(key="ex_true").value == ["animals/birds"]
 
@@ -130,9 +130,9 @@ def test_compare_selection_survives_a_visit_to_an_image(app):
     _page(app, "compare")
     app.selectbox(key="cmp_label").set_value("animals/birds").run()
     assert app.query_params["label"] == "animals/birds"
-    app.switch_page("pages/explore.py").run()
+    app.switch_page("views/explore.py").run()
     app.query_params.clear()
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     assert not app.exception and app.selectbox(key="cmp_label").value == "animals/birds"
 
 
@@ -142,7 +142,7 @@ def test_labeler_name_is_kept_in_the_url(app, fitted_workspace):
     assert app.query_params["labeler"] == "ann"
     reloaded = _app_on(fitted_workspace).run()  # a reload: a new session with the same URL
     reloaded.query_params["labeler"] = "ann"
-    reloaded.switch_page("pages/annotate.py").run()
+    reloaded.switch_page("views/annotate.py").run()
     assert not reloaded.exception and reloaded.text_input(key="ann_user").value == "ann"
 
 

@@ -252,4 +252,4 @@ def render_detail(
 
 def open_item(item: str) -> None:
     """Show ``item`` in Explore's detail view (shareable: the item is in the URL)."""
-    st.switch_page("pages/explore.py", query_params={"item": item})
+    st.switch_page("views/explore.py", query_params={"item": item})
