@@ -166,8 +166,9 @@ def image(source, caption: str | None = None) -> None:
 
 
 def wrappable(text: str) -> str:
-    """``text`` that may break after a ``/`` (``animals/``, ``birds``) rather than mid-word in a narrow tile."""
-    return text.replace("/", "/\u200b")
+    """``text`` that may break after a ``/`` or ``_`` (``signs_and_`` ``symbols``) rather than mid-word in a
+    narrow tile."""
+    return text.replace("/", "/\u200b").replace("_", "_\u200b")
 
 
 def image_tile(ws, row: int, key: str, label: str, help: str | None = None) -> None:
@@ -220,12 +221,14 @@ def render_detail(
         width="stretch",
         height=min(38 + 35 * len(phrases), 250),
         column_config={
-            "phrase": st.column_config.TextColumn("phrase", width="large"),
-            "score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f"),
+            # "medium": a narrow column still shows the scores beside the phrases
+            "phrase": st.column_config.TextColumn("phrase", width="medium"),
+            "score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f", width="small"),
         },
     )
     table = probability_table(pred)
     table["label"] = table["label"].map(plotly_text)  # Plotly reads HTML in tick labels and hovers
+    table["model"] = table["model"].map(MODEL_NAMES)
     fig = px.bar(
         table,
         x="probability",
@@ -234,12 +237,16 @@ def render_detail(
         barmode="group",
         orientation="h",
         height=80 + 28 * table["label"].nunique(),
-        color_discrete_map={"baseline": "#94a3b8", "multimodal": "#2563eb"},
+        color_discrete_map={MODEL_NAMES["baseline"]: "#94a3b8", MODEL_NAMES["multimodal"]: "#2563eb"},
         range_x=[0, 1],
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), legend_title=None)
+    fig.update_layout(
+        margin=dict(l=0, r=0, t=30, b=0),
+        yaxis=dict(autorange="reversed", title=None),
+        legend=dict(title=None, orientation="h", x=0, y=1.0, yanchor="bottom"),  # above the bars, not over them
+    )
     fig.update_yaxes(automargin=True)
-    st.plotly_chart(fig, width="stretch", key=f"{key}_bars")
+    st.plotly_chart(fig, width="stretch", key=f"{key}_bars", config={"displayModeBar": False})  # no toolbar over it
     st.markdown("**Zero-shot** top labels: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in pred.zeroshot[:3]))
     if neighbours:
         st.markdown("**Nearest images** (visual cosine similarity under each)")

@@ -108,7 +108,7 @@ with right:
         with col:
             image(items.at[row, "path"])
             truth = wrappable(md_join(items.at[row, "labels"]))
-            pb, pm = md(labels[ex.top["baseline"][row]]), md(labels[ex.top["multimodal"][row]])
+            pb, pm = (wrappable(md(labels[ex.top[m][row]])) for m in ("baseline", "multimodal"))
             phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
             st.caption(
                 f"**{truth}**  \nbaseline: {_mark(ex.correct['baseline'][row])} {pb}  \n"

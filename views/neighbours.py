@@ -52,6 +52,7 @@ with right:
     st.dataframe(
         pd.DataFrame({KIND_NAMES[k]: {"mAP (labels)": v["mAP"], "mAP (images)": v["mAP_img"]} for k, v in ev.items()}).T,
         width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mAP (labels)", "mAP (images)")},
     )
     st.caption("Test split, every model with the same neighbourhood setting.")
 

@@ -132,13 +132,16 @@ n_legend = len(layers) if colour == "Nearest label" or show_images else 0
 legend_rows = -(-n_legend // 4)  # a horizontal legend under the map, four entries a row: every label visible
 # No preset drag mode: Streamlit then lets a click select a point (in box or lasso mode a click only
 # hovers); box and lasso are the toolbar's selection tools.
+legend_share = 22 * legend_rows / (640 + 22 * legend_rows)  # the bottom of the chart, kept for the legend
 fig.update_layout(
     height=640 + 22 * legend_rows,
     margin=dict(l=0, r=0, t=10, b=0),
     showlegend=n_legend > 0,
-    legend=dict(orientation="h", x=0, xanchor="left", y=-0.01, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"),
+    legend=dict(
+        orientation="h", x=0, xanchor="left", y=legend_share, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"
+    ),
     xaxis=dict(visible=False),
-    yaxis=dict(visible=False, domain=[22 * legend_rows / (640 + 22 * legend_rows), 1.0]),
+    yaxis=dict(visible=False, domain=[legend_share, 1.0]),
 )
 event = st.plotly_chart(fig, width="stretch", key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
 if sampled:

@@ -71,7 +71,7 @@ if shown is not None:
 
 
 def gallery(results: list[tuple[int, float]], key: str) -> None:
-    for (row, score), col in grid(results, 4):
+    for (row, score), col in grid(results, 3):  # two galleries side by side: three tiles a row keep labels whole
         with col:
             label = ", ".join(ws.items.at[row, "labels"]) or "—"
             tip = f"similarity {score:.3f} · {ws.items.at[row, 'text']}"

@@ -49,7 +49,12 @@ if source == "The test split":
     )
     top = report.proba.argmax(1)
     counts = pd.Series(np.asarray(typed)[top]).value_counts().reindex(typed, fill_value=0)
-    fig = px.bar(x=[plotly_text(v) for v in counts.index], y=counts.values, labels={"x": "", "y": "test images"}, height=320)
+    fig = px.bar(
+        x=[plotly_text(v) for v in counts.index],
+        y=counts.values,
+        labels={"x": "zero-shot prediction", "y": "test images"},
+        height=340,
+    )
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
     st.plotly_chart(fig, width="stretch")
     pick = st.selectbox("Show test images predicted as", typed, key="zs_show")
@@ -57,7 +62,7 @@ if source == "The test split":
     for row, col in grid(shown, 6):
         with col:
             image(ws.items.at[row, "path"])
-            st.caption(md_join(ws.items.at[row, "labels"]))
+            st.caption("true: " + md_join(ws.items.at[row, "labels"]))
     if len(shown) == 0:
         st.info(f"No test image is predicted as {md(repr(pick))}.")
 else:
