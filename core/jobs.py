@@ -172,7 +172,7 @@ class JobProgress:
                 eta = weights[current] * (1.0 - frac) * (sorted(paces)[len(paces) // 2] if paces else 1.0)
         pace = sorted(paces)[len(paces) // 2] if paces else None
         later = sum(w for i, (w, (frac, spent)) in enumerate(zip(weights, views)) if spent is None and i != current)
-        measurable = self.state == "running" and self.n_images > 0 and (pace is not None or later == 0)
+        measurable = self.state == "running" and self.n_images > 0 and pace is not None  # "(measured)": a rate of this run
         return {
             "fraction": 1.0 if self.state == "done" else round(done_w / (sum(weights) or 1.0), 4),
             "eta_s": round(eta + later * (pace or 1.0), 1) if measurable else None,

@@ -104,6 +104,18 @@ def test_a_stage_served_from_the_cache_counts_as_done(tmp_path, clock):
     assert view["eta_s"] is not None  # paced by the stage that did real work
 
 
+def test_an_add_on_job_has_no_eta_until_it_has_measured_its_own_pace(tmp_path, clock):
+    prog = jobs.JobProgress(tmp_path, jobs.search_plan(), ["retrieval", "fit"])
+    prog.n_images = 2500  # an add-on job names its images (it has no "embed images" stage)
+    prog("semantic embedding (V)", 1, 40)
+    clock.now += 1.0
+    prog("semantic embedding (V)", 2, 40)
+    assert prog.overview()["eta_s"] is None  # the profile alone is no measurement ("measuring speed…")
+    clock.now += 9.0
+    prog("semantic embedding (V)", 10, 40)  # 10 s for a quarter of the first of two parts: 70 s to go
+    assert prog.overview()["eta_s"] == pytest.approx(70.0, rel=0.01)
+
+
 def test_tag_models_fit_as_a_job_reports_one_overall_progress(fitted_workspace, tmp_path):
     import shutil
 
