@@ -6,16 +6,18 @@ labeler's corrections would be (the workspace's embeddings are reused, its model
 source cross-validates on the flipped labels). Sources:
 
 * ``product`` -- the multimodal classifier, 5-fold, ranked by the product's queue (cleanlab);
-* ``linear`` -- the product's logistic regression on the visual features, 5-fold, same queue;
-* ``cleanlab+sklearn LR`` -- the reference recipe: ``cross_val_predict(LogisticRegression())`` on the
-  same visual features, ranked by ``cleanlab.rank.get_label_quality_scores``;
+* ``linear`` -- the product's logistic regression on the visual features and caption embeddings
+  (``core.labels.oof.linear_features``), 5-fold, same queue;
+* ``cleanlab+sklearn LR (visual)`` -- the reference recipe: ``cross_val_predict(LogisticRegression())``
+  on the visual features, ranked by ``cleanlab.rank.get_label_quality_scores``;
+* ``cleanlab+sklearn LR (visual+captions)`` -- the same recipe on the product's linear features;
 * ``product (previous ranking)`` -- the product's out-of-fold probabilities ranked as before this
   change (given-label probability among rows whose top prediction differs).
 
 precision@k counts planted rows among the first k of the ranking (flagged rows first, then every
 other labelled row by label quality). Writes ``bench/results/label_errors.json``.
 
-    python bench/label_errors.py                  # the demo dataset: linear sources (features from the cache)
+    python bench/label_errors.py [--seeds 0,1,2,3,4]  # the demo dataset: linear sources (features from the cache)
     python bench/label_errors.py --workspace WS   # a fitted workspace: every source through the product's queue
 """
 
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.labels.issues import rank_label_issues  # noqa: E402
-from core.labels.oof import linear_oof, out_of_fold  # noqa: E402
+from core.labels.oof import linear_features, linear_oof, out_of_fold  # noqa: E402
 from core.labels.queue import review_queue  # noqa: E402
 from core.training import label_targets  # noqa: E402
 from core.vectors import l2n  # noqa: E402
@@ -57,12 +59,15 @@ def plant(labels: list[list[str]], train: np.ndarray, names: list[str], fraction
     return labels, rows
 
 
-def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], np.ndarray]:
-    """(labels, training rows, label names, L2-normalised visual features) of a dataset, without
-    a workspace: the backbone's features come from the feature cache (embedded once)."""
+def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """(labels, training rows, label names, L2-normalised visual features, the product's linear
+    features) of a dataset, without a workspace: the backbone's features and the caption
+    embeddings come from the feature cache (computed once)."""
     from core.backbones import create_backbone
+    from core.captions import caption_texts
     from core.data import load_dataset
     from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
+    from core.text import TextEncoder, embed_texts
 
     ds = load_dataset(data)
     backbone = create_backbone("efficientnet-lite0")
@@ -74,7 +79,10 @@ def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], 
     labels = [list(v) for v in items["labels"]]
     train = np.flatnonzero((items["split"] != "test").to_numpy() & np.array([bool(v) for v in labels]))
     names = sorted({lab for i in train for lab in labels[i]})
-    return labels, train, names, l2n(feats[ok])
+    texts = caption_texts(list(items["text"]), list(items["tags"]))
+    captions = embed_texts(texts, TextEncoder(None), default_cache_dir())
+    captions[[not t for t in texts]] = 0.0  # as the fit stores them
+    return labels, train, names, l2n(feats[ok]), linear_features(feats[ok], captions)
 
 
 def precision(ranking: np.ndarray, planted: set[int]) -> dict[str, float]:
@@ -134,6 +142,46 @@ def workspace_sources(ws, current: list[list[str]], y: np.ndarray, planted: set[
     return rows
 
 
+def dataset_rows(labels, train, names, x, xl, fraction: float, seed: int) -> list[dict]:
+    """The product's linear source and the two reference recipes on one planted draw."""
+    current, planted_rows = plant(labels, train, names, fraction, seed)
+    y = label_targets(current, names, False)
+    planted = set(planted_rows.tolist())
+    t = time.perf_counter()
+    proba = linear_oof(xl, y, len(names), False, seed=seed)
+    found = rank_label_issues(y, proba, False)
+    rows = [
+        {
+            "source": "linear",
+            **precision(found.ranking, planted),
+            "flagged": len(found.order),
+            "first_queue_s": round(time.perf_counter() - t, 2),
+        }
+    ]
+    return rows + reference_rows(x, xl, y, planted, seed)
+
+
+def reference_rows(x: np.ndarray, xl: np.ndarray, y: np.ndarray, planted: set[int], seed: int) -> list[dict]:
+    rows = []
+    for name, feats in (("cleanlab+sklearn LR (visual)", x), ("cleanlab+sklearn LR (visual+captions)", xl)):
+        t = time.perf_counter()
+        ref, n_ref = reference_ranking(feats, y, seed)
+        rows.append(
+            {"source": name, **precision(ref, planted), "flagged": n_ref, "first_queue_s": round(time.perf_counter() - t, 2)}
+        )
+    return rows
+
+
+def mean_rows(per_seed: list[list[dict]]) -> list[dict]:
+    """Each source's precision averaged over seeds (and its lowest p@100)."""
+    out = []
+    for i, first in enumerate(per_seed[0]):
+        runs = [rows[i] for rows in per_seed]
+        mean = {k: round(float(np.mean([r[k] for r in runs])), 3) for k in ("p@100", "p@200")}
+        out.append({"source": first["source"], **mean, "min p@100": min(r["p@100"] for r in runs)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", default=None, help="a fitted workspace: every source through the product's queue")
@@ -141,13 +189,15 @@ def main() -> None:
         "--data", default=str(ROOT / "assets" / "demo"), help="without --workspace: this dataset, linear sources only"
     )
     ap.add_argument("--fraction", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the planted draw (and folds) with --workspace")
+    ap.add_argument("--seeds", default="0", help="without --workspace: comma-separated planted draws (the table shows the first)")
     ap.add_argument("--sources", default="linear,product", help="comma-separated out-of-fold sources to measure")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "label_errors.json"))
     args = ap.parse_args()
-    rows: list[dict] = []
+    summary: list[dict] = []
     if args.workspace:
         src = Path(args.workspace)
+        seeds = [args.seed]
         with tempfile.TemporaryDirectory() as tmp:
             dest = Path(tmp) / "ws"
             shutil.copytree(src, dest, ignore=shutil.ignore_patterns("oof", "labels.sqlite*"))  # cold: nothing cached
@@ -156,36 +206,32 @@ def main() -> None:
             current, planted_rows = plant(list(ws.items["labels"]), train, ws.labels, args.fraction, args.seed)
             y = label_targets(current, ws.labels, ws.multilabel)
             planted = set(planted_rows.tolist())
-            rows += workspace_sources(ws, current, y, planted, args.sources.split(","))
-            x = l2n(ws.visual)
+            rows = workspace_sources(ws, current, y, planted, args.sources.split(","))
+            rows += reference_rows(l2n(ws.visual), linear_features(ws.visual, ws.caption_vectors), y, planted, args.seed)
+        n_items, n_planted = len(y), len(planted)
     else:
         src = Path(args.data)
-        labels, train, names, x = dataset_inputs(src)
-        current, planted_rows = plant(labels, train, names, args.fraction, args.seed)
-        y = label_targets(current, names, False)
-        planted = set(planted_rows.tolist())
-        t = time.perf_counter()
-        proba = linear_oof(x, y, len(names), False, seed=args.seed)
-        found = rank_label_issues(y, proba, False)
-        first_s = round(time.perf_counter() - t, 2)
-        rows.append(
-            {"source": "linear", **precision(found.ranking, planted), "flagged": len(found.order), "first_queue_s": first_s}
-        )
-    t = time.perf_counter()
-    ref, n_ref = reference_ranking(x, y, args.seed)
-    ref_s = round(time.perf_counter() - t, 2)
-    rows.append({"source": "cleanlab+sklearn LR", **precision(ref, planted), "flagged": n_ref, "first_queue_s": ref_s})
-    n_items, n_planted = len(y), len(planted)
-    print(f"{n_planted} planted errors among {n_items} rows ({args.fraction:.0%} of the training labels, seed {args.seed})")
-    print(f"{'source':<28}{'p@100':>7}{'p@200':>7}{'flagged':>9}{'first s':>9}{'cached s':>9}")
+        labels, train, names, x, xl = dataset_inputs(src)
+        seeds = [int(v) for v in args.seeds.split(",")]
+        per_seed = [dataset_rows(labels, train, names, x, xl, args.fraction, seed) for seed in seeds]
+        rows = per_seed[0]
+        summary = mean_rows(per_seed) if len(seeds) > 1 else []
+        n_items, n_planted = len(labels), round(args.fraction * len(train))
+    print(f"{n_planted} planted errors among {n_items} rows ({args.fraction:.0%} of the training labels, seed {seeds[0]})")
+    print(f"{'source':<40}{'p@100':>7}{'p@200':>7}{'flagged':>9}{'first s':>9}{'cached s':>9}")
     for r in rows:
         print(
-            f"{r['source']:<28}{r['p@100']:>7.2f}{r['p@200']:>7.2f}{r.get('flagged', ''):>9}"
+            f"{r['source']:<40}{r['p@100']:>7.2f}{r['p@200']:>7.2f}{r.get('flagged', ''):>9}"
             f"{r.get('first_queue_s', ''):>9}{r.get('cached_queue_s', ''):>9}"
         )
+    if summary:
+        print(f"\nmean over seeds {seeds}")
+        print(f"{'source':<40}{'p@100':>7}{'p@200':>7}{'min p@100':>11}")
+        for r in summary:
+            print(f"{r['source']:<40}{r['p@100']:>7.3f}{r['p@200']:>7.3f}{r['min p@100']:>11.2f}")
     meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)}
-    result = {**meta, "input": str(src), "rows": n_items, "planted": n_planted, "fraction": args.fraction, "seed": args.seed}
-    Path(args.out).write_text(json.dumps({**result, "sources": rows}, indent=1))
+    result = {**meta, "input": str(src), "rows": n_items, "planted": n_planted, "fraction": args.fraction, "seeds": seeds}
+    Path(args.out).write_text(json.dumps({**result, "sources": rows, "mean_over_seeds": summary}, indent=1))
     print(f"wrote {args.out}")
 
 

@@ -17,6 +17,8 @@ The modules, bottom-up (each imports only those above it):
   other dataset formats in and out.
 * :mod:`core.vector_index` -- the faiss index behind every neighbour look-up.
 * :mod:`core.backbones`, :mod:`core.features` -- visual backbones by name; batched, cached embeddings.
+* :mod:`core.runtimes` -- the backbone exported to ONNX and run by OpenVINO or ONNX Runtime.
+* :mod:`core.engines`, :mod:`core.batch` -- the Ray Data engine; ``predict-batch`` to parquet shards.
 * :mod:`core.text` -- sentence-transformers phrase embeddings (cached).
 * :mod:`core.phrases` -- phrase vocabulary, generator, prototype index, cross-fitting,
   ImageNet phrases, and the phrase-source registry (:mod:`core.phrases.sources`).
@@ -26,13 +28,14 @@ The modules, bottom-up (each imports only those above it):
 * :mod:`core.zeroshot`, :mod:`core.metrics`, :mod:`core.projection` -- zero-shot labels,
   evaluation, UMAP maps.
 * :mod:`core.workspace_files`, :mod:`core.workspace` -- a workspace on disk (layout, lock,
-  safe replace) and the :class:`Workspace` API.
+  safe replace; every write, add-on models and caches included) and the :class:`Workspace` API.
 * :mod:`core.corpus`, :mod:`core.pipeline`, :mod:`core.demo` -- reusable phrase generators,
   the fit, the demo.
 * :mod:`core.explore`, :mod:`core.maps`, :mod:`core.compare` -- views the app's pages draw.
 * :mod:`core.labels`, :mod:`core.predictions`, :mod:`core.retrieval`, :mod:`core.tags` --
   labeling (store, queues, out-of-fold probabilities, retrain, export), attached predictions,
   semantic retrieval, tag neighbourhoods.
+* :mod:`core.jobs` -- background fits (a detached ``python -m core ... --job`` process) the app watches.
 * :mod:`core.cli`, :mod:`core.predictions_cli` -- ``python -m core`` / ``pixctx``.
 """
 

@@ -31,8 +31,8 @@ def prototype_table(explorer: Explorer) -> pd.DataFrame:
     images carry it), ``label`` (the label whose training images lie nearest in the co-embedding)
     and ``vocab_id``."""
     ws = explorer.ws
-    ids = ws.maps["prototype_ids"]
-    xy = ws.maps["prototypes"]
+    ids = ws.maps.prototype_ids
+    xy = ws.maps.prototypes
     gen = ws.generator
     nearest = (gen.prototypes[ids] @ _label_centroids(explorer).T).argmax(1)
     return pd.DataFrame(
@@ -49,7 +49,7 @@ def prototype_table(explorer: Explorer) -> pd.DataFrame:
 
 def image_table(explorer: Explorer) -> pd.DataFrame:
     """One row per image on the map: ``x``, ``y``, ``row``, ``label`` (first true label), ``split``."""
-    xy = explorer.ws.maps["images"]
+    xy = explorer.ws.maps.images
     items = explorer.ws.items
     return pd.DataFrame(
         {

@@ -255,9 +255,10 @@ def fit(
             text = text_stage(phrases, source, encoder, cfg, cache_root, prog)
         with timings("caption_labels"):
             captions = caption_stage(feats.items, targets, ds.multilabel, cfg, encoder, cache_root, prog)
+            cap_labels = captions.labels if captions is not None else None
         with timings("classifiers"):
             arrays = ImageArrays(feats.visual, text.image_vectors)
-            models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
+            models = CLASSIFIER_MODELS + (CAPTION_MODELS if cap_labels is not None else ())
             trained = train_classifiers(
                 model_inputs(arrays, models),
                 targets.y,
@@ -267,7 +268,7 @@ def fit(
                 cfg.classifier,
                 tmp / "classifiers",
                 prog,
-                targets=caption_targets(captions and captions.labels, targets.fit_idx, CAPTION_MODELS),
+                targets=caption_targets(cap_labels, targets.fit_idx, CAPTION_MODELS),
                 blocks={m: input_blocks(m, arrays) for m in models},
             )
             probs = trained.probs
@@ -300,11 +301,12 @@ def fit(
 
 @dataclass
 class Captions:
-    """Stage 4b: caption labels of the unlabelled training rows (:mod:`core.captions`) and the
-    caption embeddings they came from (stored, so a retrain can re-read them)."""
+    """Stage 4b: every row's caption embedding (stored: the label-error queue's linear source and
+    a retrain read it) and, when the fit asks for them, the caption labels of the unlabelled
+    training rows (:mod:`core.captions`)."""
 
-    labels: CaptionLabels
     embeddings: np.ndarray
+    labels: CaptionLabels | None
 
 
 def caption_stage(
@@ -316,15 +318,19 @@ def caption_stage(
     cache_root: Path,
     progress: ProgressFn,
 ) -> Captions | None:
-    """Caption labels when ``cfg.caption_labels`` asks for them (``auto``: enough unlabelled rows with text)."""
+    """Caption embeddings when rows have captions; caption labels too when ``cfg.caption_labels``
+    asks for them (``auto``: enough unlabelled rows with text)."""
     texts = caption_texts(list(items["text"]), list(items["tags"]))
     train = items["split"].to_numpy() != "test"
     has_text = np.array([bool(t) for t in texts])
-    if not wants_caption_labels(cfg.caption_labels, train, targets.labelled, has_text, cfg.captions.auto_share):
+    if not has_text.any():
         return None
     emb = embed_texts(texts, encoder, cache_root, lambda s, d, n: progress("embed captions", d, n))
-    labels = caption_labels(texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed)
-    return Captions(labels, emb)
+    emb[~has_text] = 0.0  # no caption: no evidence (an empty string's embedding is not nothing)
+    labels = None
+    if wants_caption_labels(cfg.caption_labels, train, targets.labelled, has_text, cfg.captions.auto_share):
+        labels = caption_labels(texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed)
+    return Captions(emb, labels)
 
 
 def _write(
@@ -380,7 +386,7 @@ def _write(
         "metrics": metrics,
         "n_test": int(targets.test.sum()),
         "n_labelled": len(targets.fit_idx),
-        "captions": None if captions is None else captions.labels.summary(),
+        "captions": None if captions is None or captions.labels is None else captions.labels.summary(),
         "validation": trained.validation_summary(),
         "per_label": per_label,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},

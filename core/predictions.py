@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.workspace import Workspace
+from core.workspace_files import write_files
 
 FOLDER = "predictions"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -138,13 +139,12 @@ def attach(ws: Workspace, file: str | Path, name: str) -> Attached:
 
     Raises:
         PredictionsError: a bad name or file.
+        WorkspaceBusyError: another process is writing the workspace.
     """
     if not NAME_RE.match(name) or name in RESERVED:
         raise PredictionsError(f"name {name!r}: use letters, digits, '-' or '_' (not one of {sorted(RESERVED)})")
     path = Path(file).expanduser().resolve()
     proba = validate(ws, _read_table(path), path.name)
-    folder = ws.path / FOLDER
-    folder.mkdir(exist_ok=True)
     meta = {
         "name": name,
         "source": str(path),
@@ -154,10 +154,14 @@ def attach(ws: Workspace, file: str | Path, name: str) -> Attached:
         "items_fingerprint": ws.manifest["dataset"]["fingerprint"],
     }
     table = pd.DataFrame(proba, columns=ws.labels).assign(item=ws.items["item"].astype(str).to_numpy())
-    tmp = folder / f"{name}.parquet.partial"
-    table.to_parquet(tmp, index=False)
-    tmp.replace(folder / f"{name}.parquet")
-    (folder / f"{name}.json").write_text(json.dumps(meta, indent=1))
+    write_files(  # the table first: a name is attached once its JSON exists (attached_names)
+        ws.path,
+        FOLDER,
+        {
+            f"{name}.parquet": lambda p: table.to_parquet(p, index=False),
+            f"{name}.json": lambda p: p.write_text(json.dumps(meta, indent=1)),
+        },
+    )
     return Attached(name, proba, meta)
 
 

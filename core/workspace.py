@@ -16,22 +16,29 @@ Layout (no pickles anywhere)::
                                  phrase_embeddings -> phrase_embeddings (one row per phrase)
                                  bottleneck -> coembedding (the full generator's co-embedding)
                                  bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
-                                 map_images, map_prototypes, map_prototype_ids -> maps (2-D UMAP)
-                                 caption_vec -> caption_vectors (caption embeddings, caption models only)
+                                 map_images, map_prototypes, map_prototype_ids -> maps
+                                   (:class:`ProjectionMaps`: 2-D UMAP of images and prototypes)
+                                 caption_vec -> caption_vectors (caption embeddings; absent when no row has a caption)
     predictions.safetensors    every row's probabilities per model (baseline / multimodal /
                                text_only / zeroshot, and any registered add-on model)
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
     oof/                       out-of-fold probabilities per source (cache of the label-error queue,
-                               :mod:`core.labels.oof`; dropped by a refit)
-    predictions/               predictions a user attached (:mod:`core.predictions`)
-    labels.sqlite              the label history (:mod:`core.labels.store`; kept across refits)
+                               :mod:`core.labels.oof`; dropped by a refit or a retrain)
+    predictions/               predictions a user attached (:mod:`core.predictions`; kept across refits)
+    labels.sqlite              the label history (:mod:`core.labels.store`, with its ``-wal``/``-shm``
+                               files; kept across refits)
     retrieval/                 semantic retrieval models (:mod:`core.retrieval.semantic`)
-    tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`)
+    tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`); these two are kept
+                               across a refit on the same images with the same backbone
+    oof_multimodal.safetensors the label-error cache of older versions (dropped like ``oof/``)
 
-Beside it: ``WS.lock`` (the write lock) and, during a fit, ``WS.partial`` (the staging folder).
-Writing, locking and replacing are in :mod:`core.workspace_files`.
+Beside it: ``WS.lock`` (the write lock) and, during a fit, ``WS.partial`` (the staging folder);
+inside it, while an add-on model is fitted, ``retrieval.partial`` or ``tags.partial``.
+Every file write -- fit, retrain, add-on model, cache, attached predictions -- goes through
+:mod:`core.workspace_files` (writing, locking, replacing); the label history is written by SQLite's
+own transactions (:mod:`core.labels.store`); this module only reads.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from core.workspace_files import (
 __all__ = [
     "FORMAT",
     "Prediction",
+    "ProjectionMaps",
     "Workspace",
     "WorkspaceBusyError",
     "WorkspaceError",
@@ -121,6 +129,21 @@ class Prediction:
         for m, ranked in self.rankings.items():
             out[m] = [{"label": a, "prob": round(b, 6)} for a, b in ranked[:top]]
         return out
+
+
+@dataclass(frozen=True)
+class ProjectionMaps:
+    """The 2-D UMAP maps computed at fit time (:mod:`core.projection`), drawn by :mod:`core.maps`.
+
+    Attributes:
+        images: (N, 2) position of every image.
+        prototypes: (M, 2) position of each mapped phrase prototype.
+        prototype_ids: (M,) vocabulary id of each mapped prototype.
+    """
+
+    images: np.ndarray
+    prototypes: np.ndarray
+    prototype_ids: np.ndarray
 
 
 def _ranked(names: list[str], p: np.ndarray, top: int) -> list[tuple[str, float]]:
@@ -273,16 +296,17 @@ class Workspace:
 
     @property
     def caption_vectors(self) -> np.ndarray | None:
-        """(N, T) embedding of each image's caption (read by :mod:`core.captions`); ``None`` without caption models."""
+        """(N, T) embedding of each image's caption and tags (zeros where it has none; read by the caption
+        models' retrain and the label-error queue); ``None`` when no row has a caption."""
         return self.arrays.get("caption_vec")
 
     @property
-    def maps(self) -> dict[str, np.ndarray] | None:
-        """2-D maps: ``images`` (N, 2), ``prototypes`` (M, 2) and ``prototype_ids`` (M,); ``None`` if not computed."""
+    def maps(self) -> ProjectionMaps | None:
+        """The 2-D maps of images and prototypes; ``None`` if not computed."""
         a = self.arrays
         if "map_images" not in a:
             return None
-        return {"images": a["map_images"], "prototypes": a["map_prototypes"], "prototype_ids": a["map_prototype_ids"]}
+        return ProjectionMaps(a["map_images"], a["map_prototypes"], a["map_prototype_ids"])
 
     @property
     def image_arrays(self) -> ImageArrays:

@@ -1,7 +1,8 @@
 """Workspace folders on disk: what is in one, how it is written, locked, checked and replaced.
 
 Every write to a workspace goes through this module (a fit through :func:`staged_workspace`,
-a retrain through :func:`commit_retrain`), so the rules below hold everywhere:
+a retrain through :func:`commit_retrain`, an add-on model through :func:`addon_folder`, a
+cache or an attached file through :func:`write_files`), so the rules below hold everywhere:
 
 * A folder is replaced only if the product made it: a workspace (``manifest.json`` with this
   product's ``format`` key), or an empty folder. Anything else -- a user's documents, the
@@ -16,6 +17,12 @@ a retrain through :func:`commit_retrain`), so the rules below hold everywhere:
   (``labels.sqlite`` and its WAL files), a user's own files, and the add-on models
   (``retrieval/``, ``tags/``) while they still describe the same images with the same
   backbone; attached predictions (``predictions/``) always. Caches of the old fit (``oof/``) are dropped.
+* A retrain writes its classifiers into ``WS/classifiers.new`` (:func:`classifiers_staging`) and
+  swaps them in (:func:`commit_retrain`); what a killed retrain left is cleaned by the next writer.
+* An add-on model (``retrieval/``, ``tags/``) is written whole into ``WS/NAME.partial`` under the
+  lock and swapped in place of ``WS/NAME`` at the end: a failed or killed add-on fit leaves the
+  previous models intact (the next writer removes its staging folder). Files in ``oof/`` and
+  ``predictions/`` are written to ``FILE.partial`` and renamed over ``FILE``, under the lock.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +54,9 @@ FIT_FILES = (
 )
 DERIVED_FILES = ("oof", "oof_multimodal.safetensors")  # caches of one fit (review queues): dropped when it is replaced
 ROW_ADDONS = ("retrieval", "tags")  # models over the workspace's rows: kept while rows and backbone are the same
+FILE_FOLDERS = ("oof", "predictions")  # folders of files written one at a time (caches, attached predictions)
 STAGING_MARK = ".pixctx-partial"
+_SCRATCH = (".partial", ".replaced")  # suffixes of staging and retired entries: never carried over
 
 
 class WorkspaceError(ValueError):
@@ -257,7 +266,29 @@ def swap_in(tmp: Path, ws: Path) -> None:
 
 
 def recover(ws: Path) -> None:
-    """Finish a replacement interrupted by a crash (called under the lock)."""
+    """Finish a replacement (of the workspace, or of an add-on folder) interrupted by a crash
+    (called under the lock)."""
+    _recover_workspace(ws)
+    if is_product_workspace(ws):
+        for name in ROW_ADDONS:
+            _recover_addon(ws / name)
+        _recover_classifiers(ws)
+
+
+def _recover_classifiers(ws: Path) -> None:
+    """Remove what a killed retrain left: its staging folder, or the old classifiers moved aside
+    (put back if the new ones never got into place)."""
+    new, old = ws / "classifiers.new", ws / "classifiers.old"
+    if new.is_dir():
+        shutil.rmtree(new)
+    if old.is_dir():
+        if (ws / "classifiers").exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(ws / "classifiers")
+
+
+def _recover_workspace(ws: Path) -> None:
     old = _retired_path(ws)
     if not old.is_dir() or not is_product_workspace(old):
         return
@@ -267,7 +298,7 @@ def recover(ws: Path) -> None:
     keep_rows = _same_rows(old, ws)
     for entry in sorted(old.iterdir()):
         name = entry.name
-        if name in FIT_FILES or name in DERIVED_FILES or name.startswith("classifiers.") or name.endswith(".partial"):
+        if name in FIT_FILES or name in DERIVED_FILES or name.startswith("classifiers.") or name.endswith(_SCRATCH):
             continue
         if name in ROW_ADDONS and not keep_rows:
             continue
@@ -320,14 +351,28 @@ def save_predictions(path: Path, predictions: dict[str, np.ndarray]) -> None:
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in predictions.items()}, str(path))
 
 
-def _replace_file(path: Path, write) -> None:
+def _replace_file(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(path.name + ".partial")
-    write(tmp)
+    try:
+        write(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
 
 
+def classifiers_staging(ws: Path) -> Path:
+    """The empty folder ``WS/classifiers.new`` a retrain writes its classifiers into (the caller
+    holds :func:`workspace_lock`; :func:`commit_retrain` installs it, :func:`recover` removes one
+    left by a killed retrain)."""
+    new = ws / "classifiers.new"
+    if new.exists():
+        shutil.rmtree(new)
+    return new
+
+
 def commit_retrain(ws: Path, classifiers: Path, predictions: dict[str, np.ndarray], items: pd.DataFrame, manifest: dict) -> None:
-    """Install retrained classifiers (written to ``classifiers``, a sibling of ``WS/classifiers``)
+    """Install retrained classifiers (written to ``classifiers``, see :func:`classifiers_staging`)
     and the new predictions, items and manifest; ``manifest.json`` last (its mtime tells readers
     to reload). The caller holds :func:`workspace_lock`."""
     old_dir = ws / "classifiers"
@@ -342,3 +387,111 @@ def commit_retrain(ws: Path, classifiers: Path, predictions: dict[str, np.ndarra
     for name in DERIVED_FILES:  # a file (old workspaces) or a folder
         shutil.rmtree(ws / name) if (ws / name).is_dir() else (ws / name).unlink(missing_ok=True)
     _replace_file(ws / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+
+
+# --- add-on models and cached files ---------------------------------------------------------------
+def _checked_workspace(workspace: str | Path) -> Path:
+    ws = Path(workspace).expanduser().resolve()
+    if not is_product_workspace(ws):
+        raise WorkspaceError(f"{ws} is not a fitted Pixel Context workspace; {refit_hint(ws)}")
+    return ws
+
+
+@contextlib.contextmanager
+def addon_folder(workspace: str | Path, name: str) -> Iterator[Path]:
+    """Lock ``workspace`` and yield an empty staging folder for the add-on model ``name``.
+
+    When the block ends normally the staging folder replaces ``WS/NAME`` (the old one is removed
+    only once the new one is in place); when it raises, the staging folder is removed and the
+    previous add-on stays as it was.
+
+    Args:
+        workspace: a fitted workspace folder.
+        name: one of :data:`ROW_ADDONS`.
+
+    Raises:
+        ValueError: an unknown add-on name.
+        WorkspaceError: not a fitted workspace.
+        WorkspaceBusyError: another process holds the lock (a fit, a retrain, another add-on fit).
+    """
+    if name not in ROW_ADDONS:
+        raise ValueError(f"unknown add-on folder {name!r}; one of {ROW_ADDONS}")
+    ws = _checked_workspace(workspace)
+    with workspace_lock(ws):
+        target = ws / name
+        tmp = staging_path(target)
+        if tmp.exists():  # recover() removed a marked one: this one is not the product's
+            raise WorkspaceError(f"{tmp} exists and was not made by this product; move it away and try again")
+        tmp.mkdir()
+        (tmp / STAGING_MARK).write_text(f"{os.getpid()}\n")
+        try:
+            yield tmp
+            (tmp / STAGING_MARK).unlink()
+            old = _retired_path(target)
+            if old.exists():
+                shutil.rmtree(old)
+            if target.exists():
+                target.rename(old)
+            tmp.rename(target)
+            if old.exists():
+                shutil.rmtree(old)
+        except BaseException:
+            if tmp.is_dir():
+                shutil.rmtree(tmp)
+            raise
+
+
+def _recover_addon(target: Path) -> None:
+    """Remove the staging folder of a killed add-on fit; finish a swap interrupted between its renames."""
+    tmp, old = staging_path(target), _retired_path(target)
+    if (tmp / STAGING_MARK).is_file():
+        shutil.rmtree(tmp)
+    if old.is_dir():
+        if target.exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(target)
+
+
+def write_files(workspace: str | Path, folder: str, writers: dict[str, Callable[[Path], None]], *, wait: bool = False) -> None:
+    """Write files into ``WS/folder`` under the lock, each to ``NAME.partial`` then renamed over ``NAME``.
+
+    Args:
+        workspace: a fitted workspace folder.
+        folder: one of :data:`FILE_FOLDERS`.
+        writers: file name -> a function writing that file's content to the path it is given.
+        wait: wait for another writer instead of refusing.
+
+    Raises:
+        ValueError: an unknown folder or a file name that is not a plain name.
+        WorkspaceError: not a fitted workspace.
+        WorkspaceBusyError: another process holds the lock and ``wait`` is false.
+    """
+    if folder not in FILE_FOLDERS:
+        raise ValueError(f"unknown workspace folder {folder!r}; one of {FILE_FOLDERS}")
+    bad = [n for n in writers if Path(n).name != n or n.startswith(".") or n.endswith(".partial")]
+    if bad:
+        raise ValueError(f"not plain file names: {bad}")
+    ws = _checked_workspace(workspace)
+    with workspace_lock(ws, wait=wait):
+        (ws / folder).mkdir(exist_ok=True)
+        for name, write in writers.items():
+            _replace_file(ws / folder / name, write)
+
+
+def cache_arrays(workspace: str | Path, folder: str, name: str, arrays: dict[str, np.ndarray]) -> bool:
+    """Store a cache file ``WS/folder/name`` (safetensors) atomically, unless another process is
+    writing the workspace or the folder cannot be written (read-only, full): a cache is never worth
+    waiting or failing for.
+
+    Returns:
+        Whether it was written.
+
+    Raises:
+        ValueError, WorkspaceError: a bad folder or name, or not a workspace (see :func:`write_files`).
+    """
+    try:
+        write_files(workspace, folder, {name: lambda p: save_file(arrays, str(p))})
+    except (WorkspaceBusyError, OSError):
+        return False
+    return True

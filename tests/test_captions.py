@@ -37,7 +37,7 @@ def test_caption_labels_only_on_unlabelled_training_rows(caption_ws):
     right = [list(c) == list(t) for c, t in zip(items["caption_label"][has_caption], items["labels"][has_caption])]
     assert np.mean(right) > 0.6
     # caption models trained on more rows than the human-labelled ones
-    assert ws.classifiers["baseline_captions"].predict_proba(ws.arrays["visual"][:2]).shape == (2, len(ws.labels))
+    assert ws.classifiers["baseline_captions"].predict_proba(ws.visual[:2]).shape == (2, len(ws.labels))
 
 
 def test_caption_labels_auto_follows_the_unlabelled_share(fitted_workspace):
@@ -93,10 +93,10 @@ def test_best_model_is_chosen_on_validation_rows(caption_ws):
 
 def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):
     ws = caption_ws
-    x = np.concatenate([ws.arrays["visual"], ws.arrays["text_vec"]], 1)
+    x = np.concatenate([ws.visual, ws.text_vectors], 1)
     y = np.array([ws.labels.index(labs[0]) for labs in ws.items["labels"]])
     cfg = ClassifierConfig(max_epochs=20, visual_shares=(0.5, 0.9))
-    clf = Classifier(len(ws.labels), False, cfg).fit(x, y, blocks=(ws.arrays["visual"].shape[1], ws.arrays["text_vec"].shape[1]))
+    clf = Classifier(len(ws.labels), False, cfg).fit(x, y, blocks=(ws.visual.shape[1], ws.text_vectors.shape[1]))
     assert clf.visual_share in (0.5, 0.9) and 0 <= clf.val_score <= 1
     clf.save(tmp_path, "m")
     again = Classifier.load(tmp_path, "m")

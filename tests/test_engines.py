@@ -85,7 +85,7 @@ def test_ray_engine_gives_the_local_numbers(fitted_workspace, collection, tmp_pa
         data = write_subset(tmp_path / "data", per_label=8)
         ws_local = quick_fit(data, tmp_path / "ws-local", tmp_path / "cache-local")
         ws_ray = quick_fit(data, tmp_path / "ws-ray", tmp_path / "cache-ray", engine="ray")
-        assert np.allclose(ws_local.arrays["visual"], ws_ray.arrays["visual"], atol=1e-5)
+        assert np.allclose(ws_local.visual, ws_ray.visual, atol=1e-5)
         for model, metrics in ws_local.metrics.items():
             for key, value in metrics.items():
                 assert abs(ws_ray.metrics[model][key] - value) <= 0.01, (model, key)

@@ -20,7 +20,7 @@ def test_prototype_table(ex):
     assert has_map(ex)
     protos = prototype_table(ex)
     gen = ex.ws.generator
-    assert len(protos) == len(ex.ws.maps["prototype_ids"])
+    assert len(protos) == len(ex.ws.maps.prototype_ids)
     assert set(protos["label"]) <= set(ex.labels)
     row = protos.iloc[0]
     assert row["phrase"] == gen.vocab.phrases[row["vocab_id"]] and row["images"] == gen.vocab.counts[row["vocab_id"]]

@@ -34,7 +34,7 @@ def test_workspace_contents(fitted_workspace):
     assert m["metrics"]["baseline"]["top1"] > 0.6
     assert m["metrics"]["multimodal"]["top1"] > 0.5
     n = len(ws.items)
-    assert ws.maps["images"].shape == (n, 2) and len(ws.maps["prototypes"]) == len(ws.maps["prototype_ids"])
+    assert ws.maps.images.shape == (n, 2) and len(ws.maps.prototypes) == len(ws.maps.prototype_ids)
     assert ws.predictions["multimodal"].shape == (n, len(ws.labels))
     # training rows got cross-fitted phrases, test rows the full generator's
     items = ws.items

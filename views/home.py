@@ -38,7 +38,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", f"{len(items):,}")
 c2.metric("Labels", len(ws.labels))
 c3.metric("Labelled for training", f"{m['n_labelled']:,}")
-n_protos = len(ws.arrays["map_prototype_ids"]) if "map_prototype_ids" in ws.arrays else None
+n_protos = len(ws.maps.prototype_ids) if ws.maps is not None else None
 c4.metric(
     "Phrases in the vocabulary",
     f"{m['n_phrases']:,}",

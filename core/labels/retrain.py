@@ -9,7 +9,6 @@ as labelled (a labeler labelled them, or confirmed their label); corrected test 
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
 from core.training import has_target, label_targets, train_classifiers
 from core.workspace import Workspace
-from core.workspace_files import commit_retrain, workspace_lock
+from core.workspace_files import classifiers_staging, commit_retrain, workspace_lock
 from core.zeroshot import scores_to_proba
 
 
@@ -93,15 +92,15 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     fit_idx = np.flatnonzero(labelled & has)
 
     captions = None
-    if ws.caption_vectors is not None:  # fitted with caption labels: re-read them; the store's labels win
+    if ws.caption_vectors is not None and ws.manifest.get(
+        "captions"
+    ):  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
         captions = caption_labels(texts, ws.caption_vectors, y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
     models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
     arrays = ws.image_arrays
-    new_dir = ws.path / "classifiers.new"
-    if new_dir.exists():
-        shutil.rmtree(new_dir)
+    new_dir = classifiers_staging(ws.path)
     trained = train_classifiers(
         model_inputs(arrays, models),
         y_all,

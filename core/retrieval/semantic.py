@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -23,6 +24,7 @@ from core.retrieval.tfidf import TfIdf, image_texts
 from core.vector_index import VectorIndex
 from core.vectors import l2n
 from core.workspace import Workspace
+from core.workspace_files import addon_folder
 
 FOLDER = "retrieval"
 TEXT_ENCODERS = ("tfidf", "minilm")
@@ -105,7 +107,8 @@ def fit_retrieval(
     progress: ProgressFn = silent,
 ) -> dict:
     """Train the (V) and (V+T) semantic embeddings on the training split, evaluate them on the
-    test split, and store everything under ``WS/retrieval/``.
+    test split, and store everything under ``WS/retrieval/`` (written whole under the workspace's
+    lock, then swapped in: :func:`core.workspace_files.addon_folder`).
 
     Args:
         ws: a fitted workspace (its visual features are reused; nothing is re-embedded).
@@ -116,10 +119,19 @@ def fit_retrieval(
 
     Returns:
         The evaluation (see :func:`evaluate_retrieval`).
+
+    Raises:
+        WorkspaceBusyError: another process is writing the workspace.
     """
     if text_encoder not in TEXT_ENCODERS:
         raise ValueError(f"unknown text encoder {text_encoder!r}; one of {TEXT_ENCODERS}")
     cfg = config or RetrievalConfig()
+    with addon_folder(ws.path, FOLDER) as folder:  # under the lock; the previous models stay until these are complete
+        return _fit_into(folder, ws, cfg, text_encoder, r_max, progress)
+
+
+def _fit_into(folder: Path, ws: Workspace, cfg: RetrievalConfig, text_encoder: str, r_max: int, progress: ProgressFn) -> dict:
+    """Fit, save into ``folder`` and evaluate the retrieval models (see :func:`fit_retrieval`)."""
     texts = _texts(ws)
     split = ws.items["split"].to_numpy()
     train = np.flatnonzero((split != "test") & np.array([bool(t) for t in texts]))
@@ -138,8 +150,6 @@ def fit_retrieval(
     vt = SemanticEmbedding.fit(
         visual[train], text_in, train_rows, replace(cfg, joint=True), progress=lambda s, d, n: progress(f"{s} (V+T)", d, n)
     )
-    folder = ws.path / FOLDER
-    folder.mkdir(exist_ok=True)
     v.save(folder, "v")
     vt.save(folder, "vt")
     tfidf.save(folder / "tfidf.json")

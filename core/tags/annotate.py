@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -23,6 +24,7 @@ from core.text import embed_texts
 from core.training import label_targets
 from core.vectors import l2n
 from core.workspace import Workspace
+from core.workspace_files import addon_folder
 
 FOLDER = "tags"
 SETTINGS = ((3, 6), (6, 12), (12, 24))
@@ -72,7 +74,8 @@ def fit_tag_models(
     progress: ProgressFn = silent,
 ) -> dict:
     """Fit visual-only, LTN and LTwin for every (m, M) in ``settings``, evaluate them on the test
-    split and store them under ``WS/tags/``.
+    split and store them under ``WS/tags/`` (written whole under the workspace's lock, then
+    swapped in: :func:`core.workspace_files.addon_folder`).
 
     Args:
         ws: a fitted workspace whose images carry tags (the ``tags`` column).
@@ -82,11 +85,28 @@ def fit_tag_models(
 
     Returns:
         The evaluation: ``{"settings": {"m,M": {kind: metrics}}, kind: metrics at the last (largest) setting}``.
+
+    Raises:
+        ValueError: the dataset has no tags.
+        WorkspaceBusyError: another process is writing the workspace.
     """
     tag_lists = [normalize_tags(t) for t in ws.items["tags"]]
     if not any(tag_lists):
         raise ValueError("this dataset has no tags: tag neighbourhoods need the 'tags' column")
-    base = config or TagModelConfig()
+    with addon_folder(ws.path, FOLDER) as folder:  # under the lock; the previous models stay until these are complete
+        return _fit_into(folder, ws, tag_lists, metric, settings, config or TagModelConfig(), progress)
+
+
+def _fit_into(
+    folder: Path,
+    ws: Workspace,
+    tag_lists: list[list[str]],
+    metric: str,
+    settings: tuple[tuple[int, int], ...],
+    base: TagModelConfig,
+    progress: ProgressFn,
+) -> dict:
+    """Fit, save into ``folder`` and evaluate the tag models (see :func:`fit_tag_models`)."""
     vectors = tag_vectors(ws, tag_lists, progress)
     big = max(bm for _, bm in settings)
     ids, dist = tag_neighbours(ws, tag_lists, vectors, metric=metric, big_m=big)
@@ -96,8 +116,6 @@ def fit_tag_models(
     train = np.flatnonzero(ws.items["labelled"].to_numpy() & has)
     test = np.flatnonzero(ws.items["is_test"].to_numpy())
     truth = _one_hot(y[test], len(ws.labels), ws.multilabel)
-    folder = ws.path / FOLDER
-    folder.mkdir(exist_ok=True)
     plan = [("visual_only", *settings[-1])] + [(k, m, bm) for m, bm in settings for k in ("ltn", "ltwin")]
     results: dict[str, dict] = {}
     for kind, m, bm in plan:
