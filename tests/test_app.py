@@ -283,10 +283,14 @@ def test_search_page_image_text_and_raw_side_by_side(ext_app):
     assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
 
 
-def test_search_page_offers_a_fit_when_missing(app):
+def test_search_and_neighbours_pages_offer_a_background_fit_when_missing(app):
     _page(app, "search")
-    assert any("no semantic embedding yet" in i.value for i in app.info)
+    assert any("no semantic embedding yet" in i.value and "background" in i.value for i in app.info)
     assert app.button(key="search_fit")
+    app.switch_page("views/neighbours.py").run()
+    assert not app.exception
+    assert any("no tag-neighbourhood models yet" in i.value for i in app.info)
+    assert app.button(key="nb_fit")
 
 
 def test_search_fit_is_a_background_job_that_every_tab_follows(fitted_workspace, tmp_path):
