@@ -58,9 +58,10 @@ with left:
         color_continuous_midpoint=0,
         hover_data={"n_train": True, "n_test": True, "baseline": ":.3f", "multimodal": ":.3f", "delta": ":.3f"},
         labels=COLUMNS,
-        height=max(320, 18 * len(table)),
+        height=max(320, 60 + 17 * len(table)),
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), coloraxis_showscale=False)
+    yaxis = dict(autorange="reversed", title=None, tickmode="linear", dtick=1)  # every label ticked
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0), yaxis=yaxis, coloraxis_showscale=False)
     st.plotly_chart(fig, width="stretch")
 with right:
     st.subheader("Gain against training examples")
@@ -77,7 +78,7 @@ with right:
     fig.add_hline(y=0, line_dash="dot", line_color="#64748b")
     ticks = [t for t in (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= 2 * plotted["n_train"].max()]
     fig.update_xaxes(tickvals=ticks)  # whole counts (a log axis otherwise labels its minor ticks 2..9 over each other)
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0))
     st.plotly_chart(fig, width="stretch")
 # below both charts: at half width its last columns scroll out of sight
 st.dataframe(

@@ -90,9 +90,10 @@ with left:
         y=[plotly_text(v) for v in counts.index],  # Plotly reads HTML in tick labels
         orientation="h",
         labels={"x": "images", "y": ""},
-        height=max(300, 16 * len(counts)),
+        height=max(300, 60 + 17 * len(counts)),
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed"))
+    # every label ticked (Plotly otherwise drops every other one when they are close)
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0), yaxis=dict(autorange="reversed", tickmode="linear", dtick=1))
     st.plotly_chart(fig, width="stretch")
 with right:
     st.subheader("Test images")

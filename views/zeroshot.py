@@ -55,7 +55,7 @@ if source == "The test split":
         labels={"x": "zero-shot prediction", "y": "test images"},
         height=340,
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0))
     st.plotly_chart(fig, width="stretch")
     pick = st.selectbox("Show test images predicted as", typed, key="zs_show")
     shown = report.rows[top == typed.index(pick)][:18]
