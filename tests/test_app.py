@@ -318,6 +318,26 @@ def test_search_fit_is_a_background_job_that_every_tab_follows(fitted_workspace,
     assert not first.exception and {"Semantic embedding", "Raw backbone features"} <= {h.value for h in first.subheader}
 
 
+def test_a_fit_page_waits_for_another_job_on_the_workspace(fitted_workspace, tmp_path):
+    import shutil
+
+    from core import jobs
+
+    ws = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws)
+    with jobs.job(ws, jobs.tags_plan()) as prog:  # the tag models' job holds the workspace
+        prog.command = ["tags", "fit", "--workspace", str(ws), "--job"]
+        prog.write()
+        at = _page(_app_on(ws), "search")
+        assert any("Another job is writing this workspace (tags fit)" in i.value for i in at.info)
+        assert not [b for b in at.button if b.key == "search_fit"]  # nothing to start meanwhile
+        at.switch_page("views/neighbours.py").run()  # the tags page follows that job
+        assert any("in the background" in i.value for i in at.info)
+        assert any("overall" in p.text for p in at.get("progress"))
+    at.switch_page("views/search.py").run()  # the job ended: the search fit can start
+    assert at.button(key="search_fit")
+
+
 def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     _page(ext_app, "neighbours")
     assert {"**Visual only**", "**LTN (neighbours' pixels)**", "**LTwin (+ tags)**"} <= set(_markdown(ext_app))
