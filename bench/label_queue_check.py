@@ -63,6 +63,7 @@ def main() -> int:
         base, multi = ws.predictions["baseline"].argmax(1), ws.predictions["multimodal"].argmax(1)
         both = [q for q in queue if ws.labels[base[q.row]] in current[q.row] and ws.labels[multi[q.row]] in current[q.row]]
         changed = {int(r) for r in rows}
+        wrong = {int(r) for i, r in enumerate(rows) if not i % 2}  # the half set to another label
     result = {
         "workspace": args.workspace,
         "source": args.source,
@@ -71,6 +72,8 @@ def main() -> int:
         "given_label_is_both_models_top": len(both),
         "examples": [q.item for q in both[:10]],
         "changed_rows_in_queue": len({q.row for q in queue} & changed),
+        "wrongly_changed_rows_in_queue": len({q.row for q in queue} & wrong),
+        "wrongly_changed_rows_both_models_agree_with": len({q.row for q in both} & wrong),
         "retrain_s": round(retrain_s, 1),
         "queue_s": round(queue_s, 1),
     }
