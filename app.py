@@ -1,5 +1,9 @@
 """Streamlit entry point: the frame every page shares (workspace picker, fit form, background fits)
-and the router. Pages live in ``pages/``, their shared code in ``ui/``; all ML lives in ``core``."""
+and the router. Pages live in ``views/``, their shared code in ``ui/``; all ML lives in ``core``.
+
+(Not in ``pages/``: Streamlit treats that folder as an old-style multipage app until the first
+``st.navigation`` call, so a fresh server whose first request was a page link ran that page's file
+alone, without this frame, for every session after it.)"""
 
 from __future__ import annotations
 
@@ -15,19 +19,19 @@ st.set_page_config(page_title="Pixel Context", page_icon=str(ICON), layout="wide
 # Pages grouped by what a user does: explore the data, compare models, label.
 pages = {
     "Explore": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/explore.py", title="Explore", icon=":material/photo_library:", url_path="explore"),
-        st.Page("pages/try_image.py", title="Try an image", icon=":material/upload:", url_path="try"),
-        st.Page("pages/search.py", title="Semantic search", icon=":material/image_search:", url_path="search"),
+        st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("views/explore.py", title="Explore", icon=":material/photo_library:", url_path="explore"),
+        st.Page("views/try_image.py", title="Try an image", icon=":material/upload:", url_path="try"),
+        st.Page("views/search.py", title="Semantic search", icon=":material/image_search:", url_path="search"),
     ],
     "Models": [
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-        st.Page("pages/zeroshot.py", title="Zero-shot", icon=":material/label:", url_path="zeroshot"),
-        st.Page("pages/prototype_map.py", title="Prototype map", icon=":material/scatter_plot:", url_path="map"),
+        st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page("views/zeroshot.py", title="Zero-shot", icon=":material/label:", url_path="zeroshot"),
+        st.Page("views/prototype_map.py", title="Prototype map", icon=":material/scatter_plot:", url_path="map"),
     ],
     "Label": [
-        st.Page("pages/annotate.py", title="Annotate", icon=":material/edit_note:", url_path="annotate"),
-        st.Page("pages/neighbours.py", title="Tag neighbours", icon=":material/hub:", url_path="neighbours"),
+        st.Page("views/annotate.py", title="Annotate", icon=":material/edit_note:", url_path="annotate"),
+        st.Page("views/neighbours.py", title="Tag neighbours", icon=":material/hub:", url_path="neighbours"),
     ],
 }
 # Labels are never cut: button captions wrap instead of ending in "…".

@@ -64,15 +64,6 @@ def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto"
     )
 
 
-def _add_job_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--job",
-        action="store_true",
-        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
-        "(what the app starts and shows)",
-    )
-
-
 def _fit_config(args: argparse.Namespace):
     from core.config import FitConfig
 
@@ -106,11 +97,9 @@ def _print_metrics(ws) -> None:
 
 def _maybe_job(args: argparse.Namespace, plan):
     """With ``--job``: run as the workspace's background job (status in ``WS.job/``); else a no-op."""
-    from contextlib import nullcontext
+    from core.jobs import optional_job
 
-    from core.jobs import job
-
-    return job(args.workspace, plan) if args.job else nullcontext(None)
+    return optional_job(args.workspace, plan, args.job)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -334,6 +323,7 @@ def _add_phrases_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.jobs import add_job_option
 
     parser = argparse.ArgumentParser(
         prog="pixctx" if Path(sys.argv[0]).name == "pixctx" else "python -m core",
@@ -353,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset format (default: sniffed; see core.formats.FORMATS)",
     )
     _add_fit_options(p)
-    _add_job_option(p)
+    add_job_option(p)
     p.set_defaults(func=cmd_fit)
 
     _add_workspace_commands(sub)
@@ -370,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep labels for this share of each label's training images, seed 0 (the app's second demo uses 0.1; "
         "its folder gets -labels10 appended)",
     )
-    _add_job_option(p)
+    add_job_option(p)
     p.set_defaults(func=cmd_demo)
 
     _add_phrases_parser(sub)

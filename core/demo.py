@@ -34,6 +34,14 @@ def demo_workspace_path(label_fraction: float = 1.0) -> Path:
     return base if label_fraction >= 1.0 else base.with_name(f"{base.name}-labels{round(100 * label_fraction)}")
 
 
+def demo_data_root(workspace: str | Path) -> Path | None:
+    """The demo dataset's folder when ``workspace`` is one of the demo workspaces (its images are
+    read from there even if the workspace was fitted from another checkout), else ``None``."""
+    ws = Path(workspace).expanduser().resolve()
+    demos = {demo_workspace_path(f).expanduser().resolve() for f in (1.0, DEMO_SCARCE_FRACTION)}
+    return demo_dataset_path() if ws in demos else None
+
+
 def is_demo_ready(path: str | Path | None = None) -> bool:
     """Whether the demo workspace is fitted with its search and tag models."""
     from core.retrieval.semantic import FOLDER as RETRIEVAL
@@ -73,7 +81,7 @@ def demo_workspace(
             if refit or not is_workspace(ws_path):
                 fit(data, ws_path, FitConfig(label_fraction=label_fraction, seed=DEMO_SEED), progress=progress)
             _fit_page_models(open_workspace(ws_path), progress or TqdmProgress())
-    return open_workspace(ws_path)
+    return open_workspace(ws_path, data_root=demo_data_root(ws_path))
 
 
 def _fit_page_models(ws: Workspace, progress: ProgressFn) -> None:

@@ -18,6 +18,7 @@ remaining stages' seconds per image scaled by how fast this run has been against
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import os
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,23 @@ def fit_plan(n_folds: int = 5, *, generator: bool = True, maps: bool = True, ext
     if maps and generator:
         plan.append(PlanStep("2-D map"))
     if extras:
+        plan += search_plan() + tags_plan()
+    return plan
+
+
+def search_plan() -> list[PlanStep]:
+    """The stage groups of fitting semantic search on a fitted workspace: the (V) and (V+T) embeddings."""
+    return [PlanStep("semantic embedding", 2)]
+
+
+def tags_plan(n_settings: int | None = None) -> list[PlanStep]:
+    """The stage groups of fitting the tag models: their tag vectors, one visual-only model, then LTN
+    and LTwin per (m, M) setting (``n_settings``: default, every setting of ``core.tags.annotate``)."""
+    if n_settings is None:
         from core.tags.annotate import SETTINGS
 
-        # tag models: their tag vectors, one visual-only model, then LTN and LTwin per setting
-        plan += [PlanStep("semantic embedding", 2), PlanStep("tag models", 2 + 2 * len(SETTINGS))]
-    return plan
+        n_settings = len(SETTINGS)
+    return [PlanStep("tag models", 2 + 2 * n_settings)]
 
 
 def _profile_path() -> Path:
@@ -159,7 +172,7 @@ class JobProgress:
                 eta = weights[current] * (1.0 - frac) * (sorted(paces)[len(paces) // 2] if paces else 1.0)
         pace = sorted(paces)[len(paces) // 2] if paces else None
         later = sum(w for i, (w, (frac, spent)) in enumerate(zip(weights, views)) if spent is None and i != current)
-        measurable = self.state == "running" and self.n_images > 0 and (pace is not None or later == 0)
+        measurable = self.state == "running" and self.n_images > 0 and pace is not None  # "(measured)": a rate of this run
         return {
             "fraction": 1.0 if self.state == "done" else round(done_w / (sum(weights) or 1.0), 4),
             "eta_s": round(eta + later * (pace or 1.0), 1) if measurable else None,
@@ -213,8 +226,17 @@ class JobRunningError(RuntimeError):
 
 
 @contextmanager
-def job(workspace: str | Path, plan: list[PlanStep]) -> Iterator[JobProgress]:
+def job(workspace: str | Path, plan: list[PlanStep], n_images: int = 0) -> Iterator[JobProgress]:
     """Run the body as the workspace's job: hold its lock, report progress, record the outcome.
+
+    One job at a time writes a workspace (a fit, or an add-on fit such as semantic search): they
+    share the lock and ``status.json``, whose ``command`` says which job it is.
+
+    Args:
+        workspace: the workspace the job writes.
+        plan: its stage groups, for the overall fraction and the ETA.
+        n_images: the images the stages work through; a fit learns it from its ``embed images``
+            stage, a job without one (an add-on fit) names it here.
 
     Raises:
         JobRunningError: another process holds the job's lock.
@@ -227,6 +249,7 @@ def job(workspace: str | Path, plan: list[PlanStep]) -> Iterator[JobProgress]:
         except BlockingIOError:
             raise JobRunningError(f"a job is already running for {workspace}") from None
         prog = JobProgress(folder, plan, sys.argv[1:])
+        prog.n_images = n_images
         prog.write()
         try:
             yield prog
@@ -237,6 +260,21 @@ def job(workspace: str | Path, plan: list[PlanStep]) -> Iterator[JobProgress]:
         prog.state = "done"
         prog.write()
         prog.save_profile()
+
+
+def add_job_option(parser: argparse.ArgumentParser) -> None:
+    """Give a command that writes ``--workspace`` the ``--job`` flag (see :func:`optional_job`)."""
+    parser.add_argument(
+        "--job",
+        action="store_true",
+        help="run as the workspace's background job: progress, ETA and outcome in WORKSPACE.job/status.json "
+        "(what the app starts and shows)",
+    )
+
+
+def optional_job(workspace: str | Path, plan: list[PlanStep], enabled: bool, n_images: int = 0):
+    """:func:`job` when ``enabled`` (a command's ``--job``), else a context that yields None."""
+    return job(workspace, plan, n_images) if enabled else nullcontext(None)
 
 
 def is_running(workspace: str | Path) -> bool:

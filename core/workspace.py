@@ -159,8 +159,11 @@ class Workspace:
         WorkspaceError: a damaged or foreign manifest (names the file and what to do).
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", runtime: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, device: str = "cpu", runtime: str | None = None, data_root: str | Path | None = None
+    ) -> None:
         self.path = Path(path).expanduser().resolve()
+        self.data_root = Path(data_root).expanduser().resolve() if data_root else None
         self.manifest: dict = read_manifest(self.path)
         self.config: FitConfig = self._read_config()
         self.source: PhraseSource = stored_source(self.config.phrase_source)
@@ -224,9 +227,24 @@ class Workspace:
             df = self._load("items.parquet", pd.read_parquet)
             for col in ("labels", "tags"):
                 df[col] = df[col].map(list)
+            df["path"] = self._relocated(list(df["path"]))
             return df
 
         return self._once("_items", read)  # type: ignore[return-value]
+
+    def _relocated(self, paths: list[str]) -> list[str]:
+        """Image paths under ``data_root`` when the dataset folder the fit read has moved (a clone
+        elsewhere, a renamed folder): paths are stored absolute, as the fit found them."""
+        root = Path(self.manifest["dataset"].get("root") or "")
+        if self.data_root is None or self.data_root == root or root.exists() or not root.is_absolute():
+            return paths
+        out = []
+        for p in paths:
+            try:
+                out.append(str(self.data_root / Path(p).relative_to(root)))
+            except ValueError:  # not under the dataset folder: kept as it was
+                out.append(p)
+        return out
 
     @property
     def issues(self) -> list[DatasetIssue]:
@@ -531,12 +549,15 @@ def _embed_decoded(backbone, decoded: list) -> np.ndarray:
     return backbone.embed_batch(np.stack([backbone.preprocess(im) for im in decoded]))
 
 
-def open_workspace(path: str | Path, device: str = "cpu", runtime: str | None = None) -> Workspace:
+def open_workspace(
+    path: str | Path, device: str = "cpu", runtime: str | None = None, data_root: str | Path | None = None
+) -> Workspace:
     """Open a fitted workspace folder (fast: arrays and models load on first use); ``runtime``
-    overrides the fit's backbone runtime.
+    overrides the fit's backbone runtime; ``data_root`` is where the dataset's folder is now, when
+    it has moved since the fit (images are then read from there).
 
     Raises:
         FileNotFoundError: not a fitted workspace.
         WorkspaceError: a damaged workspace, or one written by another format version.
     """
-    return Workspace(path, device=device, runtime=runtime)
+    return Workspace(path, device=device, runtime=runtime, data_root=data_root)

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.labels.store import ConflictError, LabelStore, redact_url
 from tests.conftest import ROOT
-from ui.safe_text import md
+from ui.safe_text import md, plotly_text
 
 PG_URL = os.environ.get("PIXCTX_TEST_POSTGRES_URL")
 
@@ -115,7 +115,7 @@ def _annotate(ws_path: Path, monkeypatch, db: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["workspace_path"] = str(ws_path)
     at.run()
-    at.switch_page("pages/annotate.py").run()
+    at.switch_page("views/annotate.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -156,9 +156,25 @@ def _rendered(at: AppTest) -> list[str]:
     return [mdit.render(s) for s in sources]
 
 
+def _chart_strings(at: AppTest) -> list[str]:
+    """Every string in the page's Plotly figures (labels, hovers, legend names, ticks)."""
+    import json
+
+    def strings(node) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            node = list(node.values())
+        return [s for child in node for s in strings(child)] if isinstance(node, list) else []
+
+    return [s for chart in at.get("plotly_chart") for s in strings(json.loads(chart.proto.spec))]
+
+
 def _assert_inert(at: AppTest) -> None:
     for html in _rendered(at):
         assert "<img" not in html and "<a " not in html, html
+    for text in _chart_strings(at):  # Plotly renders <a href> (and <b>, <br>) in chart text: user text escaped
+        assert "<a " not in text and "<img" not in text, text
 
 
 def test_markdown_escape_renders_literally():
@@ -175,7 +191,7 @@ def test_shared_link_with_markdown_renders_no_image_or_link(fitted_workspace):
         at.session_state["workspace_path"] = str(fitted_workspace)
         at.run()
         at.query_params["item"] = attack  # the shared link opens Explore with it
-        at.switch_page("pages/explore.py").run()
+        at.switch_page("views/explore.py").run()
         assert not at.exception
         warning = next(w.value for w in at.warning if "No image" in w.value)
         html = MarkdownIt("commonmark").render(warning)
@@ -183,8 +199,20 @@ def test_shared_link_with_markdown_renders_no_image_or_link(fitted_workspace):
         _assert_inert(at)
 
 
+def test_plotly_text_escapes_markup_reversibly():
+    import html
+
+    for attack in [*ATTACKS, '<a href="https://evil.example">x</a>', "<b>bold</b><br>&amp; a < b"]:
+        text = plotly_text(attack)
+        assert "<" not in text and ">" not in text and html.unescape(text) == attack  # shown as typed
+
+
+LABEL = '![f](http://attacker/label.png) <a href="https://evil.example/l">x</a>'  # markdown and Plotly's HTML
+
+
 def test_labels_and_captions_with_markdown_are_inert(small_dataset, cache_dir, tmp_path, monkeypatch):
-    """Labels, captions and item names carrying markdown, on Explore's detail and Annotate."""
+    """Labels, captions and item names carrying markdown or HTML, on Explore's detail, Annotate, Home
+    and Compare (their text and their charts)."""
     import csv
 
     from tests.conftest import quick_fit
@@ -195,26 +223,30 @@ def test_labels_and_captions_with_markdown_are_inert(small_dataset, cache_dir, t
         rows = list(csv.DictReader(fh))
     for i, r in enumerate(rows):
         if r["label"] == "food/fruit":
-            r["label"] = "![f](http://attacker/label.png)"
+            r["label"] = LABEL
         r["text"] = f"[click me](https://evil.example/{i}) {r['text']}"
     with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     ws = quick_fit(data, tmp_path / "ws", cache_dir)
-    row = next(i for i, labs in enumerate(ws.items["labels"]) if labs == ["![f](http://attacker/label.png)"])
+    row = next(i for i, labs in enumerate(ws.items["labels"]) if labs == [LABEL])
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["workspace_path"] = str(ws.path)
     at.run()
     at.query_params["item"] = str(ws.items.at[row, "item"])
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("views/explore.py").run()
     assert not at.exception
-    assert any(md("![f](http://attacker/label.png)") in m.value for m in at.markdown)  # shown, as text
+    assert any(md(LABEL) in m.value for m in at.markdown)  # shown, as text
+    assert plotly_text(LABEL) in _chart_strings(at)  # the probability bars name it, escaped
     _assert_inert(at)
-    at.switch_page("pages/annotate.py").run()
+    at.switch_page("views/annotate.py").run()
     assert not at.exception
     _assert_inert(at)
-    at.switch_page("pages/home.py").run()
+    at.switch_page("views/home.py").run()
+    _assert_inert(at)
+    at.switch_page("views/compare.py").run()
+    assert not at.exception and plotly_text(LABEL) in _chart_strings(at)
     _assert_inert(at)
 
 
@@ -384,7 +416,7 @@ def test_no_pickle_loading_anywhere():
 
     bad = re.compile(r"import pickle|pickle\.loads?\(|joblib\.load|allow_pickle=True|read_pickle|(?<![\w.])(eval|exec)\(")
     offenders = []
-    for path in [*ROOT.glob("core/**/*.py"), *ROOT.glob("pages/**/*.py"), ROOT / "app.py"]:
+    for path in [*ROOT.glob("core/**/*.py"), *ROOT.glob("views/**/*.py"), ROOT / "app.py"]:
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in bad.finditer(text)]
         if "torch.load(" in text and "weights_only=True" not in text:

@@ -62,13 +62,13 @@ def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_di
     assert {"embed images", "phrase generator", "semantic embedding", "tag models"} <= set(status["plan"])
     at.run()
     assert not at.exception and any(m.label == "Images" for m in at.metric)
-    at.switch_page("pages/search.py").run()  # the demo comes with its search model: no Fit button
+    at.switch_page("views/search.py").run()  # the demo comes with its search model: no Fit button
     assert not at.exception and not [b for b in at.button if b.key == "search_fit"]
 
 
 def _page(app: AppTest, page: str) -> AppTest:
     app.run()
-    app.switch_page(f"pages/{page}.py").run()
+    app.switch_page(f"views/{page}.py").run()
     assert not app.exception, [e.message for e in app.exception]
     return app
 
@@ -96,7 +96,7 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     # a shared URL opens the same detail
     again = _app_on(fitted_workspace).run()
     again.query_params["item"] = item
-    again.switch_page("pages/explore.py").run()
+    again.switch_page("views/explore.py").run()
     assert any(md(item) in m for m in _markdown(again))
 
 
@@ -113,15 +113,15 @@ def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_work
     item = app.query_params["item"]
     # (AppTest runs a switched-to page without app.py's frame, so the URL cleaning between pages is
     # checked in the real browser: tests/test_browser.py)
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     app.query_params.clear()  # what the frame does on a real page switch
-    app.switch_page("pages/explore.py").run()  # back: the filters and the open image are restored
+    app.switch_page("views/explore.py").run()  # back: the filters and the open image are restored
     assert app.radio(key="ex_correct").value == "Wrong" and app.selectbox(key="ex_split").value == "test"
     assert _markdown(app)[0] == narrowed and app.query_params["item"] == item
     # a shared link carries the filters
     shared = _app_on(fitted_workspace).run()
     shared.query_params.update({"correct": "Wrong", "split": "test", "true": ["animals/birds", "no such label"]})
-    shared.switch_page("pages/explore.py").run()
+    shared.switch_page("views/explore.py").run()
     assert not shared.exception
     assert shared.radio(key="ex_correct").value == "Wrong" and shared.multiselect(key="ex_true").value == ["animals/birds"]
 
@@ -130,9 +130,9 @@ def test_compare_selection_survives_a_visit_to_an_image(app):
     _page(app, "compare")
     app.selectbox(key="cmp_label").set_value("animals/birds").run()
     assert app.query_params["label"] == "animals/birds"
-    app.switch_page("pages/explore.py").run()
+    app.switch_page("views/explore.py").run()
     app.query_params.clear()
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     assert not app.exception and app.selectbox(key="cmp_label").value == "animals/birds"
 
 
@@ -142,7 +142,7 @@ def test_labeler_name_is_kept_in_the_url(app, fitted_workspace):
     assert app.query_params["labeler"] == "ann"
     reloaded = _app_on(fitted_workspace).run()  # a reload: a new session with the same URL
     reloaded.query_params["labeler"] = "ann"
-    reloaded.switch_page("pages/annotate.py").run()
+    reloaded.switch_page("views/annotate.py").run()
     assert not reloaded.exception and reloaded.text_input(key="ann_user").value == "ann"
 
 
@@ -283,10 +283,59 @@ def test_search_page_image_text_and_raw_side_by_side(ext_app):
     assert {"Semantic embedding", "Raw backbone features"} <= {h.value for h in ext_app.subheader}
 
 
-def test_search_page_offers_a_fit_when_missing(app):
+def test_search_and_neighbours_pages_offer_a_background_fit_when_missing(app):
     _page(app, "search")
-    assert any("no semantic embedding yet" in i.value for i in app.info)
+    assert any("no semantic embedding yet" in i.value and "background" in i.value for i in app.info)
     assert app.button(key="search_fit")
+    app.switch_page("views/neighbours.py").run()
+    assert not app.exception
+    assert any("no tag-neighbourhood models yet" in i.value for i in app.info)
+    assert app.button(key="nb_fit")
+
+
+def test_search_fit_is_a_background_job_that_every_tab_follows(fitted_workspace, tmp_path):
+    import shutil
+
+    from core import jobs
+
+    ws = tmp_path / "ws"  # a copy: the job writes the workspace
+    shutil.copytree(fitted_workspace, ws)
+    first = _page(_app_on(ws), "search")
+    first.button(key="search_fit").click().run()
+    assert not first.exception
+    status = jobs.read_status(ws)
+    assert status["command"][:2] == ["retrieval", "fit"] and status["state"] == "running"
+    second = _page(_app_on(ws), "search")  # another tab: the same job's progress, no second Fit button
+    assert not [b for b in second.button if b.key == "search_fit"]
+    assert any("in the background" in i.value for i in second.info)
+    deadline = time.time() + 300
+    while jobs.read_status(ws)["state"] == "running" and time.time() < deadline:
+        time.sleep(1)
+    status = jobs.read_status(ws)
+    assert status["state"] == "done", (jobs.job_dir(ws) / "log.txt").read_text()
+    assert status["plan"] == ["semantic embedding"] and status["fraction"] == 1.0 and status["n_images"] == 84
+    first.run()  # the page re-reads the workspace: the search is there
+    assert not first.exception and {"Semantic embedding", "Raw backbone features"} <= {h.value for h in first.subheader}
+
+
+def test_a_fit_page_waits_for_another_job_on_the_workspace(fitted_workspace, tmp_path):
+    import shutil
+
+    from core import jobs
+
+    ws = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws)
+    with jobs.job(ws, jobs.tags_plan()) as prog:  # the tag models' job holds the workspace
+        prog.command = ["tags", "fit", "--workspace", str(ws), "--job"]
+        prog.write()
+        at = _page(_app_on(ws), "search")
+        assert any("Another job is writing this workspace (tags fit)" in i.value for i in at.info)
+        assert not [b for b in at.button if b.key == "search_fit"]  # nothing to start meanwhile
+        at.switch_page("views/neighbours.py").run()  # the tags page follows that job
+        assert any("in the background" in i.value for i in at.info)
+        assert any("overall" in p.text for p in at.get("progress"))
+    at.switch_page("views/search.py").run()  # the job ended: the search fit can start
+    assert at.button(key="search_fit")
 
 
 def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):

@@ -86,14 +86,18 @@ def _stop(proc) -> None:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
-def server(extended_workspace, cache_dir):
-    # the app opens on the label-scarce demo (``<demo>-labels10``): let the fitted workspace stand for it
+def _demo_env(extended_workspace: Path, cache_dir: Path) -> dict[str, str]:
+    """The app opens on the label-scarce demo (``<demo>-labels10``): let the fitted workspace stand for it."""
     demo = extended_workspace.parent / "demo"
     scarce = extended_workspace.parent / "demo-labels10"
     if not scarce.exists():
         scarce.symlink_to(extended_workspace, target_is_directory=True)
-    url, proc = _serve({"PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)})
+    return {"PIXCTX_DEMO_WORKSPACE": str(demo), "PIXCTX_CACHE_DIR": str(cache_dir)}
+
+
+@pytest.fixture(scope="module")
+def server(extended_workspace, cache_dir):
+    url, proc = _serve(_demo_env(extended_workspace, cache_dir))
     yield url
     _stop(proc)
 
@@ -174,6 +178,50 @@ def test_every_page_renders_in_a_real_browser(server, driver, extended_workspace
         time.sleep(0.5)
     _check(driver, "try-upload")
     assert "Generated phrases" in driver.page_source
+
+
+def test_a_page_link_as_a_fresh_servers_first_request_gets_the_frame(extended_workspace, cache_dir, driver):
+    """A shared link opened first after a (re)start runs the page inside the app's frame (sidebar,
+    wide layout), and so does every session after it."""
+    from selenium.webdriver.common.by import By
+
+    from core.workspace import open_workspace
+
+    item = open_workspace(extended_workspace).items.at[0, "item"]
+    url, proc = _serve(_demo_env(extended_workspace, cache_dir))
+    try:
+        for path in (f"explore?item={quote(str(item))}", "compare"):
+            driver.get(f"{url}/{path}")
+            _settle(driver)
+            nav = [a.text.split("\n")[-1] for a in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')]
+            assert "Home" in nav and "app" not in nav, nav  # the app's menu, not one built from file names
+            assert "Fitted workspace folder" in driver.find_element(By.TAG_NAME, "body").text  # the frame's sidebar
+    finally:
+        _stop(proc)
+
+
+def test_user_text_in_a_chart_is_text_not_html(server, driver):
+    """Plotly renders ``<a href>`` in chart text (ticks, hovers, legends): a typed zero-shot label
+    shows as typed and makes no link (issue #14)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    attack = '<a href="https://evil.example/z">x</a>'
+    driver.get(f"{server}/zeroshot")
+    _settle(driver)
+    box = driver.find_element(By.CSS_SELECTOR, '[data-testid="stTextArea"] textarea')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(f"bird, {attack}", Keys.CONTROL, Keys.ENTER)
+    texts_js = "return Array.from(document.querySelectorAll('.js-plotly-plot svg text')).map(t => t.textContent)"
+    deadline = time.time() + 60
+    while not any(attack in t for t in driver.execute_script(texts_js)) and time.time() < deadline:
+        time.sleep(0.5)
+    _check(driver, "zeroshot-chart-injection")
+    assert any(attack in t for t in driver.execute_script(texts_js))  # the tick label reads as typed
+    links = driver.execute_script(
+        "return Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href') || a.getAttribute('xlink:href'))"
+    )
+    assert not [h for h in links if h and "evil.example" in h]
 
 
 def _map_drag(driver, path: list[tuple[float, float]]) -> None:

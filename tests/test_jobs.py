@@ -102,3 +102,32 @@ def test_a_stage_served_from_the_cache_counts_as_done(tmp_path, clock):
     total = done + profile["classifiers"]
     assert view["fraction"] == pytest.approx(done / total, abs=1e-3) and view["fraction"] > before
     assert view["eta_s"] is not None  # paced by the stage that did real work
+
+
+def test_an_add_on_job_has_no_eta_until_it_has_measured_its_own_pace(tmp_path, clock):
+    prog = jobs.JobProgress(tmp_path, jobs.search_plan(), ["retrieval", "fit"])
+    prog.n_images = 2500  # an add-on job names its images (it has no "embed images" stage)
+    prog("semantic embedding (V)", 1, 40)
+    clock.now += 1.0
+    prog("semantic embedding (V)", 2, 40)
+    assert prog.overview()["eta_s"] is None  # the profile alone is no measurement ("measuring speed…")
+    clock.now += 9.0
+    prog("semantic embedding (V)", 10, 40)  # 10 s for a quarter of the first of two parts: 70 s to go
+    assert prog.overview()["eta_s"] == pytest.approx(70.0, rel=0.01)
+
+
+def test_tag_models_fit_as_a_job_reports_one_overall_progress(fitted_workspace, tmp_path):
+    import shutil
+
+    from core.cli import main
+    from core.tags.annotate import has_tag_models
+    from core.workspace import open_workspace
+
+    ws = tmp_path / "ws"  # a copy: the job writes the workspace
+    shutil.copytree(fitted_workspace, ws)
+    assert main(["tags", "fit", "--workspace", str(ws), "--epochs", "1", "--job"]) == 0
+    status = jobs.read_status(ws)
+    assert status["state"] == "done" and status["fraction"] == 1.0 and status["plan"] == ["tag models"]
+    assert status["n_images"] == len(open_workspace(ws).items)  # known without an "embed images" stage
+    assert {jobs.stage_group(s["name"]) for s in status["stages"]} == {"tag models"}  # every step counts
+    assert has_tag_models(open_workspace(ws))

@@ -64,7 +64,8 @@ def test_multilabel_pages_and_label_sets(ml_workspace):
     def page(name: str) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.session_state["workspace_path"] = str(ml_workspace.path)
-        at.switch_page(f"pages/{name}.py").run()
+        at.run()  # st.navigation registers the pages (a custom url_path is unknown before)
+        at.switch_page(f"views/{name}.py").run()
         assert not at.exception, [e.message for e in at.exception]
         return at
 

@@ -246,3 +246,24 @@ def test_two_threads_fitting_one_workspace(small_dataset, cache_dir, tmp_path):
         errors.append(exc)
     t.join()
     assert len(errors) == 1
+
+
+def test_moved_dataset_is_read_from_its_new_folder(fitted_workspace, small_dataset, tmp_path):
+    """A workspace whose dataset folder has moved (a clone elsewhere) reads the images from the
+    folder it is told; without it the stored paths stay as they were."""
+    import pandas as pd
+
+    ws_dir = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws_dir)
+    manifest = json.loads((ws_dir / "manifest.json").read_text())
+    old_root = str(tmp_path / "gone" / "dataset")  # where the fit read it: no longer there
+    items = pd.read_parquet(ws_dir / "items.parquet")
+    items["path"] = [p.replace(manifest["dataset"]["root"], old_root) for p in items["path"]]
+    items.to_parquet(ws_dir / "items.parquet")
+    manifest["dataset"]["root"] = old_root
+    (ws_dir / "manifest.json").write_text(json.dumps(manifest))
+
+    moved = open_workspace(ws_dir, data_root=small_dataset)
+    assert all(os.path.isfile(p) for p in moved.items["path"])
+    assert all(p.startswith(str(small_dataset)) for p in moved.items["path"])
+    assert not any(os.path.exists(p) for p in open_workspace(ws_dir).items["path"])

@@ -13,7 +13,7 @@ from core.demo import DEMO_SCARCE_FRACTION, DEMO_SEED, demo_workspace_path, is_d
 from core.workspace import Workspace, is_workspace
 from ui.loaders import load_workspace
 from ui.safe_text import md
-from ui.widgets import job_status
+from ui.widgets import watch_job
 
 WORKSPACE_KEY = "workspace_path"
 DEMO_KEY = "demo_labels"
@@ -71,19 +71,8 @@ def draw() -> bool:
             "First run: fitting this demo workspace (Open Clip Art drawings) with every page's models. It runs in "
             "the background: closing this tab does not stop it, and any tab shows its progress."
         )
-    _watch(str(path))
+    watch_job(str(path), key=f"watch_{path}")
     return False
-
-
-@st.fragment(run_every=2.0)
-def _watch(path: str) -> None:
-    """The job's progress, refreshed every 2 s; the whole app reruns when it is done."""
-    status = jobs.read_status(path)
-    if status is not None and status["state"] == "done" and not jobs.is_running(path):
-        st.rerun(scope="app")
-    if job_status(status, key=f"watch_{path}"):
-        jobs.resume(path)
-        st.rerun(scope="app")
 
 
 def _picker() -> None:

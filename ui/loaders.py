@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.demo import demo_data_root
 from core.explore import Explorer
 from core.workspace import Prediction, Workspace, open_workspace
 
@@ -21,7 +22,7 @@ def _stamp(path: Path) -> tuple[str, float]:
 
 @st.cache_resource(show_spinner=False)
 def _workspace(path: str, mtime: float) -> Workspace:
-    return open_workspace(path)
+    return open_workspace(path, data_root=demo_data_root(path))
 
 
 def load_workspace(path: str | Path) -> Workspace:

@@ -10,11 +10,19 @@ autolinks (``https://…``, ``www.…``, ``a@b.c``) are found in the text *after
 zero-width space is put after their scheme, ``www`` or ``@``: the text reads the same and is no
 link. Never put an escaped value inside backticks (escapes do not apply in code spans).
 
+Plotly renders a subset of HTML in the SVG text of a chart (axis ticks, hover labels, legend
+entries, titles, annotations): ``<a href>`` becomes a real link, ``<b>``, ``<br>``, ``<span style>``
+restyle, and unknown tags vanish. :func:`plotly_text` escapes ``&``, ``<`` and ``>`` as entities, which
+Plotly decodes back to the literal characters (checked in headless Chromium:
+``tests/test_browser.py``). Text a WebGL trace draws itself (``Scattergl``'s ``text``) reads no HTML
+and takes the raw value; its hover text goes through SVG and is escaped.
+
 This module imports neither ``core`` nor Streamlit, so it can move with the UI helpers.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import string
 from collections.abc import Iterable
@@ -42,3 +50,15 @@ def md_join(values: Iterable[object], sep: str = ", ", empty: str = "—") -> st
     """Escaped values joined by ``sep`` (itself shown as is), or ``empty`` when there are none."""
     parts = [md(v) for v in values]
     return sep.join(parts) if parts else empty
+
+
+def plotly_text(value: object) -> str:
+    """``value`` as text that a Plotly chart's SVG shows literally (no link, markup or line break).
+
+    Args:
+        value: anything; it is converted with ``str``.
+
+    Returns:
+        The text with ``&``, ``<`` and ``>`` as HTML entities and line breaks folded to single spaces.
+    """
+    return html.escape(_BREAKS.sub(" ", str(value)), quote=False)

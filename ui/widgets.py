@@ -10,10 +10,11 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
+from core import jobs
 from core.compare import MODEL_TITLES, best_model
 from core.explore import Explorer, probability_table
-from core.workspace import Prediction
-from ui.safe_text import md, md_join
+from core.workspace import Prediction, Workspace
+from ui.safe_text import md, md_join, plotly_text
 
 T = TypeVar("T")
 MODEL_NAMES = MODEL_TITLES
@@ -95,13 +96,42 @@ def job_status(status: dict | None, key: str) -> bool:
     return st.button("Resume (finished stages come from the caches)", key=f"{key}_resume", type="primary")
 
 
-def offer_fit(what: str, button: str, key: str, fit_fn) -> None:
-    """Say that ``what`` is not fitted yet, offer a button that fits it (progress in the page), and stop."""
-    st.info(f"This workspace has no {what} yet. Fitting reuses the stored visual features; progress shows here.")
+@st.fragment(run_every=2.0)
+def watch_job(path: str, key: str) -> None:
+    """The progress of the job that writes workspace ``path``, re-read every 2 s; the whole app reruns
+    when it has finished (the page then shows what it made)."""
+    status = jobs.read_status(path)
+    if status is not None and status["state"] == "done" and not jobs.is_running(path):
+        st.rerun(scope="app")
+    if job_status(status, key=key):
+        jobs.resume(path)
+        st.rerun(scope="app")
+
+
+def offer_job(ws: Workspace, what: str, button: str, key: str, command: list[str]) -> None:
+    """Say that the workspace has no ``what`` yet and stop the page: with a button that starts
+    ``python -m core COMMAND --workspace WS --job`` in the background, or the progress of that job
+    while it runs (closing the tab does not stop it; every tab shows the same job).
+
+    One job at a time writes a workspace: while another one runs (a refit, the other add-on), the
+    page says so and starts nothing.
+    """
+    path = str(ws.path)
+    status = jobs.read_status(path)
+    state = status["state"] if status else None
+    ours = status is not None and status.get("command", [])[: len(command)] == command
+    if ours and state != "done":  # running, or stopped / failed: its progress and a resume button
+        st.info(f"Fitting {what} in the background: closing this tab does not stop it, and every tab shows its progress.")
+        watch_job(path, key=f"{key}_job")
+        st.stop()
+    if state == "running":
+        other = md(" ".join(status.get("command", [])[:2]))
+        st.info(f"Another job is writing this workspace ({other}); {what} can be fitted when it ends.")
+        watch_job(path, key=f"{key}_other")
+        st.stop()
+    st.info(f"This workspace has no {what} yet. Fitting reuses the stored visual features and runs in the background.")
     if st.button(button, key=key, type="primary"):
-        with st.status(f"Fitting {what}…", expanded=True) as status:
-            fit_fn(progress=StreamlitProgress())
-            status.update(label=f"{what[0].upper()}{what[1:]} ready", state="complete")
+        jobs.start(path, [*command, "--workspace", path, "--job"])  # None: another tab just started it
         st.rerun()
     st.stop()
 
@@ -136,8 +166,9 @@ def image(source, caption: str | None = None) -> None:
 
 
 def wrappable(text: str) -> str:
-    """``text`` that may break after a ``/`` (``animals/``, ``birds``) rather than mid-word in a narrow tile."""
-    return text.replace("/", "/\u200b")
+    """``text`` that may break after a ``/`` or ``_`` (``signs_and_`` ``symbols``) rather than mid-word in a
+    narrow tile."""
+    return text.replace("/", "/\u200b").replace("_", "_\u200b")
 
 
 def image_tile(ws, row: int, key: str, label: str, help: str | None = None) -> None:
@@ -190,11 +221,14 @@ def render_detail(
         width="stretch",
         height=min(38 + 35 * len(phrases), 250),
         column_config={
-            "phrase": st.column_config.TextColumn("phrase", width="large"),
-            "score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f"),
+            # "medium": a narrow column still shows the scores beside the phrases
+            "phrase": st.column_config.TextColumn("phrase", width="medium"),
+            "score": st.column_config.ProgressColumn("cosine", min_value=0.0, max_value=1.0, format="%.2f", width="small"),
         },
     )
     table = probability_table(pred)
+    table["label"] = table["label"].map(plotly_text)  # Plotly reads HTML in tick labels and hovers
+    table["model"] = table["model"].map(MODEL_NAMES)
     fig = px.bar(
         table,
         x="probability",
@@ -203,12 +237,16 @@ def render_detail(
         barmode="group",
         orientation="h",
         height=80 + 28 * table["label"].nunique(),
-        color_discrete_map={"baseline": "#94a3b8", "multimodal": "#2563eb"},
+        color_discrete_map={MODEL_NAMES["baseline"]: "#94a3b8", MODEL_NAMES["multimodal"]: "#2563eb"},
         range_x=[0, 1],
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), legend_title=None)
+    fig.update_layout(
+        margin=dict(l=0, r=0, t=30, b=0),
+        yaxis=dict(autorange="reversed", title=None),
+        legend=dict(title=None, orientation="h", x=0, y=1.0, yanchor="bottom"),  # above the bars, not over them
+    )
     fig.update_yaxes(automargin=True)
-    st.plotly_chart(fig, width="stretch", key=f"{key}_bars")
+    st.plotly_chart(fig, width="stretch", key=f"{key}_bars", config={"displayModeBar": False})  # no toolbar over it
     st.markdown("**Zero-shot** top labels: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in pred.zeroshot[:3]))
     if neighbours:
         st.markdown("**Nearest images** (visual cosine similarity under each)")
@@ -221,4 +259,4 @@ def render_detail(
 
 def open_item(item: str) -> None:
     """Show ``item`` in Explore's detail view (shareable: the item is in the URL)."""
-    st.switch_page("pages/explore.py", query_params={"item": item})
+    st.switch_page("views/explore.py", query_params={"item": item})

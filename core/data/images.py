@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 64_000_000
 #: Files larger than this are refused before they are read.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+#: above this many pixels a full decode takes the process-wide lock below (about 64 MB as RGBA)
+LARGE_PIXELS = 16_000_000
+_LARGE_DECODE = threading.Lock()
 
 
 class ImageError(ValueError):
@@ -81,11 +86,15 @@ def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_p
                 raise ImageError(f"image too large ({w}x{h} pixels, limit {max_pixels:,})")
             if max_side and im.format == "JPEG":
                 im.draft("RGB", (max_side, max_side))
-            im.load()
-            if max_side and max(im.size) > max_side and im.mode in _REDUCIBLE:
-                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-            im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb(im)
+            # a large full-resolution decode (not a JPEG draft) costs hundreds of MB: one at a time
+            # per process, so decoding threads never hold several at once
+            large = w * h > LARGE_PIXELS and not (max_side and im.format == "JPEG")
+            with _LARGE_DECODE if large else contextlib.nullcontext():
+                im.load()
+                if max_side and max(im.size) > max_side and im.mode in _REDUCIBLE:
+                    im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+                im = ImageOps.exif_transpose(im)
+                rgb = _to_rgb(im)
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +147,13 @@ def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress
 def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     """Cross-validated logistic-regression probabilities of the rows with a label (zeros elsewhere).
 
+    Single-label rows follow cleanlab's documented recipe exactly: scikit-learn's
+    ``LogisticRegression(max_iter=1000)`` through ``cross_val_predict`` over a shuffled
+    ``StratifiedKFold``, so on the same features the queue is never worse than that recipe. Our
+    own stratified folds take over when no class has ``n_folds`` rows (scikit-learn refuses).
+
     Args:
-        x: (N, D) features.
+        x: (N, D) features (L2-normalised blocks: :func:`linear_features`).
         y: (N,) class indices (-1: none) or an (N, C) 0/1 matrix.
         n_classes: number of classes C.
         multilabel: one binary regression per class instead of a softmax.
@@ -155,10 +161,17 @@ def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *
         seed: fold seed.
     """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     known = np.flatnonzero(has_target(y, multilabel))
     proba = np.zeros((len(x), n_classes), dtype=np.float64)
-    xs = (x - x[known].mean(0)) / (x[known].std(0) + 1e-6)
+    if not multilabel and len(np.unique(y[known])) > 1 and np.bincount(y[known]).max() >= n_folds:
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():  # classes with fewer rows than folds: scikit-learn warns, and copes
+            warnings.simplefilter("ignore", UserWarning)
+            out = cross_val_predict(LogisticRegression(max_iter=1000), x[known], y[known], cv=cv, method="predict_proba")
+        proba[np.ix_(known, np.unique(y[known]))] = out
+        return proba
     fold = folds(y[known], n_folds, np.random.default_rng(seed), multilabel)
     for f in range(n_folds):
         held, fit = known[fold == f], known[fold != f]
@@ -170,11 +183,13 @@ def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *
                 if yc.min() == yc.max():
                     proba[held, c] = yc[0]
                     continue
-                clf = LogisticRegression(C=0.05, max_iter=200, tol=1e-3).fit(xs[fit], yc)
-                proba[held, c] = clf.predict_proba(xs[held])[:, 1]
+                proba[held, c] = LogisticRegression(max_iter=1000).fit(x[fit], yc).predict_proba(x[held])[:, 1]
             continue
-        clf = LogisticRegression(C=0.05, max_iter=200, tol=1e-3).fit(xs[fit], y[fit])
-        proba[np.ix_(held, clf.classes_)] = clf.predict_proba(xs[held])
+        if len(np.unique(y[fit])) < 2:
+            proba[np.ix_(held, np.unique(y[fit]))] = 1.0
+            continue
+        clf = LogisticRegression(max_iter=1000).fit(x[fit], y[fit])
+        proba[np.ix_(held, clf.classes_)] = clf.predict_proba(x[held])
     return proba
 
 

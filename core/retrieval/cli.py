@@ -23,13 +23,16 @@ def _summary(ev: dict) -> dict:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import optional_job, search_plan
     from core.progress import TqdmProgress
     from core.retrieval.model import RetrievalConfig
     from core.retrieval.semantic import fit_retrieval
     from core.workspace import open_workspace
 
     cfg = RetrievalConfig(epochs=args.epochs, dim=args.dim, seed=args.seed)
-    ev = fit_retrieval(open_workspace(args.workspace), cfg, text_encoder=args.text_encoder, progress=TqdmProgress())
+    ws = open_workspace(args.workspace)
+    with optional_job(args.workspace, search_plan(), args.job, n_images=len(ws.items)) as prog:
+        ev = fit_retrieval(ws, cfg, text_encoder=args.text_encoder, progress=prog or TqdmProgress())
     _print_evaluation(ev)
     return 0
 
@@ -75,6 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_retrieval_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``retrieval`` and its sub-commands on the main parser."""
+    from core.jobs import add_job_option
+
     p = sub.add_parser("retrieval", help="semantic image search (fit, search, evaluate)")
     rsub = p.add_subparsers(dest="retrieval_command", required=True)
 
@@ -84,6 +89,7 @@ def add_retrieval_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--epochs", type=int, default=40)
     q.add_argument("--dim", type=int, default=256)
     q.add_argument("--seed", type=int, default=0)
+    add_job_option(q)
     q.set_defaults(func=cmd_fit)
 
     q = rsub.add_parser("search", help="images nearest an image, a text, or both")

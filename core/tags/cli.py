@@ -25,13 +25,18 @@ def _summary(ev: dict) -> dict:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from core.jobs import optional_job, tags_plan
     from core.progress import TqdmProgress
     from core.tags.annotate import fit_tag_models
     from core.tags.models import TagModelConfig
     from core.workspace import open_workspace
 
     cfg = TagModelConfig(epochs=args.epochs, seed=args.seed, pool=args.pool)
-    ev = fit_tag_models(open_workspace(args.workspace), metric=args.neighbours, config=cfg, progress=TqdmProgress())
+    ws = open_workspace(args.workspace)
+    with optional_job(args.workspace, tags_plan(), args.job, n_images=len(ws.items)) as prog:
+        # a job reports every step under its plan's one group (as the demo fit does)
+        report = (lambda s, d, n: prog(f"tag models ({s})", d, n)) if prog else TqdmProgress()
+        ev = fit_tag_models(ws, metric=args.neighbours, config=cfg, progress=report)
     _print(ev)
     return 0
 
@@ -50,6 +55,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_tags_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``tags`` and its sub-commands on the main parser."""
+    from core.jobs import add_job_option
+
     p = sub.add_parser("tags", help="tag-neighbourhood annotation (fit, evaluate)")
     tsub = p.add_subparsers(dest="tags_command", required=True)
     q = tsub.add_parser("fit", help="fit visual-only, LTN and LTwin for (m, M) = (3,6), (6,12), (12,24)")
@@ -58,6 +65,7 @@ def add_tags_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--pool", default="max", choices=["max", "lstm"], help="lstm: RTN and LTwin+RNN (ordered neighbours)")
     q.add_argument("--epochs", type=int, default=30)
     q.add_argument("--seed", type=int, default=0)
+    add_job_option(q)
     q.set_defaults(func=cmd_fit)
     q = tsub.add_parser("evaluate", help="per-label and per-image mAP, P/R@3 on the test split (stored at fit time)")
     q.add_argument("--workspace", required=True)

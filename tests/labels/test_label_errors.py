@@ -105,3 +105,22 @@ def test_datalab_queues(ws_copy):
     assert all("outlier score" in q.reason for q in queue)
     with pytest.raises(ValueError, match="unknown Datalab check"):
         datalab_issues(feats, "blur")
+
+
+def test_linear_source_reads_the_captions(fitted_workspace):
+    """The fit stores every row's caption embedding (zeros where a row has no caption), and the
+    linear source's features hold it beside the visual features: a caption that contradicts its
+    label is the evidence the pixels lack."""
+    from core.captions import caption_texts
+    from core.labels.oof import linear_features
+
+    ws = open_workspace(fitted_workspace)
+    captions = ws.caption_vectors
+    assert captions is not None and len(captions) == len(ws.items)
+    has_text = np.array([bool(t) for t in caption_texts(list(ws.items["text"]), list(ws.items["tags"]))])
+    norms = np.linalg.norm(captions, axis=1)
+    assert has_text.any() and np.allclose(norms[has_text], 1.0, atol=1e-3)
+    assert np.all(norms[~has_text] == 0)
+    x = linear_features(ws.visual, captions)
+    assert x.shape == (len(ws.items), ws.visual.shape[1] + captions.shape[1])
+    assert linear_features(ws.visual, None).shape == ws.visual.shape

@@ -7,7 +7,6 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core.compare import MODEL_GROUPS, best_model, confusion_matrix, per_label_table, pr_curves, top_confusions
 from core.explore import GalleryFilter
@@ -15,7 +14,7 @@ from core.predictions import attached_metrics
 from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.safe_text import md, md_join
+from ui.safe_text import md, md_join, plotly_text
 from ui.widgets import MODEL_NAMES, grid, human_index, image, open_item
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
@@ -38,82 +37,94 @@ for group, metrics in groups.items():
         st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
 
 table = per_label_table(ex)
+plotted = table.dropna(subset=["delta"]).assign(label=lambda t: t["label"].map(plotly_text))  # Plotly reads HTML
+COLUMNS = {  # the per-label table's columns, for people
+    "n_train": "training images with this label",
+    "n_test": "test images",
+    "baseline": f"baseline {metric_name}",
+    "multimodal": f"multimodal {metric_name}",
+    "delta": f"Δ {metric_name} (multimodal − baseline)",
+}
 left, right = st.columns(2)
 with left:
     st.subheader(f"Per-label {metric_name}: multimodal − baseline")
     fig = px.bar(
-        table.dropna(subset=["delta"]),
+        plotted,
         x="delta",
         y="label",
         orientation="h",
         color="delta",
         color_continuous_scale="RdBu",
         color_continuous_midpoint=0,
-        hover_data=["n_train", "n_test", "baseline", "multimodal"],
-        height=max(320, 18 * len(table)),
+        hover_data={"n_train": True, "n_test": True, "baseline": ":.3f", "multimodal": ":.3f", "delta": ":.3f"},
+        labels=COLUMNS,
+        height=max(320, 60 + 17 * len(table)),
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), coloraxis_showscale=False)
+    yaxis = dict(autorange="reversed", title=None, tickmode="linear", dtick=1)  # every label ticked
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0), yaxis=yaxis, coloraxis_showscale=False)
     st.plotly_chart(fig, width="stretch")
 with right:
     st.subheader("Gain against training examples")
     st.caption("The paper's few-shot view: does the phrase context help labels with few training images most?")
     fig = px.scatter(
-        table.dropna(subset=["delta"]),
+        plotted,
         x="n_train",
         y="delta",
         hover_name="label",
         log_x=True,
-        labels={"n_train": "training images with this label", "delta": f"Δ {metric_name}"},
+        labels=COLUMNS,
         height=360,
     )
     fig.add_hline(y=0, line_dash="dot", line_color="#64748b")
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    ticks = [t for t in (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= 2 * plotted["n_train"].max()]
+    fig.update_xaxes(tickvals=ticks)  # whole counts (a log axis otherwise labels its minor ticks 2..9 over each other)
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0))
     st.plotly_chart(fig, width="stretch")
-    st.dataframe(
-        table[["label", "n_train", "n_test", "baseline", "multimodal", "delta"]],
-        hide_index=True,
-        width="stretch",
-        height=300,
-        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("baseline", "multimodal", "delta")},
-    )
+# below both charts: at half width its last columns scroll out of sight
+st.dataframe(
+    table[["label", "n_train", "n_test", "baseline", "multimodal", "delta"]],
+    hide_index=True,
+    width="stretch",
+    height=300,
+    column_config={
+        "n_train": st.column_config.NumberColumn("training images"),
+        "n_test": st.column_config.NumberColumn("test images"),
+        **{c: st.column_config.NumberColumn(COLUMNS[c].split(" (")[0], format="%.3f") for c in ("baseline", "multimodal")},
+        "delta": st.column_config.NumberColumn(f"Δ {metric_name}", format="%+.3f"),
+    },
+)
 
 if ws.multilabel:
     st.subheader("Precision–recall (micro-averaged, test split)")
-    curves = pr_curves(ex)
+    curves = pr_curves(ex).assign(model=lambda c: c["model"].map(MODEL_NAMES))
     fig = px.line(curves, x="recall", y="precision", color="model", height=420, range_y=[0, 1.02])
+    fig.update_layout(legend_title=None)
     st.plotly_chart(fig, width="stretch")
 else:
     st.subheader("Confusion matrices (test split)")
     if len(ex.labels) <= HEATMAP_MAX_LABELS:
-        names = list(ex.labels)  # full labels, every one ticked
-        fig = make_subplots(  # one shared label axis: the labels sit once, left of both matrices
-            rows=1,
-            cols=2,
-            subplot_titles=[MODEL_NAMES["baseline"], MODEL_NAMES["multimodal"]],
-            shared_yaxes=True,
-            horizontal_spacing=0.04,
-        )
-        for col, model in enumerate(("baseline", "multimodal"), start=1):
-            cm = confusion_matrix(ex, model)
-            fig.add_trace(
+        # one full-width matrix per tab (side by side, 40 labels' ticks overlap), on one colour scale
+        names = [plotly_text(lab) for lab in ex.labels]  # full labels, every one ticked
+        matrices = {model: confusion_matrix(ex, model) for model in ("baseline", "multimodal")}
+        top = max(int(cm.max()) for cm in matrices.values())
+        tick = dict(tickmode="array", tickvals=names, ticktext=names, tickfont=dict(size=11), automargin=True)
+        for tab, (model, cm) in zip(st.tabs([MODEL_NAMES[m] for m in matrices]), matrices.items()):
+            fig = go.Figure(
                 go.Heatmap(
                     z=cm,
                     x=names,
                     y=names,
-                    coloraxis="coloraxis",
+                    zmin=0,
+                    zmax=top,
+                    colorscale="Blues",
+                    colorbar=dict(title=dict(text="images", side="right")),  # not under the chart's toolbar
                     hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
-                ),
-                row=1,
-                col=col,
+                )
             )
-        tick = dict(tickmode="array", tickvals=names, ticktext=names, tickfont=dict(size=10), automargin=True)
-        fig.update_xaxes(title_text="predicted label", tickangle=-60, **tick)
-        fig.update_yaxes(autorange="reversed", **tick)
-        fig.update_yaxes(title_text="true label", row=1, col=1)
-        fig.update_layout(
-            height=260 + 14 * len(names), coloraxis=dict(colorscale="Blues", colorbar=dict(title="images")), margin=dict(t=30)
-        )
-        st.plotly_chart(fig, width="stretch")
+            fig.update_xaxes(title_text="predicted label", tickangle=-90, **tick)
+            fig.update_yaxes(title_text="true label", autorange="reversed", **tick)
+            fig.update_layout(height=260 + 18 * len(names), margin=dict(t=10))
+            tab.plotly_chart(fig, width="stretch", key=f"cmp_confusion_{model}")
     c1, c2 = st.columns(2)
     for col, model in zip((c1, c2), ("baseline", "multimodal")):
         col.markdown(f"**{MODEL_NAMES[model]}: most frequent mistakes**")

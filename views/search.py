@@ -8,7 +8,7 @@ from core.retrieval.semantic import has_retrieval
 from ui.frame import workspace
 from ui.loaders import retrieval_for
 from ui.safe_text import md
-from ui.widgets import grid, image, image_tile, model_name, offer_fit
+from ui.widgets import grid, image, image_tile, model_name, offer_job
 
 K = 12
 
@@ -19,9 +19,7 @@ st.caption(
     'database holds images only; a query is an image, a text, or an image moved by a text ("+ wedding").'
 )
 if not has_retrieval(ws):
-    from core.retrieval.semantic import fit_retrieval
-
-    offer_fit("semantic embedding", "Fit semantic retrieval", "search_fit", lambda **kw: fit_retrieval(ws, **kw))
+    offer_job(ws, "semantic embedding", "Fit semantic retrieval", "search_fit", ["retrieval", "fit"])
 
 search = retrieval_for(ws)
 ev = search.evaluation
@@ -73,7 +71,7 @@ if shown is not None:
 
 
 def gallery(results: list[tuple[int, float]], key: str) -> None:
-    for (row, score), col in grid(results, 4):
+    for (row, score), col in grid(results, 3):  # two galleries side by side: three tiles a row keep labels whole
         with col:
             label = ", ".join(ws.items.at[row, "labels"]) or "—"
             tip = f"similarity {score:.3f} · {ws.items.at[row, 'text']}"

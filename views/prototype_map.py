@@ -10,6 +10,7 @@ import streamlit as st
 from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, prototype_table
 from ui.frame import workspace
 from ui.loaders import explorer_for
+from ui.safe_text import plotly_text
 from ui.widgets import grid, image_tile
 
 PROTOTYPE, IMAGE = 0, 1
@@ -62,8 +63,8 @@ if colour == "Nearest label":  # one trace per label: the legend names the colou
                 x=group["x"],
                 y=group["y"],
                 mode="markers",
-                name=label,
-                hovertext=group["phrase"] + " · " + label,
+                name=plotly_text(label),
+                hovertext=(group["phrase"] + " · " + label).map(plotly_text),
                 marker=dict(size=5, color=palette[i % len(palette)], opacity=0.8),
                 hovertemplate=hover,
                 customdata=group["images"],
@@ -78,7 +79,7 @@ else:
             y=shown["y"],
             mode="markers",
             name="prototypes",
-            hovertext=shown["phrase"] + " · " + shown["label"],
+            hovertext=(shown["phrase"] + " · " + shown["label"]).map(plotly_text),
             marker=dict(
                 size=5,
                 color=shown["images"],
@@ -104,7 +105,7 @@ if show_images:
             mode="markers",
             name="images",
             marker=dict(size=4, color="#94a3b8", symbol="diamond", opacity=0.5),
-            hovertext=img_shown["label"],
+            hovertext=img_shown["label"].map(plotly_text),
             hovertemplate="image · %{hovertext}<extra></extra>",
         ),
     )
@@ -118,26 +119,29 @@ if highlight is not None:
             x=hit["x"],
             y=hit["y"],
             mode="markers+text",
-            text=hit["phrase"],
+            text=hit["phrase"],  # drawn by WebGL, which reads no HTML: the raw phrase
             textposition="top center",
             name="matches",
             marker=dict(size=11, color="rgba(0,0,0,0)", line=dict(color="#dc2626", width=2)),
             customdata=hit["images"],
             hovertemplate=hover,
-            hovertext=hit["phrase"],
+            hovertext=hit["phrase"].map(plotly_text),
         ),
     )
 n_legend = len(layers) if colour == "Nearest label" or show_images else 0
 legend_rows = -(-n_legend // 4)  # a horizontal legend under the map, four entries a row: every label visible
 # No preset drag mode: Streamlit then lets a click select a point (in box or lasso mode a click only
 # hovers); box and lasso are the toolbar's selection tools.
+legend_share = 22 * legend_rows / (640 + 22 * legend_rows)  # the bottom of the chart, kept for the legend
 fig.update_layout(
     height=640 + 22 * legend_rows,
     margin=dict(l=0, r=0, t=10, b=0),
     showlegend=n_legend > 0,
-    legend=dict(orientation="h", x=0, xanchor="left", y=-0.01, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"),
+    legend=dict(
+        orientation="h", x=0, xanchor="left", y=legend_share, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"
+    ),
     xaxis=dict(visible=False),
-    yaxis=dict(visible=False, domain=[22 * legend_rows / (640 + 22 * legend_rows), 1.0]),
+    yaxis=dict(visible=False, domain=[legend_share, 1.0]),
 )
 event = st.plotly_chart(fig, width="stretch", key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
 if sampled:

@@ -13,7 +13,7 @@ from core.compare import MODEL_GROUPS, best_model
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
-from ui.safe_text import md, md_join
+from ui.safe_text import md, md_join, plotly_text
 from ui.widgets import MODEL_NAMES, grid, human_index, image, wrappable
 
 
@@ -86,9 +86,14 @@ with left:
     st.subheader("Label distribution")
     counts = pd.Series([lab for labs in items["labels"] for lab in labs]).value_counts()
     fig = px.bar(
-        x=counts.values, y=counts.index, orientation="h", labels={"x": "images", "y": ""}, height=max(300, 16 * len(counts))
+        x=counts.values,
+        y=[plotly_text(v) for v in counts.index],  # Plotly reads HTML in tick labels
+        orientation="h",
+        labels={"x": "images", "y": ""},
+        height=max(300, 60 + 17 * len(counts)),
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed"))
+    # every label ticked (Plotly otherwise drops every other one when they are close)
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0), yaxis=dict(autorange="reversed", tickmode="linear", dtick=1))
     st.plotly_chart(fig, width="stretch")
 with right:
     st.subheader("Test images")
@@ -104,7 +109,7 @@ with right:
         with col:
             image(items.at[row, "path"])
             truth = wrappable(md_join(items.at[row, "labels"]))
-            pb, pm = md(labels[ex.top["baseline"][row]]), md(labels[ex.top["multimodal"][row]])
+            pb, pm = (wrappable(md(labels[ex.top[m][row]])) for m in ("baseline", "multimodal"))
             phrases = md_join((p for p, _ in ws.item_phrases(int(row), 3)), empty="")
             st.caption(
                 f"**{truth}**  \nbaseline: {_mark(ex.correct['baseline'][row])} {pb}  \n"

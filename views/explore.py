@@ -94,6 +94,7 @@ with gallery:
     page = top[1].number_input(f"Page (of {n_pages})", 1, n_pages, key="ex_page")
     state.save("explore", FIELDS, {k: st.session_state[k] for k in FIELDS} | {"item": st.query_params.get("item")})
     shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
+    st.caption(f"Under each image: {md(MODEL_NAMES.get(model, model))}'s top label (✓ right, ✗ wrong), then the true label.")
     if len(shown) == 0:
         st.info("No image matches these filters.")
     labels = ex.labels

@@ -11,7 +11,7 @@ from core.compare import zeroshot_images, zeroshot_report
 from core.zeroshot import parse_label_spec
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
-from ui.safe_text import md, md_join
+from ui.safe_text import md, md_join, plotly_text
 from ui.widgets import MODEL_NAMES, grid, image
 
 ws = workspace()
@@ -49,15 +49,20 @@ if source == "The test split":
     )
     top = report.proba.argmax(1)
     counts = pd.Series(np.asarray(typed)[top]).value_counts().reindex(typed, fill_value=0)
-    fig = px.bar(x=counts.index, y=counts.values, labels={"x": "", "y": "test images"}, height=320)
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    fig = px.bar(
+        x=[plotly_text(v) for v in counts.index],
+        y=counts.values,
+        labels={"x": "zero-shot prediction", "y": "test images"},
+        height=340,
+    )
+    fig.update_layout(margin=dict(l=0, r=0, t=32, b=0))
     st.plotly_chart(fig, width="stretch")
     pick = st.selectbox("Show test images predicted as", typed, key="zs_show")
     shown = report.rows[top == typed.index(pick)][:18]
     for row, col in grid(shown, 6):
         with col:
             image(ws.items.at[row, "path"])
-            st.caption(md_join(ws.items.at[row, "labels"]))
+            st.caption("true: " + md_join(ws.items.at[row, "labels"]))
     if len(shown) == 0:
         st.info(f"No test image is predicted as {md(repr(pick))}.")
 else:
@@ -75,7 +80,7 @@ else:
             with c1:
                 image(up.getvalue())
             order = np.argsort(-proba[i])[:5]
-            fig = px.bar(x=proba[i][order], y=np.asarray(typed)[order], orientation="h", range_x=[0, 1], height=220)
+            fig = px.bar(x=proba[i][order], y=[plotly_text(typed[j]) for j in order], orientation="h", range_x=[0, 1], height=220)
             fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(autorange="reversed", title=None), xaxis_title=None)
             c2.markdown(f"**{md(up.name)}**")
             trained = predict_upload(ws, up.getvalue(), up.name)

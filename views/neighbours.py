@@ -9,7 +9,7 @@ from core.tags.annotate import fitted_settings, has_tag_models
 from ui.frame import workspace
 from ui.loaders import explorer_for, tag_models_for
 from ui.safe_text import md, md_join
-from ui.widgets import grid, image, image_tile, offer_fit
+from ui.widgets import grid, image, image_tile, offer_job
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
 
@@ -24,14 +24,7 @@ if not has_tag_models(ws):
     if not any(len(t) for t in ws.items["tags"]):
         st.info("This dataset has no tags, so there are no tag neighbourhoods.")
         st.stop()
-    from core.tags.annotate import fit_tag_models
-
-    offer_fit(
-        "tag-neighbourhood models",
-        "Fit tag-neighbourhood models",
-        "nb_fit",
-        lambda **kw: fit_tag_models(ws, **kw),
-    )
+    offer_job(ws, "tag-neighbourhood models", "Fit tag-neighbourhood models", "nb_fit", ["tags", "fit"])
 
 ex = explorer_for(ws)
 c1, c2 = st.columns([3, 1])
@@ -59,6 +52,7 @@ with right:
     st.dataframe(
         pd.DataFrame({KIND_NAMES[k]: {"mAP (labels)": v["mAP"], "mAP (images)": v["mAP_img"]} for k, v in ev.items()}).T,
         width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("mAP (labels)", "mAP (images)")},
     )
     st.caption("Test split, every model with the same neighbourhood setting.")
 
