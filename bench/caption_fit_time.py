@@ -60,7 +60,7 @@ def main() -> None:
     ratio = total["on"] / total["off"]
     print(f"median total: off {total['off']:.1f} s, on {total['on']:.1f} s; with caption labels / without: {ratio:.3f}")
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"caption_fit_time_{name}.json"
-    info = {"dataset": name, **vars(args), "load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
+    info = {**vars(args), "dataset": name, "load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
     out.write_text(json.dumps({**info, "timings_s": runs, "median_total_s": total, "ratio_total": ratio}, indent=1))
     print(f"wrote {out}")
 
