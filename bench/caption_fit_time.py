@@ -1,8 +1,10 @@
 """Fit time with caption labels on vs off, same dataset, label fraction and seed, in one run.
 
-Fits twice (``--caption-labels off`` then ``on``; visual features and text embeddings come from
-the shared cache, so both fits pay the same for them), prints each stage's seconds and the
-ratio of the totals, and writes ``bench/results/caption_fit_time_<dataset>.json``.
+Fits once to warm the shared caches (visual features, text embeddings, phrase generator: not
+timed; skip with ``--no-warmup``; ``--cold`` gives every fit an empty cache instead, as a
+collection's first fit), then ``--repeats`` times with ``--caption-labels off`` and ``on`` (alternating
+which goes first, so a change of the machine's load hits both), prints each stage's seconds and
+the ratio of the median totals, and writes ``bench/results/caption_fit_time_<dataset>.json``.
 
     python bench/caption_fit_time.py assets/demo --label-fraction 0.1
 """
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -29,19 +34,34 @@ def main() -> None:
     ap.add_argument("--label-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--maps", action="store_true", help="include the 2-D maps (as the app's fit does)")
+    ap.add_argument("--repeats", type=int, default=1, help="fits per mode (median total reported)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed fit that fills the caches")
+    ap.add_argument("--cold", action="store_true", help="every fit starts from an empty cache (a first fit; no warm-up)")
+    ap.add_argument("--out", default=None, help="result file (default bench/results/caption_fit_time_<dataset>.json)")
     args = ap.parse_args()
     name = "demo" if Path(args.dataset).resolve() == (ROOT / "assets" / "demo").resolve() else Path(args.dataset).resolve().name
-    timings = {}
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("off", "on"):
-            cfg = FitConfig(label_fraction=args.label_fraction, seed=args.seed, projections=args.maps, caption_labels=mode)
-            ws = fit(args.dataset, Path(tmp) / mode, cfg, progress=silent)
-            timings[mode] = ws.manifest["timings_s"]
-            print(f"captions {mode}: " + " ".join(f"{k}={v:.1f}" for k, v in timings[mode].items()), flush=True)
-    ratio = timings["on"]["total"] / timings["off"]["total"]
-    print(f"total with caption labels / without: {ratio:.3f}")
-    out = ROOT / "bench" / "results" / f"caption_fit_time_{name}.json"
-    out.write_text(json.dumps({"dataset": name, **vars(args), "timings_s": timings, "ratio_total": ratio}, indent=1))
+
+        def one(mode: str, tag: str) -> dict:
+            cache = str(Path(tmp) / f"cache-{mode}-{tag}") if args.cold else None
+            cfg = FitConfig(
+                label_fraction=args.label_fraction, seed=args.seed, projections=args.maps, caption_labels=mode, cache_dir=cache
+            )
+            return fit(args.dataset, Path(tmp) / f"{mode}-{tag}", cfg, progress=silent).manifest["timings_s"]
+
+        if not (args.no_warmup or args.cold):
+            one("off", "warmup")
+        for r in range(args.repeats):
+            for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                runs[mode].append(one(mode, str(r)))
+                print(f"captions {mode}: " + " ".join(f"{k}={v:.1f}" for k, v in runs[mode][-1].items()), flush=True)
+    total = {mode: float(np.median([t["total"] for t in runs[mode]])) for mode in runs}
+    ratio = total["on"] / total["off"]
+    print(f"median total: off {total['off']:.1f} s, on {total['on']:.1f} s; with caption labels / without: {ratio:.3f}")
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"caption_fit_time_{name}.json"
+    info = {**vars(args), "dataset": name, "load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
+    out.write_text(json.dumps({**info, "timings_s": runs, "median_total_s": total, "ratio_total": ratio}, indent=1))
     print(f"wrote {out}")
 
 

@@ -35,12 +35,16 @@ class CaptionLabelConfig:
         n_folds: cross-validation folds on the labelled rows (fewer when a label has fewer rows).
         auto_share: in ``auto`` mode, caption labels are used when at least this share of the
             training rows with text are unlabelled.
+        min_df: tf-idf keeps the words and word pairs of at least this many training captions (one
+            caption's own terms cannot carry over to another row; they only let the regression
+            memorise its labelled rows, and make it several times slower).
     """
 
     features: str = "auto"
     c: float = 10.0
     n_folds: int = 5
     auto_share: float = 0.2
+    min_df: int = 2
 
 
 @dataclass
@@ -94,7 +98,7 @@ def wants_caption_labels(mode: str, train: np.ndarray, labelled: np.ndarray, has
     return bool(with_text.any()) and (with_text & ~labelled).sum() >= share * with_text.sum()
 
 
-def _feature_blocks(texts: list[str], emb: np.ndarray, fit_rows: np.ndarray, kind: str):
+def _feature_blocks(texts: list[str], emb: np.ndarray, fit_rows: np.ndarray, kind: str, min_df: int = 1):
     """Caption feature matrix of every row (tf-idf vocabulary learnt on ``fit_rows`` only)."""
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -102,8 +106,11 @@ def _feature_blocks(texts: list[str], emb: np.ndarray, fit_rows: np.ndarray, kin
     dense = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     if kind == "minilm":
         return dense
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
-    vec.fit([texts[i] for i in fit_rows])
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    try:
+        vec.fit([texts[i] for i in fit_rows])
+    except ValueError:  # no term is shared by min_df captions: keep every term
+        vec.set_params(min_df=1).fit([texts[i] for i in fit_rows])
     tfidf = vec.transform(texts)
     return tfidf if kind == "tfidf" else sparse.hstack([sparse.csr_matrix(dense), tfidf]).tocsr()
 
@@ -225,7 +232,7 @@ def caption_labels(
     fit_rows = np.flatnonzero(train & has_text)
     best = None
     for kind in kinds:
-        x = _feature_blocks(texts, emb, fit_rows, kind)
+        x = _feature_blocks(texts, emb, fit_rows, kind, cfg.min_df)
         oof = _oof(x, y_all, rows, n_classes, multilabel, cfg, seed)
         score = _score(y_all[rows], oof, multilabel)
         if best is None or score > best[0] + 1e-9:

@@ -5,8 +5,10 @@
 * ``text_only``: the text vector alone.
 
 Each is a two-layer fully connected net (softmax for single-label, sigmoid for multi-label),
-trained with early stopping on a validation part of the labelled rows; the best epoch count
-is then used to refit on all labelled rows, so scarce labels are not wasted on validation.
+trained with early stopping on a validation part of the labelled rows (checked every epoch, or
+every ``check_rows`` training rows on large inputs, so that patience does not cost whole passes
+over thousands of caption-labelled rows); the best (possibly fractional) epoch count is then
+used to refit on all labelled rows, so scarce labels are not wasted on validation.
 Weights are saved as safetensors + JSON.
 """
 
@@ -23,7 +25,11 @@ from core.checkpoint import load_checkpoint, load_module_tensors, module_tensors
 
 @dataclass
 class ClassifierConfig:
-    """Hyper-parameters of the two-layer classifier."""
+    """Hyper-parameters of the two-layer classifier.
+
+    ``max_epochs`` and ``patience`` count validation checks: one per epoch, or one every
+    ``check_rows`` training rows when an epoch is longer (a check then covers a part of an epoch).
+    """
 
     hidden_dim: int = 512
     dropout: float = 0.5
@@ -37,6 +43,7 @@ class ClassifierConfig:
     fusion: str = "cv"
     visual_shares: tuple[float, ...] = (0.5, 0.7, 0.9)
     modality_dropout: float = 0.0
+    check_rows: int = 256
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
@@ -89,11 +96,17 @@ class Classifier:
         self,
         x: np.ndarray,
         y: np.ndarray,
-        epochs: int,
+        epochs: float,
         val: tuple[np.ndarray, np.ndarray] | None,
         drop_cols: np.ndarray | None = None,
-    ) -> tuple[torch.nn.Module, int, float]:
-        """Train a net; with ``val``, stop early and return the best epoch and its validation loss."""
+    ) -> tuple[torch.nn.Module, float, float]:
+        """Train a net for ``epochs`` passes over ``x`` (fractional: a part of the last one).
+
+        With ``val``, the validation loss is checked every epoch or every ``check_rows`` rows,
+        whichever comes first; training stops after ``patience`` checks without improvement
+        (``epochs`` then caps the number of checks) and the best check's net, its epoch count
+        (fractional) and its validation loss are returned.
+        """
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -101,15 +114,18 @@ class Classifier:
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         xt = torch.from_numpy(x)
         yt = torch.from_numpy(y.astype(np.float32) if self.multilabel or y.ndim == 2 else y.astype(np.int64))
+        per_epoch, check = self._batches(len(x))
+        n_steps = round(epochs * check) if val is not None else max(1, round(epochs * per_epoch))
         if val is not None:
             xv = torch.from_numpy(val[0])
             yv = torch.from_numpy(val[1].astype(np.float32) if self.multilabel or y.ndim == 2 else val[1].astype(np.int64))
         drop = torch.from_numpy(drop_cols) if drop_cols is not None and cfg.modality_dropout > 0 else None
-        best, best_epoch, best_state = float("inf"), 0, None
-        for epoch in range(1, epochs + 1):
-            net.train()
+        best, best_step, best_state = float("inf"), 0, None
+        step = 0
+        while step < n_steps:
             order = rng.permutation(len(x))
             for b in range(0, len(x), cfg.batch_size):
+                net.train()
                 idx = torch.from_numpy(order[b : b + cfg.batch_size])
                 xb = xt[idx]
                 if drop is not None:  # modality dropout: hide the non-visual blocks of some rows
@@ -119,19 +135,27 @@ class Classifier:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            if val is not None:
-                net.eval()
-                with torch.inference_mode():
-                    vloss = float(self._loss(net(xv), yv))
-                if vloss < best - 1e-4:
-                    best, best_epoch = vloss, epoch
-                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-                elif epoch - best_epoch >= cfg.patience:
+                step += 1
+                if val is not None and step % check == 0:
+                    net.eval()
+                    with torch.inference_mode():
+                        vloss = float(self._loss(net(xv), yv))
+                    if vloss < best - 1e-4:
+                        best, best_step = vloss, step
+                        best_state = {k: v.clone() for k, v in net.state_dict().items()}
+                    elif step - best_step >= cfg.patience * check:
+                        n_steps = step
+                if step >= n_steps:
                     break
         if val is not None and best_state is not None:
             net.load_state_dict(best_state)
-            return net, best_epoch, best
+            return net, best_step / per_epoch, best
         return net, epochs, best
+
+    def _batches(self, n_rows: int) -> tuple[int, int]:
+        """Batches per epoch over ``n_rows`` rows, and batches between two validation checks."""
+        per_epoch = -(-n_rows // self.config.batch_size)
+        return per_epoch, max(1, min(per_epoch, self.config.check_rows // self.config.batch_size))
 
     def _block_scale(self, blocks: tuple[int, ...], visual_share: float) -> np.ndarray:
         """Per-column factors giving the first (visual) block ``visual_share`` of the total

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from core.captions import wants_caption_labels
+from core.captions import _feature_blocks, wants_caption_labels
 from core.classifiers import Classifier, ClassifierConfig
 from core.compare import best_model
 from core.config import CAPTION_MODELS
@@ -102,3 +102,12 @@ def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):
     again = Classifier.load(tmp_path, "m")
     assert again.visual_share == clf.visual_share
     np.testing.assert_allclose(again.predict_proba(x[:5]), clf.predict_proba(x[:5]), atol=1e-6)
+
+
+def test_tfidf_keeps_terms_shared_by_min_df_captions():
+    texts = ["red apple pie", "red apple tart", "blue whale", "a lonely zebra"]
+    emb = np.ones((4, 3), dtype=np.float32)
+    rows = np.arange(4)
+    assert _feature_blocks(texts, emb, rows, "tfidf", min_df=2).shape[1] == 3  # red, apple, "red apple"
+    assert _feature_blocks(texts, emb, rows, "tfidf", min_df=1).shape[1] > 10
+    assert _feature_blocks(texts[2:], emb[2:], rows[:2], "tfidf", min_df=2).shape[1] > 0  # none shared: keep all

@@ -42,3 +42,15 @@ def test_holdout_keeps_small_classes_for_training():
     y = np.array([0] * 20 + [1] * 2)
     m = stratified_holdout(y, 0.15, 0)
     assert m[:20].sum() == 3 and m[20:].sum() == 0
+
+
+def test_long_epochs_are_checked_every_check_rows():
+    x, y = _blobs(n=700)
+    cfg = ClassifierConfig(max_epochs=40, patience=5, check_rows=128)
+    clf = Classifier(4, False, cfg).fit(x, y)
+    # 595 training rows = 10 batches per epoch, a check every 2: the best count is a multiple of 1/5 epoch
+    assert abs(clf.best_epochs * 5 - round(clf.best_epochs * 5)) < 1e-9 and clf.best_epochs > 0
+    assert (clf.predict_proba(x).argmax(1) == y).mean() > 0.9
+    per_epoch = Classifier(4, False, ClassifierConfig(max_epochs=40, patience=5, check_rows=10_000)).fit(x, y)
+    assert per_epoch.best_epochs == round(per_epoch.best_epochs)
+
