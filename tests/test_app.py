@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -347,3 +348,31 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     assert not ext_app.exception and [c.value for c in ext_app.caption] != first
     ext_app.selectbox(key="nb_setting").set_value((3, 6)).run()
     assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)
+
+
+def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_path):
+    """The label-error queue offers another label than the current one, and says that the two
+    models shown were trained with that very label (their agreement is no evidence)."""
+    import shutil
+
+    import pandas as pd
+
+    from core.workspace import open_workspace
+
+    ws_path = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws_path)
+    ws = open_workspace(ws_path)
+    items = pd.read_parquet(ws_path / "items.parquet")  # errors in the dataset itself (a store edit is "reviewed")
+    for r in np.flatnonzero(ws.items["labelled"].to_numpy())[:4]:
+        true = ws.items.at[r, "labels"][0]
+        items.at[r, "labels"] = [next(lab for lab in ws.labels if lab.split("/")[0] != true.split("/")[0])]
+    items.to_parquet(ws_path / "items.parquet")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["workspace_path"] = str(ws_path)
+    _page(at, "annotate")
+    at.selectbox(key="ann_strategy").set_value("label_errors").run()
+    assert not at.exception, [e.message for e in at.exception]
+    current = next(m for m in _markdown(at) if m.startswith("Current label"))
+    accept = at.button(key="ann_accept").label
+    assert accept.startswith("Accept: ") and accept.removeprefix("Accept: ") not in current.replace("\\", "")
+    assert any("out-of-fold" in c.value for c in at.caption)

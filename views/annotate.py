@@ -92,6 +92,11 @@ else:
                 for m in ("baseline", "multimodal")
             )
         )
+        if strategy == "label_errors" and bool(ws.items.at[row, "labelled"]):
+            st.caption(
+                "Both models were trained with this image's current label, so they tend to repeat it, right or "
+                "wrong; this queue ranks and suggests from out-of-fold probabilities: models that never saw this label."
+            )
         st.markdown("Phrases: _" + md_join((p for p, _ in pred.phrases[:5]), empty="") + "_")
         note = st.text_input("Note (optional)", key=f"ann_note_{row}")
 
