@@ -15,7 +15,8 @@ source cross-validates on the flipped labels). Sources:
   change (given-label probability among rows whose top prediction differs).
 
 precision@k counts planted rows among the first k of the ranking (flagged rows first, then every
-other labelled row by label quality). Writes ``bench/results/label_errors.json``.
+other labelled row by label quality). Writes ``bench/results/label_errors_<name>.json`` (the dataset's
+folder name, or ``<name>_workspace`` with ``--workspace``).
 
     python bench/label_errors.py [--seeds 0,1,2,3,4]  # the demo dataset: linear sources (features from the cache)
     python bench/label_errors.py --workspace WS   # a fitted workspace: every source through the product's queue
@@ -192,8 +193,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the planted draw (and folds) with --workspace")
     ap.add_argument("--seeds", default="0", help="without --workspace: comma-separated planted draws (the table shows the first)")
     ap.add_argument("--sources", default="linear,product", help="comma-separated out-of-fold sources to measure")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "label_errors.json"))
+    ap.add_argument("--out", default=None, help="result JSON (default: bench/results/label_errors_<name>.json)")
     args = ap.parse_args()
+    if args.out is None:
+        name = f"{Path(args.workspace).name}_workspace" if args.workspace else Path(args.data).name
+        args.out = str(ROOT / "bench" / "results" / f"label_errors_{name}.json")
     summary: list[dict] = []
     if args.workspace:
         src = Path(args.workspace)
