@@ -56,7 +56,12 @@ DERIVED_FILES = ("oof", "oof_multimodal.safetensors")  # caches of one fit (revi
 ROW_ADDONS = ("retrieval", "tags")  # models over the workspace's rows: kept while rows and backbone are the same
 FILE_FOLDERS = ("oof", "predictions")  # folders of files written one at a time (caches, attached predictions)
 STAGING_MARK = ".pixctx-partial"
-_SCRATCH = (".partial", ".replaced")  # suffixes of staging and retired entries: never carried over
+_SCRATCH = (".partial", ".replaced", ".retrain")  # suffixes of staging and retired entries: never carried over
+#: a retrain's commit mark: present once every new file is staged (``*.retrain``, ``classifiers.new``);
+#: :func:`recover` finishes a retrain that has one and drops one that has not
+RETRAIN_MARK = "retrain.commit"
+#: the files a retrain replaces, in the order it installs them (the manifest last: readers reload on it)
+_RETRAINED_FILES = ("predictions.safetensors", "items.parquet")
 
 
 class WorkspaceError(ValueError):
@@ -276,9 +281,15 @@ def recover(ws: Path) -> None:
 
 
 def _recover_classifiers(ws: Path) -> None:
-    """Remove what a killed retrain left: its staging folder, or the old classifiers moved aside
-    (put back if the new ones never got into place)."""
+    """Finish a killed retrain that had committed (:data:`RETRAIN_MARK`); otherwise remove what it
+    left: its staged files, or the old classifiers moved aside (put back if the new ones never got
+    into place)."""
+    if (ws / RETRAIN_MARK).is_file():
+        _install_retrain(ws)
+        return
     new, old = ws / "classifiers.new", ws / "classifiers.old"
+    for name in (*_RETRAINED_FILES, MANIFEST):
+        _staged(ws, name).unlink(missing_ok=True)
     if new.is_dir():
         shutil.rmtree(new)
     if old.is_dir():
@@ -373,20 +384,43 @@ def classifiers_staging(ws: Path) -> Path:
 
 def commit_retrain(ws: Path, classifiers: Path, predictions: dict[str, np.ndarray], items: pd.DataFrame, manifest: dict) -> None:
     """Install retrained classifiers (written to ``classifiers``, see :func:`classifiers_staging`)
-    and the new predictions, items and manifest; ``manifest.json`` last (its mtime tells readers
-    to reload). The caller holds :func:`workspace_lock`."""
-    old_dir = ws / "classifiers"
-    backup = ws / "classifiers.old"
-    if backup.exists():
-        shutil.rmtree(backup)
-    old_dir.rename(backup)
-    classifiers.rename(old_dir)
-    shutil.rmtree(backup)
-    _replace_file(ws / "predictions.safetensors", lambda p: save_predictions(p, predictions))
-    _replace_file(ws / "items.parquet", lambda p: items.to_parquet(p, index=False))
+    and the new predictions, items and manifest, all or nothing: every new file is staged first
+    (``*.retrain``), then a commit mark is written, then they are put in place, ``manifest.json``
+    last (its mtime tells readers to reload). A crash before the mark leaves the old workspace
+    (:func:`recover` drops the staged files); after it, :func:`recover` finishes the install. The
+    caller holds :func:`workspace_lock`."""
+    if classifiers != ws / "classifiers.new":
+        classifiers.rename(ws / "classifiers.new")
+    save_predictions(_staged(ws, "predictions.safetensors"), predictions)
+    items.to_parquet(_staged(ws, "items.parquet"), index=False)
+    _staged(ws, MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    _replace_file(ws / RETRAIN_MARK, lambda p: p.write_text("staged\n"))
+    _install_retrain(ws)
+
+
+def _staged(ws: Path, name: str) -> Path:
+    return ws / (name + ".retrain")
+
+
+def _install_retrain(ws: Path) -> None:
+    """Put a committed retrain's staged files in place; every step can be repeated after a crash."""
+    current, new, old = ws / "classifiers", ws / "classifiers.new", ws / "classifiers.old"
+    if new.is_dir():
+        if current.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            current.rename(old)
+        new.rename(current)
+    for name in _RETRAINED_FILES:
+        if _staged(ws, name).exists():
+            _staged(ws, name).replace(ws / name)
     for name in DERIVED_FILES:  # a file (old workspaces) or a folder
         shutil.rmtree(ws / name) if (ws / name).is_dir() else (ws / name).unlink(missing_ok=True)
-    _replace_file(ws / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    if _staged(ws, MANIFEST).exists():
+        _staged(ws, MANIFEST).replace(ws / MANIFEST)
+    if old.exists():
+        shutil.rmtree(old)
+    (ws / RETRAIN_MARK).unlink(missing_ok=True)
 
 
 # --- add-on models and cached files ---------------------------------------------------------------

@@ -181,3 +181,46 @@ def test_a_killed_retrain_is_cleaned_up(ws_copy):
     assert not (ws_copy / "classifiers.old").exists() and not (ws_copy / "classifiers.new").exists()
     ws = open_workspace(ws_copy)
     assert ws.classifiers["baseline"].predict_proba(ws.visual[:2]).shape == (2, len(ws.labels))
+
+
+def _stage_retrain(ws: Path) -> dict:
+    """What a retrain stages before its commit mark: new classifiers, predictions, items, manifest."""
+    import json
+
+    shutil.copytree(ws / "classifiers", ws / "classifiers.new")
+    (ws / "classifiers.new" / "retrained.txt").write_text("new")
+    for name in ("predictions.safetensors", "items.parquet"):
+        shutil.copy(ws / name, ws / (name + ".retrain"))
+    manifest = json.loads((ws / "manifest.json").read_text())
+    manifest["retrains"] = [*manifest.get("retrains", []), {"at": "now"}]
+    (ws / "manifest.json.retrain").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_a_retrain_killed_after_its_commit_mark_is_finished(ws_copy):
+    import json
+
+    from core.workspace_files import RETRAIN_MARK
+
+    manifest = _stage_retrain(ws_copy)
+    (ws_copy / RETRAIN_MARK).write_text("staged\n")
+    (ws_copy / "classifiers").rename(ws_copy / "classifiers.old")  # killed between the classifier renames
+    with workspace_lock(ws_copy):
+        pass
+    assert (ws_copy / "classifiers" / "retrained.txt").is_file()
+    assert json.loads((ws_copy / "manifest.json").read_text()) == manifest
+    leftovers = [p.name for p in ws_copy.iterdir() if p.name.endswith(".retrain") or p.name in (RETRAIN_MARK, "classifiers.old")]
+    assert leftovers == []
+    ws = open_workspace(ws_copy)
+    assert ws.classifiers["baseline"].predict_proba(ws.visual[:2]).shape == (2, len(ws.labels))
+
+
+def test_a_retrain_killed_before_its_commit_mark_leaves_the_old_workspace(ws_copy):
+    before = {name: (ws_copy / name).read_bytes() for name in ("manifest.json", "items.parquet", "predictions.safetensors")}
+    classifiers = _files(ws_copy / "classifiers")
+    _stage_retrain(ws_copy)  # no commit mark: the retrain never finished staging
+    with workspace_lock(ws_copy):
+        pass
+    assert {name: (ws_copy / name).read_bytes() for name in before} == before
+    assert _files(ws_copy / "classifiers") == classifiers
+    assert not [p.name for p in ws_copy.iterdir() if p.name.endswith(".retrain") or p.name == "classifiers.new"]
