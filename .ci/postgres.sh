@@ -9,8 +9,8 @@ if [ -z "$bindir" ] && command -v apt-get >/dev/null 2>&1; then
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 fi
 [ -n "$bindir" ] || { echo "no PostgreSQL server found" >&2; exit 1; }
-data=$(mktemp -d /tmp/pixctx-pg.XXXXXX)
-port=${PIXCTX_PG_PORT:-55432}
+data=${PIXCTX_PG_DATA:-$(mktemp -d /tmp/pixctx-pg.XXXXXX)}  # the caller stops it: pg_ctl -D "$data/db" stop
+port=${PIXCTX_PG_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 as_pg=()
 if [ "$(id -u)" = 0 ]; then  # the server refuses to run as root
   chown postgres "$data"
