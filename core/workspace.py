@@ -35,7 +35,8 @@ Layout (no pickles anywhere)::
     oof_multimodal.safetensors the label-error cache of older versions (dropped like ``oof/``)
 
 Beside it: ``WS.lock`` (the write lock) and, during a fit, ``WS.partial`` (the staging folder);
-inside it, while an add-on model is fitted, ``retrieval.partial`` or ``tags.partial``.
+inside it, while an add-on model is fitted, ``retrieval.partial`` or ``tags.partial``; while a
+retrain installs, ``classifiers.new``, ``*.retrain`` and the commit mark ``retrain.commit``.
 Every file write -- fit, retrain, add-on model, cache, attached predictions -- goes through
 :mod:`core.workspace_files` (writing, locking, replacing); the label history is written by SQLite's
 own transactions (:mod:`core.labels.store`); this module only reads.
