@@ -18,6 +18,8 @@ import contextlib
 import datetime as dt
 import json
 import re
+import sqlite3
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -362,11 +364,27 @@ def _sqlite_pragmas(timeout_s: float):
     def on_connect(dbapi_conn, _record) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor the writer them
+        _wal(cur, timeout_s)  # readers never block the writer, nor the writer them
         cur.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a power cut too
         cur.close()
 
     return on_connect
+
+
+def _wal(cur, timeout_s: float) -> None:
+    """Put the database in WAL mode (it stays so, in the file). Switching needs an exclusive lock
+    and SQLite answers "database is locked" at once, without its busy handler, when processes open
+    a fresh database together: retry until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_begin(conn) -> None:
