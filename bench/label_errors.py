@@ -68,7 +68,7 @@ def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], 
     from core.captions import caption_texts
     from core.data import load_dataset
     from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
-    from core.text import TextEncoder, embed_texts
+    from core.text import TextEncoder, caption_embeddings
 
     ds = load_dataset(data)
     backbone = create_backbone("efficientnet-lite0")
@@ -81,8 +81,7 @@ def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], 
     train = np.flatnonzero((items["split"] != "test").to_numpy() & np.array([bool(v) for v in labels]))
     names = sorted({lab for i in train for lab in labels[i]})
     texts = caption_texts(list(items["text"]), list(items["tags"]))
-    captions = embed_texts(texts, TextEncoder(None), default_cache_dir())
-    captions[[not t for t in texts]] = 0.0  # as the fit stores them
+    captions = caption_embeddings(texts, TextEncoder(None), default_cache_dir())  # as the fit stores them
     return labels, train, names, l2n(feats[ok]), linear_features(feats[ok], captions)
 
 

@@ -36,7 +36,7 @@ from core.metrics import evaluate_models
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
-from core.text import TextEncoder, embed_texts
+from core.text import TextEncoder, caption_embeddings, embed_texts
 from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
 from core.workspace import Workspace
 from core.workspace_files import staged_workspace, write_fit
@@ -325,8 +325,7 @@ def caption_stage(
     has_text = np.array([bool(t) for t in texts])
     if not has_text.any():
         return None
-    emb = embed_texts(texts, encoder, cache_root, lambda s, d, n: progress("embed captions", d, n))
-    emb[~has_text] = 0.0  # no caption: no evidence (an empty string's embedding is not nothing)
+    emb = caption_embeddings(texts, encoder, cache_root, progress)
     labels = None
     if wants_caption_labels(cfg.caption_labels, train, targets.labelled, has_text, cfg.captions.auto_share):
         labels = caption_labels(texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed)

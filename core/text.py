@@ -119,3 +119,11 @@ def embed_texts(texts: list[str], encoder: TextEncoder, cache_root: Path, progre
         cache.add([digests[i] for i in chunk], vecs)
         progress("embed phrases", s + len(chunk), len(todo))
     return out
+
+
+def caption_embeddings(texts: list[str], encoder: TextEncoder, cache_root: Path, progress: ProgressFn = silent) -> np.ndarray:
+    """(N, D) embedding of each row's caption (:func:`core.captions.caption_texts`), zeros where a
+    row has none (an empty string's embedding is not "no evidence"); cached like every text."""
+    emb = embed_texts(texts, encoder, cache_root, lambda s, d, n: progress("embed captions", d, n))
+    emb[[not t for t in texts]] = 0.0
+    return emb
