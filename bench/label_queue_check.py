@@ -1,6 +1,10 @@
 """The #17 check on a real workspace: after label changes and a retrain, does the label-error queue
 hold items whose given label is both models' top prediction?
 
+The models' predictions on their training rows are cross-fitted (``Workspace.crossfit_models``)
+and the queue leaves out the rows whose label both pick (``confirmed_by_both_models``); the
+script also counts the wrong labels that rule hides (its cost) and the rows it held back.
+
 On a copy of the workspace (the original is never written): a labeler changes ``--changes``
 training labels (seed 0: half set to another label, half confirmed as they are), the classifiers
 are retrained on the store's labels, then the label-error queue is built (``--source``, first
@@ -25,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.labels.queue import review_queue  # noqa: E402
+from core.labels.queue import confirmed_by_both_models, review_queue  # noqa: E402
 from core.labels.retrain import retrain  # noqa: E402
 from core.labels.session import current_labels, open_label_store  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
@@ -64,6 +68,8 @@ def main() -> int:
         both = [q for q in queue if ws.labels[base[q.row]] in current[q.row] and ws.labels[multi[q.row]] in current[q.row]]
         changed = {int(r) for r in rows}
         wrong = {int(r) for i, r in enumerate(rows) if not i % 2}  # the half set to another label
+        confirmed = set(np.flatnonzero(confirmed_by_both_models(ws, current)).tolist())
+        crossfit = ws.crossfit_models
     result = {
         "workspace": args.workspace,
         "source": args.source,
@@ -74,6 +80,9 @@ def main() -> int:
         "changed_rows_in_queue": len({q.row for q in queue} & changed),
         "wrongly_changed_rows_in_queue": len({q.row for q in queue} & wrong),
         "wrongly_changed_rows_both_models_agree_with": len({q.row for q in both} & wrong),
+        "crossfit_models": crossfit,
+        "rows_confirmed_by_both_models": len(confirmed),
+        "wrongly_changed_rows_confirmed_by_both_models": len(confirmed & wrong),
         "retrain_s": round(retrain_s, 1),
         "queue_s": round(queue_s, 1),
     }

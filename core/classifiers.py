@@ -29,6 +29,8 @@ class ClassifierConfig:
 
     ``max_epochs`` and ``patience`` count validation checks: one per epoch, or one every
     ``check_rows`` training rows when an epoch is longer (a check then covers a part of an epoch).
+    ``crossfit_folds``: folds of the cross-fitted training-row probabilities a fit and a retrain
+    store for the paper's models (:func:`core.training.train_classifiers`; below 2: none).
     """
 
     hidden_dim: int = 512
@@ -44,6 +46,7 @@ class ClassifierConfig:
     visual_shares: tuple[float, ...] = (0.5, 0.7, 0.9)
     modality_dropout: float = 0.0
     check_rows: int = 256
+    crossfit_folds: int = 5
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
@@ -54,6 +57,11 @@ def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
         torch.nn.Dropout(cfg.dropout),
         torch.nn.Linear(cfg.hidden_dim, n_out),
     )
+
+
+def _non_visual_columns(width: int, blocks: tuple[int, ...] | None) -> np.ndarray | None:
+    """Mask of the columns after the first (visual) block: what modality dropout hides."""
+    return np.arange(width) >= blocks[0] if blocks is not None and len(blocks) > 1 else None
 
 
 def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -188,9 +196,7 @@ class Classifier:
         xs = (x - self.mean) / self.std
         cfg = self.config
         multi = blocks is not None and len(blocks) > 1 and cfg.fusion != "concat"
-        drop_cols = None
-        if blocks is not None and len(blocks) > 1:
-            drop_cols = np.arange(x.shape[1]) >= blocks[0]
+        drop_cols = _non_visual_columns(x.shape[1], blocks)
         if val_mask is None:
             val_mask = stratified_holdout(y.argmax(1) if y.ndim == 2 and not self.multilabel else y, cfg.val_fraction, cfg.seed)
         has_val = val_mask.sum() >= 2 and (~val_mask).sum() >= 2
@@ -207,12 +213,43 @@ class Classifier:
             net, epochs, loss = self._train(xs[~val_mask] * scale, y[~val_mask], cfg.max_epochs, val, drop_cols)
             tried.append((loss, max(epochs, 5), share, self._score(net, *val)))
         _, self.best_epochs, self.visual_share, self.val_score = min(tried, key=lambda t: t[0])
+        self._refit(x, y, blocks, drop_cols)
+        return self
+
+    def _refit(self, x: np.ndarray, y: np.ndarray, blocks: tuple[int, ...] | None, drop_cols: np.ndarray | None) -> None:
+        """Train the final net on every row of ``x`` with the chosen visual share and epoch count."""
+        self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if self.visual_share is not None:
             self.std = self.std / self._block_scale(blocks, self.visual_share)
-            xs = (x - self.mean) / self.std
-        self.net, _, _ = self._train(xs, y, self.best_epochs, None, drop_cols)
+        self.net, _, _ = self._train((x - self.mean) / self.std, y, self.best_epochs, None, drop_cols)
         self.net.eval()
-        return self
+
+    def crossfit(self, x: np.ndarray, y: np.ndarray, fold: np.ndarray, blocks: tuple[int, ...] | None = None) -> np.ndarray:
+        """Cross-fitted probabilities of the rows this classifier was trained on.
+
+        Each fold's rows are predicted by a twin trained on the other folds with this
+        classifier's fusion choice and epoch count (no new search, so K folds cost about K
+        refits). A model's probabilities on its own training rows say little: it has fitted
+        them, wrong labels included. These are what a model that never saw the row says.
+
+        Args:
+            x: the training rows' features (as given to :meth:`fit`).
+            y: their targets.
+            fold: (N,) fold of each row (:func:`core.training.crossfit_folds`).
+            blocks: the modalities' widths (as given to :meth:`fit`).
+        """
+        x = np.asarray(x, dtype=np.float32)
+        drop_cols = _non_visual_columns(x.shape[1], blocks)
+        out = self.predict_proba(x)  # a row alone in its fold has no other rows to learn from
+        for f in np.unique(fold):
+            held = fold == f
+            if held.all():
+                continue
+            twin = Classifier(self.n_classes, self.multilabel, self.config)
+            twin.best_epochs, twin.visual_share = self.best_epochs, self.visual_share
+            twin._refit(x[~held], y[~held], blocks, drop_cols)
+            out[held] = twin.predict_proba(x[held])
+        return out
 
     @torch.inference_mode()
     def _score(self, net: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:

@@ -270,6 +270,7 @@ def fit(
                 prog,
                 targets=caption_targets(cap_labels, targets.fit_idx, CAPTION_MODELS),
                 blocks={m: input_blocks(m, arrays) for m in models},
+                crossfit=CLASSIFIER_MODELS,
             )
             probs = trained.probs
         with timings("zeroshot"):
@@ -387,6 +388,7 @@ def _write(
         "n_labelled": len(targets.fit_idx),
         "captions": None if captions is None or captions.labels is None else captions.labels.summary(),
         "validation": trained.validation_summary(),
+        "crossfit": list(trained.crossfit),
         "per_label": per_label,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "versions": _versions(),

@@ -46,12 +46,28 @@ def has_target(y: np.ndarray, multilabel: bool) -> np.ndarray:
     return (y.sum(1) > 0) if multilabel else (y >= 0)
 
 
+def crossfit_folds(y: np.ndarray, n_folds: int, seed: int, multilabel: bool) -> np.ndarray:
+    """Fold of each row: stratified by label (single-label), random (multi-label)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(y), dtype=np.int64)
+    if not multilabel and y.ndim == 2:  # soft targets: by their top label
+        y = y.argmax(1)
+    if multilabel:
+        out[:] = rng.permutation(len(y)) % n_folds
+        return out
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        out[rng.permutation(idx)] = (np.arange(len(idx)) + rng.integers(n_folds)) % n_folds
+    return out
+
+
 @dataclass
 class TrainedModels:
     """What :func:`train_classifiers` returns.
 
     Attributes:
-        probs: every row's probabilities, per model.
+        probs: every row's probabilities, per model; for the models in ``crossfit``, the rows
+            they trained on hold cross-fitted probabilities (:meth:`Classifier.crossfit`).
         validation: each model's score (top-1, or mAP) on the held-out human-labelled rows.
         n_validation: how many rows were held out.
     """
@@ -59,6 +75,7 @@ class TrainedModels:
     probs: dict[str, np.ndarray]
     validation: dict[str, float]
     n_validation: int
+    crossfit: tuple[str, ...] = ()
 
     def validation_summary(self) -> dict:
         """JSON-able validation scores for the manifest."""
@@ -80,6 +97,7 @@ def train_classifiers(
     *,
     targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     blocks: dict[str, tuple[int, ...] | None] | None = None,
+    crossfit: tuple[str, ...] = (),
 ) -> TrainedModels:
     """Fit one classifier per input and save it under ``folder`` (unless None).
 
@@ -93,11 +111,15 @@ def train_classifiers(
         targets: per model, ``(targets of every row, rows to train on)`` replacing
             ``(y_all, fit_idx)`` (the caption models).
         blocks: per model, the widths of its modalities (:func:`core.forward.input_blocks`).
+        crossfit: models whose probabilities on their training rows are cross-fitted
+            (``config.crossfit_folds`` folds, about as many extra refits each; fewer than 2: none), so that a page or a review
+            queue shows what a model that never saw the row predicts, not its fit of that row.
 
     Returns:
         Every row's probabilities per model, each model's validation score, the validation size.
     """
     targets, blocks = targets or {}, blocks or {}
+    crossfit = crossfit if config.crossfit_folds >= 2 else ()
     val_rows = fit_idx[stratified_holdout(y_all[fit_idx], config.val_fraction, config.seed)]
     probs: dict[str, np.ndarray] = {}
     validation: dict[str, float] = {}
@@ -109,6 +131,9 @@ def train_classifiers(
         if folder is not None:
             clf.save(folder, name)
         probs[name] = clf.predict_proba(x)
+        if name in crossfit:
+            fold = crossfit_folds(y[rows], config.crossfit_folds, config.seed, multilabel)
+            probs[name][rows] = clf.crossfit(x[rows], y[rows], fold, blocks.get(name))
         validation[name] = clf.val_score
         progress("classifiers", n_done + 1, len(inputs))
-    return TrainedModels(probs, validation, len(val_rows))
+    return TrainedModels(probs, validation, len(val_rows), tuple(m for m in inputs if m in crossfit))

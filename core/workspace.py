@@ -20,7 +20,9 @@ Layout (no pickles anywhere)::
                                    (:class:`ProjectionMaps`: 2-D UMAP of images and prototypes)
                                  caption_vec -> caption_vectors (caption embeddings; absent when no row has a caption)
     predictions.safetensors    every row's probabilities per model (baseline / multimodal /
-                               text_only / zeroshot, and any registered add-on model)
+                               text_only / zeroshot, and any registered add-on model); on the
+                               rows a paper model trained on, cross-fitted probabilities
+                               (manifest ``crossfit``), not its fit of those rows
     generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
@@ -219,6 +221,13 @@ class Workspace:
     def models(self) -> list[str]:
         """The models this workspace has test metrics for, in display order (:data:`core.config.ALL_MODELS`)."""
         return [m for m in ALL_MODELS if m in self.metrics]
+
+    @property
+    def crossfit_models(self) -> list[str]:
+        """Models whose :attr:`predictions` on their own training rows are cross-fitted (what a
+        model that never saw the row predicts); the other models' are in-sample there. Empty for
+        workspaces fitted before cross-fitting."""
+        return list(self.manifest.get("crossfit", []))
 
     @property
     def items(self) -> pd.DataFrame:

@@ -54,3 +54,36 @@ def test_long_epochs_are_checked_every_check_rows():
     per_epoch = Classifier(4, False, ClassifierConfig(max_epochs=40, patience=5, check_rows=10_000)).fit(x, y)
     assert per_epoch.best_epochs == round(per_epoch.best_epochs)
 
+
+
+def test_crossfit_does_not_repeat_flipped_training_labels():
+    """A fitted net repeats the wrong labels it trained on; its cross-fitted twins, each trained
+    without the row, give most of them back their true label."""
+    from core.training import crossfit_folds
+
+    x, y = _blobs(n=300, d=20, c=4, seed=2)
+    noisy = y.copy()
+    flipped = np.arange(0, 300, 10)
+    noisy[flipped] = (y[flipped] + 1) % 4
+    cfg = ClassifierConfig(max_epochs=300, patience=300, dropout=0.0, weight_decay=0.0)
+    clf = Classifier(4, False, cfg).fit(x, noisy)
+    clf.best_epochs = 300  # long enough to memorise every row, the case cross-fitting is for
+    clf._refit(x, noisy, None, None)
+    in_sample = clf.predict_proba(x)
+    crossfit = clf.crossfit(x, noisy, crossfit_folds(noisy, 5, 0, False))
+    assert crossfit.shape == in_sample.shape and np.allclose(crossfit.sum(1), 1, atol=1e-5)
+    assert (in_sample[flipped].argmax(1) == noisy[flipped]).mean() > 0.8  # memorised
+    assert (crossfit[flipped].argmax(1) == y[flipped]).mean() > 0.8  # the true labels come back
+    assert (crossfit.argmax(1) == noisy).mean() < (in_sample.argmax(1) == noisy).mean()
+
+
+def test_crossfit_folds_are_stratified_and_seeded():
+    from core.training import crossfit_folds
+
+    y = np.repeat(np.arange(3), 10)
+    fold = crossfit_folds(y, 5, 0, False)
+    assert np.array_equal(fold, crossfit_folds(y, 5, 0, False))
+    for c in range(3):
+        assert sorted(np.bincount(fold[y == c], minlength=5)) == [2, 2, 2, 2, 2]
+    soft = np.eye(3, dtype=np.float32)[y] * 0.8 + 0.2 / 3  # soft targets: by their top label
+    assert np.array_equal(crossfit_folds(soft, 5, 0, False), fold)

@@ -93,10 +93,17 @@ else:
             )
         )
         if strategy == "label_errors" and bool(ws.items.at[row, "labelled"]):
-            st.caption(
-                "Both models were trained with this image's current label, so they tend to repeat it, right or "
-                "wrong; this queue ranks and suggests from out-of-fold probabilities: models that never saw this label."
-            )
+            if {"baseline", "multimodal"} <= set(ws.crossfit_models):
+                st.caption(
+                    "Both models' numbers are cross-validated: neither was trained on this image. This queue ranks and "
+                    "suggests from out-of-fold probabilities, and leaves out images whose label both models pick."
+                )
+            else:
+                st.caption(
+                    "Both models were trained with this image's current label, so they tend to repeat it, right or "
+                    "wrong; this queue ranks and suggests from out-of-fold probabilities: models that never saw this "
+                    "label. Refit the workspace for cross-validated numbers here."
+                )
         st.markdown("Phrases: _" + md_join((p for p, _ in pred.phrases[:5]), empty="") + "_")
         note = st.text_input("Note (optional)", key=f"ann_note_{row}")
 

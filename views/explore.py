@@ -94,7 +94,12 @@ with gallery:
     page = top[1].number_input(f"Page (of {n_pages})", 1, n_pages, key="ex_page")
     state.save("explore", FIELDS, {k: st.session_state[k] for k in FIELDS} | {"item": st.query_params.get("item")})
     shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
-    st.caption(f"Under each image: {md(MODEL_NAMES.get(model, model))}'s top label (✓ right, ✗ wrong), then the true label.")
+    how = ""
+    if split != "test" and model in ws.crossfit_models:
+        how = " On labelled training images it is cross-validated: from a model that never saw the image."
+    elif split != "test" and model in ws.classifier_models:
+        how = " On labelled training images it is this model's fit of a label it trained on."
+    st.caption(f"Under each image: {md(MODEL_NAMES.get(model, model))}'s top label (✓ right, ✗ wrong), then the true label.{how}")
     if len(shown) == 0:
         st.info("No image matches these filters.")
     labels = ex.labels

@@ -34,7 +34,7 @@ from safetensors.numpy import load_file
 from core.classifiers import Classifier
 from core.forward import input_blocks, model_inputs
 from core.progress import ProgressFn, silent
-from core.training import has_target, label_targets
+from core.training import crossfit_folds, has_target, label_targets
 from core.vectors import l2n
 from core.workspace import Workspace
 from core.workspace_files import cache_arrays
@@ -113,18 +113,6 @@ def out_of_fold(
     return proba
 
 
-def folds(y: np.ndarray, n_folds: int, rng: np.random.Generator, multilabel: bool) -> np.ndarray:
-    """Fold of each row: stratified by label (single-label), random (multi-label)."""
-    out = np.empty(len(y), dtype=np.int64)
-    if multilabel:
-        out[:] = rng.permutation(len(y)) % n_folds
-        return out
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        out[rng.permutation(idx)] = (np.arange(len(idx)) + rng.integers(n_folds)) % n_folds
-    return out
-
-
 def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
     """The multimodal classifier's configuration, cross-validated on the training rows."""
     proba = ws.predictions["multimodal"].copy()
@@ -132,7 +120,7 @@ def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress
     train = np.flatnonzero(ws.items["labelled"].to_numpy() & has_target(y, ws.multilabel))
     x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
     blocks = input_blocks("multimodal", ws.image_arrays)  # the same fusion balancing as the fitted model
-    fold = folds(y[train], n_folds, np.random.default_rng(ws.config.seed), ws.multilabel)
+    fold = crossfit_folds(y[train], n_folds, ws.config.seed, ws.multilabel)
     for f in range(n_folds):
         progress("out-of-fold predictions", f, n_folds)
         held, fit = train[fold == f], train[fold != f]
@@ -172,7 +160,7 @@ def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *
             out = cross_val_predict(LogisticRegression(max_iter=1000), x[known], y[known], cv=cv, method="predict_proba")
         proba[np.ix_(known, np.unique(y[known]))] = out
         return proba
-    fold = folds(y[known], n_folds, np.random.default_rng(seed), multilabel)
+    fold = crossfit_folds(y[known], n_folds, seed, multilabel)
     for f in range(n_folds):
         held, fit = known[fold == f], known[fold != f]
         if len(held) == 0 or len(fit) == 0:

@@ -8,8 +8,10 @@ Strategies:
   :func:`cleanlab.filter.find_label_issues` over *out-of-fold* probabilities of the row's
   current label, ranked by :func:`cleanlab.rank.get_label_quality_scores`. The probabilities
   come from any model (``source``, see :mod:`core.labels.oof`): a cross-validated logistic
-  regression on the visual features (default: five linear fits), the product's multimodal classifier
-  cross-validated (minutes, once), or predictions the user attached.
+  regression on the visual features and captions (default: five linear fits), the product's
+  multimodal classifier cross-validated (minutes, once), or predictions the user attached.
+  Rows whose label both cross-fitted image models predict are left out
+  (:func:`confirmed_by_both_models`).
 * ``near_duplicates`` / ``outliers`` -- cleanlab Datalab's checks on the visual features.
 * ``unlabeled`` -- images without a label, least confident prediction first.
 * ``random`` -- a seeded shuffle (an unbiased audit).
@@ -144,12 +146,35 @@ def _model_queue(ws: Workspace, strategy: str, current: list[list[str]], seed: i
 
 
 def _label_errors(ws: Workspace, current: list[list[str]], source: str, progress: ProgressFn) -> _Queue:
-    """cleanlab's label issues over the source's out-of-fold probabilities of the current labels."""
+    """cleanlab's label issues over the source's out-of-fold probabilities of the current labels,
+    without the rows whose label both cross-fitted image models confirm (:func:`confirmed_by_both_models`)."""
     proba = out_of_fold(ws, source, current=current, progress=progress)
     y = label_targets(current, ws.labels, ws.multilabel)
     found = rank_label_issues(y, proba, ws.multilabel)
+    order = found.order[~confirmed_by_both_models(ws, current)[found.order]]
     name = source.removeprefix("predictions:")
-    return found.order, found.quality, proba, lambda r: f"label quality {{score:.2f}} ({name} out-of-fold)"
+    return order, found.quality, proba, lambda r: f"label quality {{score:.2f}} ({name} out-of-fold)"
+
+
+def confirmed_by_both_models(ws: Workspace, current: list[list[str]]) -> np.ndarray:
+    """(N,) rows whose current label is the top prediction of both the baseline and the
+    multimodal model, where both are held out on the row (cross-fitted on training rows, see
+    :attr:`Workspace.crossfit_models`; test and unlabelled rows trained neither).
+
+    Two image models that never saw a row and still pick its label are evidence against an
+    error, whatever a caption-aware source says: the label-error queue leaves such rows out
+    (single-label workspaces; what that costs is measured by ``bench/label_queue_check.py``).
+    Workspaces fitted before cross-fitting (in-sample predictions, which repeat any training
+    label) confirm nothing.
+    """
+    out = np.zeros(len(current), dtype=bool)
+    if ws.multilabel or not {"baseline", "multimodal"} <= set(ws.crossfit_models):
+        return out
+    names = np.array(ws.labels, dtype=object)
+    base, multi = names[ws.predictions["baseline"].argmax(1)], names[ws.predictions["multimodal"].argmax(1)]
+    for r, labs in enumerate(current):
+        out[r] = len(labs) == 1 and base[r] == labs[0] == multi[r]
+    return out
 
 
 def _datalab(ws: Workspace, strategy: str) -> _Queue:

@@ -112,6 +112,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         progress,
         targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in models},
+        crossfit=CLASSIFIER_MODELS,
     )
     probs = trained.probs
     probs["zeroshot"] = scores_to_proba(
@@ -128,6 +129,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     report = RetrainReport(before, after, n_corrected, len(fit_idx), names, delta)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
     manifest.update(captions=None if captions is None else captions.summary(), validation=trained.validation_summary())
+    manifest.update(crossfit=list(trained.crossfit))
     manifest["retrains"] = [
         *manifest.get("retrains", []),
         {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report.to_dict()},

@@ -7,9 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
+from core.forward import model_inputs
 from core.labels.issues import datalab_issues, rank_label_issues
 from core.labels.oof import OOF_DIR, out_of_fold
-from core.labels.queue import review_queue
+from core.labels.queue import confirmed_by_both_models, review_queue
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, open_label_store
 from core.training import label_targets
@@ -55,8 +56,10 @@ def test_queue_matches_fresh_out_of_fold_after_label_changes_and_retrain(ws_copy
     fresh = _fresh_oof(ws.path, source, current)
     y = label_targets(current, ws.labels, ws.multilabel)
     expected = rank_label_issues(y, fresh, ws.multilabel)
-    assert [q.row for q in queue] == list(expected.order)
+    confirmed = confirmed_by_both_models(ws, current)
+    assert [q.row for q in queue] == [r for r in expected.order if not confirmed[r]]
     assert len(queue) > 0
+    shown = {m: ws.predictions[m].argmax(1) for m in ("baseline", "multimodal")}  # what Annotate shows
     other = _fresh_oof(ws.path, "product" if source == "linear" else "linear", current)
     for q in queue:
         r = q.row
@@ -65,7 +68,31 @@ def test_queue_matches_fresh_out_of_fold_after_label_changes_and_retrain(ws_copy
         assert q.suggestion != current[r]
         # issue #17: no queued item has its given label as both models' (out-of-fold) top prediction
         assert not (fresh[r].argmax() == y[r] and other[r].argmax() == y[r]), (q, current[r])
+        assert not (shown["baseline"][r] == y[r] == shown["multimodal"][r]), (q, current[r])
     assert len({q.row for q in queue} & set(planted)) >= 2
+
+
+def test_retrained_models_show_cross_fitted_predictions_on_their_training_rows(ws_copy):
+    """After label changes and a retrain, the baseline and multimodal probabilities stored for the
+    rows they trained on come from models that never saw those rows: a flipped label is not
+    repeated back, although the stored (in-sample) classifier does repeat it."""
+    ws = ws_copy
+    store = open_label_store(ws)
+    planted = _plant(ws, store, 6, seed=4)
+    retrain(ws, store)
+    ws = open_workspace(ws.path)
+    assert {"baseline", "multimodal"} <= set(ws.crossfit_models)
+    current = current_labels(ws, store)
+    y = label_targets(current, ws.labels, ws.multilabel)
+    test = ws.items["is_test"].to_numpy()
+    for m in ("baseline", "multimodal"):
+        x = model_inputs(ws.image_arrays, [m])[m]
+        in_sample = ws.classifiers[m].predict_proba(x)
+        np.testing.assert_allclose(ws.predictions[m][test], in_sample[test], atol=1e-5)  # test rows: the model itself
+        fitted_flips = (in_sample[planted].argmax(1) == y[planted]).mean()
+        shown_flips = (ws.predictions[m][planted].argmax(1) == y[planted]).mean()
+        assert shown_flips < fitted_flips, (m, shown_flips, fitted_flips)
+        assert shown_flips <= 0.5, m
 
 
 def test_cache_is_keyed_by_current_labels(ws_copy):
