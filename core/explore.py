@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 
 import numpy as np
 import pandas as pd
 
 from core.config import MODELS
+from core.neighbours import visual_index
 from core.phrases.vocab import normalize
-from core.vector_index import VectorIndex
 from core.vectors import l2n
 from core.workspace import Prediction, Workspace
 
@@ -57,12 +58,7 @@ class Explorer:
         self._label_index = {name: j for j, name in enumerate(self.labels)}
         items = workspace.items
         self.n = len(items)
-        self.truth = np.zeros((self.n, len(self.labels)), dtype=bool)
-        for i, labs in enumerate(items["labels"]):
-            for lab in labs:
-                j = self._label_index.get(lab)
-                if j is not None:
-                    self.truth[i, j] = True
+        self.truth = _truth(items["labels"], self.labels)
         self.has_truth = self.truth.any(1)
         self.split = items["split"].to_numpy()
         from core.predictions import attached_predictions
@@ -132,28 +128,35 @@ class Explorer:
         """Phrases and every model's full label ranking for a workspace image."""
         return self.ws.item_prediction(row, top=len(self.labels))
 
-    @cached_property
-    def _visual(self) -> np.ndarray:
-        return l2n(self.ws.visual)
-
     def neighbours(self, query: int | np.ndarray, k: int = 8) -> list[tuple[int, float]]:
         """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;
-        the row itself is left out."""
+        the row itself is left out (exact up to 100k images, :mod:`core.neighbours` above)."""
         own = isinstance(query, (int, np.integer))
-        vec = self._visual[query] if own else l2n(np.atleast_2d(query))[0]
+        vec = l2n(np.atleast_2d(self.ws.visual[query] if own else query))[0]
         return self._visual_index.top(vec, k, exclude=int(query) if own else None) if k > 0 else []
 
     @cached_property
-    def _visual_index(self) -> VectorIndex:
-        return VectorIndex.build(self._visual)
+    def _visual_index(self):
+        return visual_index(self.ws)
 
     def row_of(self, item: str) -> int | None:
         """Row of an item id (the image path as written in the manifest), or ``None``."""
-        return self._item_rows.get(item)
+        rows = self._item_rows
+        return int(rows.get_loc(item)) if item in rows else None
 
     @cached_property
-    def _item_rows(self) -> dict[str, int]:
-        return {str(it): i for i, it in enumerate(self.ws.items["item"])}
+    def _item_rows(self) -> pd.Index:
+        return pd.Index(self.ws.items["item"].astype(str))
+
+
+def _truth(labels: pd.Series, names: list[str]) -> np.ndarray:
+    """(N, L) whether row ``i`` has label ``names[j]`` (labels outside ``names`` are ignored)."""
+    lengths = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
+    codes = pd.Categorical(list(chain.from_iterable(labels)), categories=names).codes
+    rows = np.repeat(np.arange(len(labels)), lengths)
+    truth = np.zeros((len(labels), len(names)), dtype=bool)
+    truth[rows[codes >= 0], codes[codes >= 0]] = True
+    return truth
 
 
 def probability_table(pred: Prediction, top: int = 5) -> pd.DataFrame:

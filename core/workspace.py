@@ -28,6 +28,8 @@ Layout (no pickles anywhere)::
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
     oof/                       out-of-fold probabilities per source (cache of the label-error queue,
                                :mod:`core.labels.oof`; dropped by a refit or a retrain)
+    index/                     the neighbour index of workspaces over 100k images (:mod:`core.neighbours`;
+                               built on first use, dropped by a refit or a retrain)
     predictions/               predictions a user attached (:mod:`core.predictions`; kept across refits)
     labels.sqlite              the label history (:mod:`core.labels.store`, with its ``-wal``/``-shm``
                                files; kept across refits)
@@ -35,6 +37,9 @@ Layout (no pickles anywhere)::
     tags/                      tag-neighbourhood models (:mod:`core.tags.annotate`); these two are kept
                                across a refit on the same images with the same backbone
     oof_multimodal.safetensors the label-error cache of older versions (dropped like ``oof/``)
+
+The ``.safetensors`` arrays are read memory-mapped (:mod:`core.safetensors_mmap`): opening a
+workspace of 1M images reads headers, not the 9 GB of arrays.
 
 Beside it: ``WS.lock`` (the write lock) and, during a fit, ``WS.partial`` (the staging folder);
 inside it, while an add-on model is fitted, ``retrieval.partial`` or ``tags.partial``; while a
@@ -49,6 +54,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +64,7 @@ from core.config import ALL_MODELS, CLASSIFIER_MODELS, FitConfig
 from core.data.manifest import DatasetIssue
 from core.forward import MODEL_INPUTS, ImageArrays, generator_input, model_inputs
 from core.phrases.sources import PhraseSource, stored_source
+from core.safetensors_mmap import load_mmap
 from core.workspace_files import (
     FORMAT,
     WorkspaceBusyError,
@@ -149,6 +156,27 @@ class ProjectionMaps:
     prototype_ids: np.ndarray
 
 
+#: ``items.parquet`` columns of label lists, read as Python lists (the others as pandas reads them).
+_LIST_COLUMNS = ("labels", "tags")
+
+
+def _read_items(path: Path) -> pd.DataFrame:
+    """``items.parquet`` with :data:`_LIST_COLUMNS` as lists of str (1M rows in about 3 s: the lists
+    are cut from each column's flat values, not converted one numpy array at a time)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    df = table.drop_columns([c for c in _LIST_COLUMNS if c in table.column_names]).to_pandas()
+    for col in _LIST_COLUMNS:
+        if col in table.column_names:
+            lists = table.column(col).combine_chunks()
+            flat, cuts = lists.values.to_pylist(), lists.offsets.to_numpy().tolist()
+            if lists.null_count:
+                raise ValueError(f"column {col!r} has missing lists")
+            df.insert(table.column_names.index(col), col, [flat[a:b] for a, b in pairwise(cuts)])
+    return df
+
+
 def _ranked(names: list[str], p: np.ndarray, top: int) -> list[tuple[str, float]]:
     order = np.argsort(-p)[:top]
     return [(names[j], float(p[j])) for j in order]
@@ -234,20 +262,23 @@ class Workspace:
         """One row per image (see the layout above); row ``i`` is row ``i`` of every array."""
 
         def read() -> pd.DataFrame:
-            df = self._load("items.parquet", pd.read_parquet)
-            for col in ("labels", "tags"):
-                df[col] = df[col].map(list)
-            df["path"] = self._relocated(list(df["path"]))
+            df = self._load("items.parquet", _read_items)
+            if self._relocating:
+                df["path"] = self._relocated(list(df["path"]))
             return df
 
         return self._once("_items", read)  # type: ignore[return-value]
 
-    def _relocated(self, paths: list[str]) -> list[str]:
-        """Image paths under ``data_root`` when the dataset folder the fit read has moved (a clone
-        elsewhere, a renamed folder): paths are stored absolute, as the fit found them."""
+    @property
+    def _relocating(self) -> bool:
+        """Whether image paths are read under ``data_root``: the dataset folder the fit read has
+        moved (a clone elsewhere, a renamed folder); paths are stored absolute, as the fit found them."""
         root = Path(self.manifest["dataset"].get("root") or "")
-        if self.data_root is None or self.data_root == root or root.exists() or not root.is_absolute():
-            return paths
+        return not (self.data_root is None or self.data_root == root or root.exists() or not root.is_absolute())
+
+    def _relocated(self, paths: list[str]) -> list[str]:
+        """``paths`` moved under ``data_root`` (see :attr:`_relocating`)."""
+        root = Path(self.manifest["dataset"].get("root") or "")
         out = []
         for p in paths:
             try:
@@ -266,17 +297,14 @@ class Workspace:
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
-        """The raw ``arrays.safetensors`` (prefer the typed accessors below)."""
-        from safetensors.numpy import load_file
-
-        return self._once("_arrays", lambda: self._load("arrays.safetensors", lambda p: load_file(str(p))))  # type: ignore[return-value]
+        """The raw ``arrays.safetensors`` (prefer the typed accessors below): read-only views into a
+        memory map of the file (:mod:`core.safetensors_mmap`), read from disk where touched."""
+        return self._once("_arrays", lambda: self._load("arrays.safetensors", load_mmap))  # type: ignore[return-value]
 
     @property
     def predictions(self) -> dict[str, np.ndarray]:
-        """Every row's probabilities per model, ``(N, len(labels))`` each."""
-        from safetensors.numpy import load_file
-
-        return self._once("_predictions", lambda: self._load("predictions.safetensors", lambda p: load_file(str(p))))  # type: ignore[return-value]
+        """Every row's probabilities per model, ``(N, len(labels))`` each (read-only, memory-mapped)."""
+        return self._once("_predictions", lambda: self._load("predictions.safetensors", load_mmap))  # type: ignore[return-value]
 
     @property
     def phrases(self) -> list[str]:

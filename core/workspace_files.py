@@ -52,9 +52,10 @@ FIT_FILES = (
     "classifiers",
     "zeroshot.safetensors",
 )
-DERIVED_FILES = ("oof", "oof_multimodal.safetensors")  # caches of one fit (review queues): dropped when it is replaced
+#: caches of one fit (review queues, the neighbour index of large workspaces): dropped when it is replaced
+DERIVED_FILES = ("oof", "index", "oof_multimodal.safetensors")
 ROW_ADDONS = ("retrieval", "tags")  # models over the workspace's rows: kept while rows and backbone are the same
-FILE_FOLDERS = ("oof", "predictions")  # folders of files written one at a time (caches, attached predictions)
+FILE_FOLDERS = ("oof", "index", "predictions")  # folders of files written one at a time (caches, attached predictions)
 STAGING_MARK = ".pixctx-partial"
 _SCRATCH = (".partial", ".replaced", ".retrain")  # suffixes of staging and retired entries: never carried over
 #: a retrain's commit mark: present once every new file is staged (``*.retrain``, ``classifiers.new``);

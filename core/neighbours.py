@@ -1,0 +1,106 @@
+"""Visually similar images over a workspace of any size (Explore's neighbours of an image).
+
+Up to :data:`core.vector_index.EXACT_MAX` rows the exact index holds every L2-normalised visual
+feature in memory (N x D float32: 0.5 GB at 100k). Above, that would be 5 GB at 1M, so
+:class:`ReducedIndex` keeps only each feature's projection on its top :data:`DIM` principal
+directions (fitted on a sample; N x 128 float32 = 0.5 GB at 1M, memory-mapped), scans those for the
+:data:`CANDIDATES` best candidates and re-ranks them by exact cosine on the full features, read
+from the workspace's memory map (a few hundred rows). The projection is computed once per fit, in
+chunks, and cached in ``WS/index/`` (a derived file, dropped when the fit or a retrain replaces
+the workspace's files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from core.progress import ProgressFn, silent
+from core.vectors import l2n, top_k
+
+#: Principal directions kept, candidates re-ranked exactly, rows that fit the directions.
+DIM, CANDIDATES, SAMPLE = 128, 512, 20_000
+CHUNK = 50_000  # rows projected at a time
+FOLDER, FILE = "index", "visual_pca.safetensors"
+
+
+def fingerprint(features: np.ndarray) -> str:
+    """A key of the features a cached projection belongs to: shape and a hash of a row sample."""
+    rows = np.linspace(0, len(features) - 1, num=min(len(features), 64)).astype(np.int64)
+    digest = hashlib.sha256(np.ascontiguousarray(features[rows]).tobytes()).hexdigest()[:24]
+    return f"{features.shape[0]}x{features.shape[1]}:{digest}"
+
+
+class ReducedIndex:
+    """Cosine neighbours through a PCA projection, re-ranked exactly on the full features."""
+
+    def __init__(self, features: np.ndarray, mean: np.ndarray, components: np.ndarray, projected: np.ndarray) -> None:
+        self.features, self.mean, self.components, self.projected = features, mean, components, projected
+
+    @classmethod
+    def build(cls, features: np.ndarray, *, seed: int = 0, progress: ProgressFn = silent) -> ReducedIndex:
+        """Fit the directions on a sample of ``features`` (N x D, any scale) and project every row."""
+        rng = np.random.default_rng(seed)
+        n = len(features)
+        sample = l2n(features[np.sort(rng.choice(n, min(n, SAMPLE), replace=False))])
+        mean = sample.mean(0)
+        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        components = np.ascontiguousarray(vt[:DIM].T, dtype=np.float32)  # D x DIM
+        projected = np.empty((n, components.shape[1]), dtype=np.float32)
+        for s in range(0, n, CHUNK):
+            progress("Indexing images for neighbours", s, n)
+            projected[s : s + CHUNK] = (l2n(features[s : s + CHUNK]) - mean) @ components
+        progress("Indexing images for neighbours", n, n)
+        return cls(features, mean.astype(np.float32), components, projected)
+
+    def arrays(self, key: str) -> dict[str, np.ndarray]:
+        """What the cache stores (``key``: :func:`fingerprint` of the features)."""
+        return {
+            "mean": self.mean,
+            "components": self.components,
+            "projected": self.projected,
+            "key": np.frombuffer(key.encode(), dtype=np.uint8),
+        }
+
+    def top(self, query: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[int, float]]:
+        """The ``k`` rows nearest an L2-normalised query as ``(row, cosine)``, best first."""
+        approx = self.projected @ (query @ self.components)
+        m = min(len(approx), CANDIDATES + 1)
+        cands = np.sort(np.argpartition(-approx, m - 1)[:m])  # sorted: the memory map is read in order
+        exact = l2n(self.features[cands]) @ query
+        return [(int(cands[i]), s) for i, s in top_k(exact, k, exclude=_position(cands, exclude))]
+
+
+def _position(rows: np.ndarray, row: int | None) -> int | None:
+    if row is None:
+        return None
+    hit = np.flatnonzero(rows == row)
+    return int(hit[0]) if len(hit) else None
+
+
+def visual_index(ws, progress: ProgressFn = silent):
+    """The neighbour index of a workspace's visual features (``ws``: a :class:`core.workspace.Workspace`):
+    exact in memory up to :data:`core.vector_index.EXACT_MAX` rows, else a :class:`ReducedIndex`
+    read from its cache (built, then cached, when missing or stale).
+
+    Returns:
+        An object whose ``top(query, k, exclude)`` gives ``(row, cosine)`` best first.
+    """
+    from core.safetensors_mmap import SafetensorsError, load_mmap
+    from core.vector_index import EXACT_MAX, VectorIndex
+    from core.workspace_files import cache_arrays
+
+    features = ws.visual
+    if len(features) <= EXACT_MAX:
+        return VectorIndex.build(l2n(features))
+    key, path = fingerprint(features), ws.path / FOLDER / FILE
+    try:
+        cached = load_mmap(path)
+        if bytes(cached["key"]).decode() == key:
+            return ReducedIndex(features, cached["mean"], cached["components"], cached["projected"])
+    except (FileNotFoundError, KeyError, SafetensorsError, UnicodeDecodeError):
+        pass  # none yet, or stale or damaged: built again
+    index = ReducedIndex.build(features, progress=progress)
+    cache_arrays(ws.path, FOLDER, FILE, index.arrays(key))
+    return index
