@@ -1,0 +1,88 @@
+"""Neighbours above the exact index's size: the PCA-reduced index finds what exact search finds,
+and its projection is cached in the workspace and rebuilt when stale."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import core.vector_index
+from core.neighbours import FILE, FOLDER, ReducedIndex, visual_index
+from core.vector_index import VectorIndex
+from core.vectors import l2n
+from core.workspace import open_workspace
+
+
+def _clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Rows around 40 centres in a 24-dimensional subspace of ``d`` dimensions, plus small noise
+    everywhere (visual features are clustered and far from isotropic)."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((24, d))
+    centres = rng.standard_normal((40, 24)) * 3
+    x = centres[rng.integers(0, 40, n)] + rng.standard_normal((n, 24))
+    return (x @ basis + 0.3 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def _same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
+    """The same rows in the same order, with the same cosines (to float32 rounding)."""
+    return [r for r, _ in a] == [r for r, _ in b] and np.allclose([s for _, s in a], [s for _, s in b], atol=1e-5)
+
+
+def test_reduced_index_finds_the_exact_neighbours():
+    x = _clustered(6000, 300)
+    exact, reduced = VectorIndex.build(l2n(x)), ReducedIndex.build(x)
+    hits = 0
+    for row in range(0, 6000, 200):
+        q = l2n(x[row : row + 1])[0]
+        want, got = exact.top(q, 8, exclude=row), reduced.top(q, 8, exclude=row)
+        assert row not in [r for r, _ in got] and len(got) == 8
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+        np.testing.assert_allclose([s for _, s in got], l2n(x[[r for r, _ in got]]) @ q, rtol=1e-5)  # exact cosines
+        hits += len({r for r, _ in want} & {r for r, _ in got})
+    assert hits / (8 * 30) >= 0.95
+
+
+def test_the_projection_is_cached_in_the_workspace_and_rebuilt_when_stale(fitted_workspace, tmp_path, monkeypatch):
+    ws_dir = shutil.copytree(fitted_workspace, tmp_path / "ws")
+    ws = open_workspace(ws_dir)
+    small = visual_index(ws)  # the exact index below the threshold: nothing cached
+    assert isinstance(small, VectorIndex) and not (ws_dir / FOLDER).exists()
+
+    monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)
+    built = visual_index(ws)
+    assert isinstance(built, ReducedIndex) and (ws_dir / FOLDER / FILE).is_file()
+    loaded = visual_index(ws)
+    assert not loaded.projected.flags.writeable  # read from the cache (memory-mapped), not rebuilt
+    q = l2n(ws.visual[3:4])[0]
+    assert _same(loaded.top(q, 5, exclude=3), built.top(q, 5, exclude=3))
+    assert _same(built.top(q, 5, exclude=3), small.top(q, 5, exclude=3))
+
+    other = open_workspace(ws_dir)
+    flipped = ws.visual[::-1].copy()
+    other.__dict__["_arrays"] = {**ws.arrays, "visual": flipped}  # other features than the cache's: stale
+    rebuilt = visual_index(other)
+    assert rebuilt.projected.flags.writeable  # built again, not read from the cache
+    n = len(flipped)
+    assert _same([(n - 1 - r, s) for r, s in rebuilt.top(q, 5, exclude=n - 1 - 3)], built.top(q, 5, exclude=3))
+    assert visual_index(other).projected.flags.writeable is False  # and cached in its place
+
+
+def test_a_damaged_cache_is_rebuilt(fitted_workspace, tmp_path, monkeypatch):
+    ws_dir = shutil.copytree(fitted_workspace, tmp_path / "ws")
+    monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)
+    (ws_dir / FOLDER).mkdir()
+    (ws_dir / FOLDER / FILE).write_bytes(b"\x10\0\0\0\0\0\0\0{not json}")
+    index = visual_index(open_workspace(ws_dir))
+    assert isinstance(index, ReducedIndex) and len(index.projected) == len(open_workspace(ws_dir).visual)
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_explorer_neighbours_through_the_reduced_index(fitted_workspace, tmp_path, monkeypatch, k):
+    from core.explore import Explorer
+
+    ex = Explorer(open_workspace(shutil.copytree(fitted_workspace, tmp_path / "ws")))
+    exact = VectorIndex.build(l2n(ex.ws.visual)).top(l2n(ex.ws.visual[4:5])[0], k, exclude=4) if k else []
+    monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)
+    assert _same(ex.neighbours(4, k=k), exact)
