@@ -120,6 +120,11 @@ class Explorer:
         ids = self.ws.phrase_ids[:, :k]
         return np.isin(ids, self.matching_phrase_ids(query)).any(1)
 
+    @cached_property
+    def label_counts(self) -> pd.Series:
+        """Images per label (every label a row has, taxonomy or not), most frequent first."""
+        return pd.Series(list(chain.from_iterable(self.ws.items["labels"]))).value_counts()
+
     # --- one image ------------------------------------------------------------------------
     def true_labels(self, row: int) -> list[str]:
         return list(self.ws.items.at[row, "labels"])
@@ -141,12 +146,7 @@ class Explorer:
 
     def row_of(self, item: str) -> int | None:
         """Row of an item id (the image path as written in the manifest), or ``None``."""
-        rows = self._item_rows
-        return int(rows.get_loc(item)) if item in rows else None
-
-    @cached_property
-    def _item_rows(self) -> pd.Index:
-        return pd.Index(self.ws.items["item"].astype(str))
+        return self.ws.row_of(item)
 
 
 def _truth(labels: pd.Series, names: list[str]) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from core.explore import Explorer
-from core.vectors import l2n
+from core.vectors import l2n, top_k
 
 #: Points per layer above which the map shows a sample (WebGL scatter stays smooth below).
 MAX_POINTS = 50_000
@@ -75,6 +75,4 @@ def images_near(explorer: Explorer, vocab_ids: np.ndarray, k: int = 12) -> list[
     if len(vocab_ids) == 0:
         return []
     centre = l2n(explorer.ws.generator.prototypes[np.asarray(vocab_ids)].mean(0, keepdims=True))[0]
-    sims = explorer.ws.coembedding @ centre
-    top = np.argsort(-sims)[:k]
-    return [(int(i), float(sims[i])) for i in top]
+    return top_k(explorer.ws.coembedding @ centre, k)  # a partial sort: 1M images in milliseconds

@@ -79,6 +79,26 @@ def _position(rows: np.ndarray, row: int | None) -> int | None:
     return int(hit[0]) if len(hit) else None
 
 
+class FlatScan:
+    """Exact cosine search by scanning L2-normalised rows where they are (a memory map stays a
+    memory map: nothing is copied into an index); for a few hundred dimensions at 1M rows."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+
+    def top(self, query: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[int, float]]:
+        """The ``k`` rows nearest an L2-normalised query as ``(row, cosine)``, best first."""
+        return top_k(self.vectors @ query, k, exclude=exclude)
+
+
+def exact_index(vectors: np.ndarray):
+    """Exact search over L2-normalised rows: faiss in memory up to :data:`core.vector_index.EXACT_MAX`
+    rows, a :class:`FlatScan` of the rows where they are above."""
+    from core.vector_index import EXACT_MAX, VectorIndex
+
+    return VectorIndex.build(vectors) if len(vectors) <= EXACT_MAX else FlatScan(vectors)
+
+
 def visual_index(ws, progress: ProgressFn = silent):
     """The neighbour index of a workspace's visual features (``ws``: a :class:`core.workspace.Workspace`):
     exact in memory up to :data:`core.vector_index.EXACT_MAX` rows, else a :class:`ReducedIndex`

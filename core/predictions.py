@@ -208,6 +208,9 @@ def attached_metrics(ws: Workspace) -> dict[str, dict[str, float]]:
     from core.metrics import evaluate
     from core.training import label_targets
 
+    attached = attached_predictions(ws)
+    if not attached:
+        return {}
     test = ws.items["is_test"].to_numpy()
-    y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, ws.multilabel)[test]
-    return {n: evaluate(y, p[test], multilabel=ws.multilabel) for n, p in attached_predictions(ws).items()}
+    y = label_targets([list(v) for v in ws.items["labels"][test]], ws.labels, ws.multilabel)
+    return {n: evaluate(y, p[test], multilabel=ws.multilabel) for n, p in attached.items()}

@@ -350,6 +350,29 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
     assert any(h.value.startswith("Its 3 nearest") for h in ext_app.subheader)
 
 
+def test_large_workspaces_pick_an_image_by_typed_id(ext_app, monkeypatch):
+    """Above PICKER_MAX images a select box would send every id to the browser: the search and tag
+    pages take a typed id instead (the first image by default; an unknown id is a warning)."""
+    import ui.widgets
+    from core.workspace import open_workspace
+
+    monkeypatch.setattr(ui.widgets, "PICKER_MAX", 5)
+    _page(ext_app, "search")
+    assert "search_item" not in [s.key for s in ext_app.selectbox]
+    box = ext_app.text_input(key="search_item")
+    assert "too many to list" in box.label
+    items = open_workspace(ext_app.session_state["workspace_path"]).items["item"]
+    assert box.value == items[0]
+    first = [b.key for b in ext_app.button if b.key.startswith("sem_")]
+    box.set_value(str(items[4])).run()
+    hits = [b.key for b in ext_app.button if b.key.startswith("sem_")]
+    assert not ext_app.exception and hits and hits != first and "sem_4" not in hits  # the query image is left out
+    ext_app.text_input(key="search_item").set_value("no/such/image.png").run()
+    assert any("No image" in w.value for w in ext_app.warning)
+    ext_app.switch_page("views/neighbours.py").run()
+    assert not ext_app.exception and "too many to list" in ext_app.text_input(key="nb_item").label
+
+
 def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_path):
     """The label-error queue offers another label than the current one, and says that the two
     models shown were trained with that very label (their agreement is no evidence)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -260,3 +260,27 @@ def render_detail(
 def open_item(item: str) -> None:
     """Show ``item`` in Explore's detail view (shareable: the item is in the URL)."""
     st.switch_page("views/explore.py", query_params={"item": item})
+
+
+#: Above this many images, picking one is a typed image id (a select box sends every option to the browser).
+PICKER_MAX = 10_000
+
+
+def item_picker(
+    label: str, items: pd.Series, key: str, row_of: Callable[[str], int | None], *, optional: bool = False
+) -> int | None:
+    """One image of ``items`` (item ids): a select box up to :data:`PICKER_MAX` images, a typed id
+    above. Returns its row in the workspace; ``None`` when ``optional`` and none is chosen (the
+    select box's "—", an empty box), or for an unknown typed id (after a warning). Without
+    ``optional`` the first image is the default."""
+    if len(items) <= PICKER_MAX:
+        chosen = st.selectbox(label, ["—"] * optional + items.astype(str).tolist(), key=key)
+        return None if optional and chosen == "—" else row_of(chosen)
+    default = "" if optional else str(items.iloc[0])
+    typed = st.text_input(f"{label}: its id ({len(items):,} images: too many to list)", value=default, key=key).strip()
+    if optional and not typed:
+        return None
+    row = row_of(typed)
+    if row is None:
+        st.warning(f"No image {md(repr(typed))} in this workspace (an id is the image's path as the manifest writes it).")
+    return row

@@ -84,7 +84,7 @@ if multi < base:
 left, right = st.columns([1, 1])
 with left:
     st.subheader("Label distribution")
-    counts = pd.Series([lab for labs in items["labels"] for lab in labs]).value_counts()
+    counts = ex.label_counts
     fig = px.bar(
         x=counts.values,
         y=[plotly_text(v) for v in counts.index],  # Plotly reads HTML in tick labels

@@ -9,7 +9,7 @@ from core.tags.annotate import fitted_settings, has_tag_models
 from ui.frame import workspace
 from ui.loaders import explorer_for, tag_models_for
 from ui.safe_text import md, md_join
-from ui.widgets import grid, image, image_tile, offer_job
+from ui.widgets import grid, image, image_tile, item_picker, offer_job
 
 KIND_NAMES = {"visual_only": "Visual only", "ltn": "LTN (neighbours' pixels)", "ltwin": "LTwin (+ tags)"}
 
@@ -28,12 +28,13 @@ if not has_tag_models(ws):
 
 ex = explorer_for(ws)
 c1, c2 = st.columns([3, 1])
-items = list(ws.items["item"].astype(str))
-test_items = list(ws.items.loc[ws.items["is_test"], "item"].astype(str))
-item = c1.selectbox("Image (test split)", test_items or items, key="nb_item")
+test = ws.items["is_test"].to_numpy()
+with c1:
+    row = item_picker("Image (test split)", ws.items.loc[test, "item"] if test.any() else ws.items["item"], "nb_item", ex.row_of)
+if row is None:
+    st.stop()
 settings = fitted_settings(ws)
 setting = c2.selectbox("(m, M)", settings, index=len(settings) - 1, format_func=lambda s: f"m={s[0]}, M={s[1]}", key="nb_setting")
-row = items.index(item)
 tn = tag_models_for(ws, tuple(setting))
 
 left, right = st.columns([1, 2], gap="large")

@@ -6,9 +6,9 @@ import streamlit as st
 
 from core.retrieval.semantic import has_retrieval
 from ui.frame import workspace
-from ui.loaders import retrieval_for
+from ui.loaders import explorer_for, retrieval_for
 from ui.safe_text import md
-from ui.widgets import grid, image, image_tile, model_name, offer_job
+from ui.widgets import grid, image, image_tile, item_picker, model_name, offer_job
 
 K = 12
 
@@ -32,9 +32,9 @@ with st.expander("How good is it? (test split, tf-idf of the texts as ground tru
 mode = st.radio("Query by", ["A dataset image", "An uploaded image", "Text only"], horizontal=True, key="search_mode")
 features, exclude, shown = None, None, None
 if mode == "A dataset image":
-    items = list(ws.items["item"].astype(str))
-    item = st.selectbox("Image", items, index=0, key="search_item")
-    exclude = items.index(item)
+    exclude = item_picker("Image", ws.items["item"], "search_item", explorer_for(ws).row_of)
+    if exclude is None:
+        st.stop()
     features = ws.visual[exclude]
     shown = ws.items.at[exclude, "path"]
 elif mode == "An uploaded image":

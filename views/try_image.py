@@ -9,7 +9,7 @@ import streamlit as st
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
 from ui.safe_text import md
-from ui.widgets import render_detail
+from ui.widgets import item_picker, render_detail
 
 MAX_FILES = 12
 
@@ -23,15 +23,16 @@ st.caption(
 )
 
 uploads = st.file_uploader("Images", accept_multiple_files=True, key="try_upload")
-test_items = list(ws.items.loc[ws.items["is_test"], "item"])
-sample = st.selectbox("…or run a test image through the live pipeline", ["—", *test_items], key="try_sample")
+test = ws.items["is_test"].to_numpy()
+sample = item_picker(
+    "…or run a test image through the live pipeline", ws.items.loc[test, "item"], "try_sample", ex.row_of, optional=True
+)
 
 inputs: list[tuple[str, bytes]] = [(u.name, u.getvalue()) for u in (uploads or [])][:MAX_FILES]
 if uploads and len(uploads) > MAX_FILES:
     st.warning(f"Showing the first {MAX_FILES} of {len(uploads)} images.")
-if sample != "—":
-    path = ws.items.loc[ws.items["item"] == sample, "path"].iloc[0]
-    inputs.append((sample, Path(path).read_bytes()))
+if sample is not None:
+    inputs.append((str(ws.items.at[sample, "item"]), Path(ws.items.at[sample, "path"]).read_bytes()))
 
 if not inputs:
     st.info("Upload a photo or a drawing, or pick a test image.")

@@ -106,14 +106,16 @@ def review_queue(
         order, score, proba, reason = _datalab(ws, strategy)
     else:
         order, score, proba, reason = _model_queue(ws, strategy, current, seed)
-    labels, items = ws.labels, ws.items["item"].astype(str).to_numpy()
-    base, multi = ws.predictions["baseline"].argmax(1), ws.predictions["multimodal"].argmax(1)
+    labels, items = ws.labels, ws.items["item"]
+    base, multi = ws.predictions["baseline"], ws.predictions["multimodal"]
     out = []
-    for r in order:
-        if items[r] in exclude:
+    for r in order:  # rows are read as they are visited: a queue of 1M images costs its first rows
+        item = str(items.iat[r])
+        if item in exclude:
             continue
-        text = reason(int(r)).format(base=labels[base[r]], multi=labels[multi[r]], score=float(score[r]))
-        out.append(QueueItem(int(r), str(items[r]), _suggest(proba[r], labels, ws.multilabel), text, float(score[r])))
+        names = {"base": labels[int(base[r].argmax())], "multi": labels[int(multi[r].argmax())]}
+        text = reason(int(r)).format(**names, score=float(score[r]))
+        out.append(QueueItem(int(r), item, _suggest(proba[r], labels, ws.multilabel), text, float(score[r])))
         if limit is not None and len(out) >= limit:
             break
     return out

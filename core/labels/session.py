@@ -36,5 +36,9 @@ def open_label_store(ws: Workspace, url: str | None = None, *, timeout_s: float 
 
 def current_labels(ws: Workspace, store: LabelStore) -> list[list[str]]:
     """Every row's labels with the corrections applied."""
+    labels = dataset_labels(ws)
     changed = store.current()
-    return [changed.get(str(item), labs) for item, labs in zip(ws.items["item"], dataset_labels(ws), strict=True)]
+    for row, labs in zip(ws.rows_of(list(changed)), changed.values(), strict=True):
+        if row >= 0:
+            labels[row] = labs
+    return labels

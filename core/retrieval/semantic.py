@@ -14,14 +14,15 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from core.features import default_cache_dir
+from core.neighbours import exact_index, visual_index
 from core.progress import ProgressFn, silent
 from core.retrieval.evaluate import auc, ranking_curves
 from core.retrieval.model import RetrievalConfig, SemanticEmbedding
 from core.retrieval.tfidf import TfIdf, image_texts
-from core.vector_index import VectorIndex
+from core.safetensors_mmap import load_mmap
 from core.vectors import l2n
 from core.workspace import Workspace
 from core.workspace_files import addon_folder
@@ -82,12 +83,12 @@ class SemanticSearch:
         return self._database_index.top(query, k, exclude) if k > 0 else []
 
     @cached_property
-    def _database_index(self) -> VectorIndex:
-        return VectorIndex.build(self.database)
+    def _database_index(self):
+        return exact_index(self.database)
 
     @cached_property
-    def _raw_index(self) -> VectorIndex:
-        return VectorIndex.build(l2n(self.ws.visual))
+    def _raw_index(self):
+        return visual_index(self.ws)  # Explore's neighbour index (cached in the workspace above 100k images)
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
         """The raw backbone features' ranking (the visual baseline), for comparison."""
@@ -221,6 +222,6 @@ def open_retrieval(ws: Workspace) -> SemanticSearch:
         SemanticEmbedding.load(folder, "vt"),
         TfIdf.load(folder / "tfidf.json"),
         meta["text_encoder"],
-        load_file(str(folder / "database.safetensors"))["database"],
+        load_mmap(folder / "database.safetensors")["database"],
         meta["evaluation"],
     )

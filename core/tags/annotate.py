@@ -13,11 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from core.features import default_cache_dir
 from core.metrics import evaluate
 from core.progress import ProgressFn, silent
+from core.safetensors_mmap import load_mmap
 from core.tags.models import TagModel, TagModelConfig
 from core.tags.neighbours import binary_tags, embedded_tags, nearest, normalize_tags, tag_vocabulary
 from core.text import embed_texts
@@ -158,11 +159,16 @@ class TagNeighbourhoods:
         return [(int(i), float(d)) for i, d in zip(self.ids[row, :m], self.distances[row, :m], strict=True)]
 
     def predict(self, row: int, top: int = 3) -> dict[str, list[tuple[str, float]]]:
-        """Top labels of each model (visual-only, LTN, LTwin) for one image."""
-        visual = l2n(self.ws.visual)
+        """Top labels of each model (visual-only, LTN, LTwin) for one image (reads the rows of the
+        image and its neighbours only: the same numbers as over every row)."""
+        need = np.unique(np.append(self.ids[row], row))  # sorted rows the models read
+        visual, vectors = l2n(self.ws.visual[need]), np.ascontiguousarray(self.vectors[need])
+        at = np.searchsorted(need, [row])  # the image's position among them
+        hood = np.zeros((len(need), self.ids.shape[1]), dtype=np.int64)
+        hood[at] = np.searchsorted(need, self.ids[row])  # its neighbours, as positions
         out = {}
         for kind, model in self.models.items():
-            p = model.predict_proba(visual, self.vectors, self.ids, np.array([row]))[0]
+            p = model.predict_proba(visual, vectors, hood, at)[0]
             order = np.argsort(-p)[:top]
             out[kind] = [(self.ws.labels[j], float(p[j])) for j in order]
         return out
@@ -184,7 +190,7 @@ def open_tag_models(ws: Workspace, setting: tuple[int, int] | None = None) -> Ta
     if not has_tag_models(ws):
         raise FileNotFoundError(f"no tag-neighbourhood models in {ws.path}: run `python -m core tags fit --workspace {ws.path}`")
     meta = json.loads((folder / "config.json").read_text())
-    arrays = load_file(str(folder / "neighbours.safetensors"))
+    arrays = load_mmap(folder / "neighbours.safetensors")
     m, bm = setting or fitted_settings(ws)[-1]
     if [m, bm] not in meta["settings"]:
         raise ValueError(f"(m, M) = ({m}, {bm}) was not fitted; fitted: {meta['settings']}")

@@ -44,6 +44,18 @@ def test_ltwin_beats_visual_only(extended_workspace):
     assert [d for _, d in hood] == sorted(d for _, d in hood)
 
 
+def test_one_image_prediction_reads_its_neighbourhood_only_and_matches_every_row(extended_workspace):
+    from core.vectors import l2n
+
+    tn = open_tag_models(open_workspace(extended_workspace))
+    visual = l2n(tn.ws.visual)
+    for row in (0, 5, len(visual) - 1):
+        for kind, ranked in tn.predict(row, top=len(tn.ws.labels)).items():
+            full = tn.models[kind].predict_proba(visual, np.asarray(tn.vectors), tn.ids, np.array([row]))[0]
+            assert [lab for lab, _ in ranked] == [tn.ws.labels[j] for j in np.argsort(-full)]
+            np.testing.assert_allclose([p for _, p in ranked], np.sort(full)[::-1], rtol=1e-5, atol=1e-7)
+
+
 SYNONYMS = {
     "bird": "avian creature", "birds": "feathered animals", "flower": "blossom", "flowers": "blossoms",
     "fruit": "produce", "apple": "pome", "music": "melody", "guitar": "six-string", "car": "automobile",
