@@ -156,7 +156,7 @@ class ProjectionMaps:
 
 
 #: ``items.parquet`` columns of label lists, read as Python lists (the others as pandas reads them).
-_LIST_COLUMNS = ("labels", "tags")
+_LIST_COLUMNS = ("labels", "tags", "labels_dataset")
 
 
 def _read_items(path: Path) -> pd.DataFrame:

@@ -13,9 +13,10 @@ DB_ENV = "PIXCTX_LABELS_DB"
 
 
 def dataset_labels(ws: Workspace) -> list[list[str]]:
-    """Every row's labels as the dataset gave them (before any correction)."""
+    """Every row's labels as the dataset gave them (before any correction); the lists are the
+    workspace's own (rows with the same labels share one): read them, do not change them."""
     col = "labels_dataset" if "labels_dataset" in ws.items.columns else "labels"
-    return [list(v) for v in ws.items[col]]
+    return list(ws.items[col])
 
 
 def label_db_url(ws: Workspace, url: str | None = None) -> str | Path:
