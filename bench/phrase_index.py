@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.demo import demo_workspace  # noqa: E402
-from core.phrases.index import PhraseIndex, ivf_nlist  # noqa: E402
+from core.phrases.index import NPROBE, PhraseIndex, ivf_nlist, ivf_train_size  # noqa: E402
 from core.vectors import l2n  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 
@@ -142,6 +142,81 @@ def precision(x: np.ndarray, queries: np.ndarray, depth: int = 100) -> dict:
     }
 
 
+def _rss() -> dict[str, float]:
+    """This process's resident memory in GiB: allocated (anonymous) and file-backed (memory maps)."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return {ln.split(":")[0]: int(ln.split()[1]) / 2**20 for ln in lines if ln.startswith(("RssAnon", "RssFile"))}
+
+
+def probe(index_path: str, queries_path: str, ids_path: str, nprobe: int, batch: int) -> None:
+    """In a fresh process: load an index, search the queries, print its memory and speed as JSON
+    (what a process serving phrase search holds)."""
+    import faiss
+
+    before = _rss()
+    index = faiss.read_index(index_path)
+    faiss.extract_index_ivf(index).nprobe = nprobe
+    loaded = _rss()
+    ids, ms = timed_search(index, np.load(queries_path), 3, batch)
+    np.save(ids_path, ids)
+    after = _rss()
+    print(json.dumps({
+        "anon_gib": after["RssAnon"] - before["RssAnon"], "file_gib": after["RssFile"] - before["RssFile"],
+        "load_anon_gib": loaded["RssAnon"] - before["RssAnon"], "ms_per_query": ms,
+    }))  # fmt: skip
+
+
+def on_disk(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path, args) -> list[dict]:
+    """The automatic IVF index over ``x`` in memory and with its inverted lists on disk (faiss
+    ``OnDiskInvertedLists``, built shard by shard as a collection past memory would be: each shard
+    added to a copy of the trained empty index, written, then merged into one ``.ivfdata`` file).
+    Each is loaded and searched in a fresh process, which reports its resident memory."""
+    import subprocess
+
+    import faiss
+    from faiss.contrib.ondisk import merge_ondisk
+
+    t = time.perf_counter()
+    sample = x[: ivf_train_size(len(x), ivf_nlist(len(x)))]  # synthetic rows are random: the first ones are a sample
+    trained = PhraseIndex.build(sample, trained_factory(len(x)), seed=args.seed).index
+    trained.reset()
+    shards = []
+    for s in range(0, len(x), args.shard):
+        part = faiss.clone_index(trained)
+        part.add_with_ids(x[s : s + args.shard], np.arange(s, min(s + args.shard, len(x)), dtype=np.int64))
+        shards.append(str(folder / f"shard{s // args.shard}.index"))
+        faiss.write_index(part, shards[-1])
+        del part
+    in_memory = faiss.clone_index(trained)
+    in_memory.add(x)
+    faiss.write_index(in_memory, str(folder / "memory.index"))
+    del in_memory
+    build = time.perf_counter() - t
+    merge_ondisk(trained, shards, str(folder / "lists.ivfdata"))
+    faiss.write_index(trained, str(folder / "disk.index"))
+    np.save(folder / "queries.npy", queries)
+    rows = []
+    for kind in ("memory", "disk"):
+        cmd = [sys.executable, __file__, "--probe", str(folder / f"{kind}.index"), str(folder / "queries.npy"),
+               str(folder / "ids.npy"), str(NPROBE), str(args.batch)]  # fmt: skip
+        got = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        files = sum(f.stat().st_size for f in folder.glob(f"{kind}.index")) + (
+            (folder / "lists.ivfdata").stat().st_size if kind == "disk" else 0
+        )
+        rows.append({
+            "n": len(x), "index": trained_factory(len(x)), "lists": kind, "nprobe": NPROBE, "build_s": round(build, 1),
+            "files_gib": round(files / 2**30, 4), "process_anon_gib": round(got["anon_gib"], 4),
+            "process_file_gib": round(got["file_gib"], 4), "ms_per_query": round(got["ms_per_query"], 4),
+            "recall_at_3": round(recall_at(np.load(folder / "ids.npy"), truth), 4),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def trained_factory(n: int) -> str:
+    return f"IVF{ivf_nlist(n)},SQfp16"
+
+
 def main() -> None:
     import faiss
 
@@ -155,7 +230,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "phrase_index.json"))
     ap.add_argument("--markdown", action="store_true", help="print the rows recorded in --out as a table and exit")
     ap.add_argument("--precision", action="store_true", help="measure neighbour gaps and the fp16 re-ranking ceiling only")
+    ap.add_argument("--on-disk", action="store_true", help="the automatic IVF index with its lists in memory vs on disk")
+    ap.add_argument("--shard", type=int, default=1_000_000, help="--on-disk: prototypes added per shard")
+    ap.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)  # internal: one index loaded in a fresh process
     args = ap.parse_args()
+    if args.probe:
+        index_path, queries_path, ids_path, nprobe, batch = args.probe
+        probe(index_path, queries_path, ids_path, int(nprobe), int(batch))
+        return
     if args.markdown:
         print(markdown(json.loads(Path(args.out).read_text())))
         return
@@ -170,6 +252,23 @@ def main() -> None:
         for n, p in found.items():
             print(f"n = {n:>10,}: " + "  ".join(f"{k} {v:.3g}" for k, v in p.items()))
         Path(args.out).with_name("phrase_index_precision.json").write_text(json.dumps(found, indent=1))
+        return
+    if args.on_disk:
+        import tempfile
+
+        rows = []
+        for n in args.sizes:
+            x = synthesize(real, n, args.noise, args.seed)
+            exact = faiss.IndexFlatIP(x.shape[1])
+            exact.add(x)
+            truth, _ = timed_search(exact, queries, 3, args.batch)
+            del exact
+            with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+                rows += on_disk(x, queries, truth, Path(tmp), args)
+            del x
+        out = {"machine": platform.platform(), "cpus": os.cpu_count(), "faiss": faiss.__version__,
+               "load_average_1m": os.getloadavg()[0], "rows": rows}  # fmt: skip
+        Path(args.out).with_name("phrase_index_ondisk.json").write_text(json.dumps(out, indent=1))
         return
     out_path = Path(args.out)
     kept = [r for r in json.loads(out_path.read_text()) if r["n"] not in args.sizes] if out_path.is_file() else []

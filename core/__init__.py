@@ -10,8 +10,8 @@ The public API, in one line each::
 
 The modules, bottom-up (each imports only those above it):
 
-* :mod:`core.progress`, :mod:`core.vectors`, :mod:`core.checkpoint` -- progress callbacks,
-  numpy vector helpers, safetensors + JSON model files.
+* :mod:`core.progress`, :mod:`core.vectors`, :mod:`core.checkpoint`, :mod:`core.safetensors_mmap` --
+  progress callbacks, numpy vector helpers, safetensors + JSON model files, safetensors read memory-mapped.
 * :mod:`core.config` -- :class:`FitConfig` and the model names (no heavy imports).
 * :mod:`core.data`, :mod:`core.formats` -- manifests, image folders, robust image decoding;
   other dataset formats in and out.
@@ -29,6 +29,8 @@ The modules, bottom-up (each imports only those above it):
   evaluation, UMAP maps.
 * :mod:`core.workspace_files`, :mod:`core.workspace` -- a workspace on disk (layout, lock,
   safe replace; every write, add-on models and caches included) and the :class:`Workspace` API.
+* :mod:`core.neighbours` -- visually similar images at any size (exact, or a PCA projection cached
+  in the workspace above 100k images).
 * :mod:`core.corpus`, :mod:`core.pipeline`, :mod:`core.demo` -- reusable phrase generators,
   the fit, the demo.
 * :mod:`core.explore`, :mod:`core.maps`, :mod:`core.compare` -- views the app's pages draw.

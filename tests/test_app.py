@@ -351,8 +351,9 @@ def test_neighbours_page_shows_neighbourhood_and_three_models(ext_app):
 
 
 def test_large_workspaces_pick_an_image_by_typed_id(ext_app, monkeypatch):
-    """Above PICKER_MAX images a select box would send every id to the browser: the search and tag
-    pages take a typed id instead (the first image by default; an unknown id is a warning)."""
+    """Above PICKER_MAX images a select box would send every id to the browser: the search, tag
+    and try-an-image pages take a typed id instead (the first image by default, none on Try an image;
+    an unknown id is a warning)."""
     import ui.widgets
     from core.workspace import open_workspace
 
@@ -361,7 +362,8 @@ def test_large_workspaces_pick_an_image_by_typed_id(ext_app, monkeypatch):
     assert "search_item" not in [s.key for s in ext_app.selectbox]
     box = ext_app.text_input(key="search_item")
     assert "too many to list" in box.label
-    items = open_workspace(ext_app.session_state["workspace_path"]).items["item"]
+    ws_items = open_workspace(ext_app.session_state["workspace_path"]).items
+    items = ws_items["item"]
     assert box.value == items[0]
     first = [b.key for b in ext_app.button if b.key.startswith("sem_")]
     box.set_value(str(items[4])).run()
@@ -371,6 +373,11 @@ def test_large_workspaces_pick_an_image_by_typed_id(ext_app, monkeypatch):
     assert any("No image" in w.value for w in ext_app.warning)
     ext_app.switch_page("views/neighbours.py").run()
     assert not ext_app.exception and "too many to list" in ext_app.text_input(key="nb_item").label
+    ext_app.switch_page("views/try_image.py").run()  # optional there: an empty box runs nothing
+    assert not ext_app.exception and ext_app.text_input(key="try_sample").value == ""
+    assert any("pick a test image" in i.value for i in ext_app.info)
+    ext_app.text_input(key="try_sample").set_value(str(ws_items.loc[ws_items["is_test"], "item"].iloc[0])).run()
+    assert not ext_app.exception and any(m.startswith("True label") for m in _markdown(ext_app))
 
 
 def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_path):
