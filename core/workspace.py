@@ -181,6 +181,8 @@ def _shared_lists(lists, name: str) -> np.ndarray:
 
     if lists.null_count:
         raise ValueError(f"column {name!r} has missing lists")
+    if lists.type != pa.list_(pa.string()):  # e.g. list<null> when every list is empty
+        lists = lists.cast(pa.list_(pa.string()))
     length = pc.cast(pc.list_value_length(lists), pa.string())
     key = pc.binary_join_element_wise(length, pc.binary_join(lists, "\x1f"), "\x1e")  # [] and [""] differ
     codes = pc.dictionary_encode(key).indices.to_numpy(zero_copy_only=False)

@@ -71,3 +71,26 @@ def test_a_truncated_array_file_names_the_file(fitted_workspace, tmp_path):
     ws = open_workspace(ws_dir)
     with pytest.raises(WorkspaceError, match=r"arrays\.safetensors is damaged.*truncated"):
         _ = ws.visual
+
+
+def test_label_lists_read_from_parquet_as_lists(tmp_path):
+    from core.workspace import _read_items
+
+    df = pd.DataFrame(
+        {
+            "item": ["a", "b", "c", "d", "e"],
+            "labels": [["x"], ["x", "y"], [], [""], ["x"]],
+            "tags": [[], [], [], [], []],  # every list empty: parquet stores list<null>
+            "split": ["train"] * 5,
+        }
+    )
+    df.to_parquet(tmp_path / "items.parquet", index=False)
+    got = _read_items(tmp_path / "items.parquet")
+    assert list(got.columns) == list(df.columns)
+    assert got["labels"].tolist() == [["x"], ["x", "y"], [], [""], ["x"]]  # [] and [""] stay apart
+    assert got["tags"].tolist() == [[]] * 5
+    assert got.at[0, "labels"] is got.at[4, "labels"]  # one list per distinct value
+    df.loc[1, "labels"] = None
+    df.to_parquet(tmp_path / "items.parquet", index=False)
+    with pytest.raises(ValueError, match="missing lists"):
+        _read_items(tmp_path / "items.parquet")
