@@ -180,6 +180,8 @@ def on_disk(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path,
     sample = x[: ivf_train_size(len(x), ivf_nlist(len(x)))]  # synthetic rows are random: the first ones are a sample
     trained = PhraseIndex.build(sample, trained_factory(len(x)), seed=args.seed).index
     trained.reset()
+    in_memory = faiss.clone_index(trained)  # the same trained quantiser, for the lists in memory
+    train_s, t = time.perf_counter() - t, time.perf_counter()
     shards = []
     for s in range(0, len(x), args.shard):
         part = faiss.clone_index(trained)
@@ -187,13 +189,13 @@ def on_disk(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path,
         shards.append(str(folder / f"shard{s // args.shard}.index"))
         faiss.write_index(part, shards[-1])
         del part
-    in_memory = faiss.clone_index(trained)
+    merge_ondisk(trained, shards, str(folder / "lists.ivfdata"))
+    faiss.write_index(trained, str(folder / "disk.index"))
+    disk_s, t = time.perf_counter() - t, time.perf_counter()
     in_memory.add(x)
     faiss.write_index(in_memory, str(folder / "memory.index"))
     del in_memory
-    build = time.perf_counter() - t
-    merge_ondisk(trained, shards, str(folder / "lists.ivfdata"))
-    faiss.write_index(trained, str(folder / "disk.index"))
+    memory_s = time.perf_counter() - t
     np.save(folder / "queries.npy", queries)
     rows = []
     for kind in ("memory", "disk"):
@@ -204,7 +206,8 @@ def on_disk(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path,
             (folder / "lists.ivfdata").stat().st_size if kind == "disk" else 0
         )
         rows.append({
-            "n": len(x), "index": trained_factory(len(x)), "lists": kind, "nprobe": NPROBE, "build_s": round(build, 1),
+            "n": len(x), "index": trained_factory(len(x)), "lists": kind, "nprobe": NPROBE, "train_s": round(train_s, 1),
+            "add_s": round(disk_s if kind == "disk" else memory_s, 1),
             "files_gib": round(files / 2**30, 4), "process_anon_gib": round(got["anon_gib"], 4),
             "process_file_gib": round(got["file_gib"], 4), "ms_per_query": round(got["ms_per_query"], 4),
             "recall_at_3": round(recall_at(np.load(folder / "ids.npy"), truth), 4),
@@ -256,19 +259,20 @@ def main() -> None:
     if args.on_disk:
         import tempfile
 
-        rows = []
+        path = Path(args.out).with_name("phrase_index_ondisk.json")
+        rows = [r for r in json.loads(path.read_text())["rows"] if r["n"] not in args.sizes] if path.is_file() else []
         for n in args.sizes:
+            load = os.getloadavg()[0]
             x = synthesize(real, n, args.noise, args.seed)
             exact = faiss.IndexFlatIP(x.shape[1])
             exact.add(x)
             truth, _ = timed_search(exact, queries, 3, args.batch)
             del exact
             with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
-                rows += on_disk(x, queries, truth, Path(tmp), args)
+                rows += [r | {"load_average_1m": [load, os.getloadavg()[0]]} for r in on_disk(x, queries, truth, Path(tmp), args)]
             del x
-        out = {"machine": platform.platform(), "cpus": os.cpu_count(), "faiss": faiss.__version__,
-               "load_average_1m": os.getloadavg()[0], "rows": rows}  # fmt: skip
-        Path(args.out).with_name("phrase_index_ondisk.json").write_text(json.dumps(out, indent=1))
+            out = {"machine": platform.platform(), "cpus": os.cpu_count(), "faiss": faiss.__version__, "rows": rows}
+            path.write_text(json.dumps(out, indent=1))  # after each size: survives an interruption
         return
     out_path = Path(args.out)
     kept = [r for r in json.loads(out_path.read_text()) if r["n"] not in args.sizes] if out_path.is_file() else []

@@ -55,6 +55,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,9 @@ from core.workspace_files import (
     read_manifest,
     refit_hint,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "FORMAT",
@@ -171,7 +175,7 @@ def _read_items(path: Path) -> pd.DataFrame:
     return df
 
 
-def _shared_lists(lists, name: str) -> np.ndarray:
+def _shared_lists(lists: pa.ListArray, name: str) -> np.ndarray:
     """An arrow list<string> column as an object array of Python lists, one list object per
     distinct value shared by the rows that have it (a label column of 1M rows holds a few hundred
     distinct lists: built in about 0.3 s where a list per row takes seconds). Rows' lists are
@@ -295,6 +299,7 @@ class Workspace:
 
     @property
     def _item_index(self) -> pd.Index:
+        """Item id -> row (ids are unique: the manifest reader drops duplicate images)."""
         return self._once("_item_rows", lambda: pd.Index(self.items["item"].astype(str)))  # type: ignore[return-value]
 
     def row_of(self, item: str) -> int | None:
