@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import MODELS
-from core.neighbours import visual_index
+from core.neighbours import NeighbourSearch, visual_index
 from core.phrases.vocab import normalize
 from core.vectors import l2n
 from core.workspace import Prediction, Workspace
@@ -141,7 +141,7 @@ class Explorer:
         return self._visual_index.top(vec, k, exclude=int(query) if own else None) if k > 0 else []
 
     @cached_property
-    def _visual_index(self):
+    def _visual_index(self) -> NeighbourSearch:
         return visual_index(self.ws)
 
     def row_of(self, item: str) -> int | None:

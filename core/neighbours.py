@@ -13,16 +13,28 @@ the workspace's files).
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from core.progress import ProgressFn, silent
 from core.vectors import l2n, top_k
 
+if TYPE_CHECKING:
+    from core.workspace import Workspace
+
 #: Principal directions kept, candidates re-ranked exactly, rows that fit the directions.
 DIM, CANDIDATES, SAMPLE = 128, 512, 20_000
 CHUNK = 50_000  # rows projected at a time
 FOLDER, FILE = "index", "visual_pca.safetensors"
+
+
+class NeighbourSearch(Protocol):
+    """What every index here answers (:class:`core.vector_index.VectorIndex` too)."""
+
+    def top(self, query: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[int, float]]:
+        """The ``k`` rows nearest an L2-normalised query as ``(row, cosine)``, best first, ``exclude`` left out."""
+        ...
 
 
 def fingerprint(features: np.ndarray) -> str:
@@ -73,6 +85,7 @@ class ReducedIndex:
 
 
 def _position(rows: np.ndarray, row: int | None) -> int | None:
+    """Where ``row`` is in ``rows`` (``None`` if absent)."""
     if row is None:
         return None
     hit = np.flatnonzero(rows == row)
@@ -91,7 +104,7 @@ class FlatScan:
         return top_k(self.vectors @ query, k, exclude=exclude)
 
 
-def exact_index(vectors: np.ndarray):
+def exact_index(vectors: np.ndarray) -> NeighbourSearch:
     """Exact search over L2-normalised rows: faiss in memory up to :data:`core.vector_index.EXACT_MAX`
     rows, a :class:`FlatScan` of the rows where they are above."""
     from core.vector_index import EXACT_MAX, VectorIndex
@@ -99,14 +112,11 @@ def exact_index(vectors: np.ndarray):
     return VectorIndex.build(vectors) if len(vectors) <= EXACT_MAX else FlatScan(vectors)
 
 
-def visual_index(ws, progress: ProgressFn = silent):
-    """The neighbour index of a workspace's visual features (``ws``: a :class:`core.workspace.Workspace`):
-    exact in memory up to :data:`core.vector_index.EXACT_MAX` rows, else a :class:`ReducedIndex`
-    read from its cache (built, then cached, when missing or stale).
-
-    Returns:
-        An object whose ``top(query, k, exclude)`` gives ``(row, cosine)`` best first.
-    """
+def visual_index(ws: Workspace, progress: ProgressFn = silent) -> NeighbourSearch:
+    """The neighbour index of a workspace's visual features: exact in memory up to
+    :data:`core.vector_index.EXACT_MAX` rows, else a :class:`ReducedIndex` read from its cache
+    (built, then cached, when missing or stale; not cached while another process writes the
+    workspace)."""
     from core.safetensors_mmap import SafetensorsError, load_mmap
     from core.vector_index import EXACT_MAX, VectorIndex
     from core.workspace_files import cache_arrays

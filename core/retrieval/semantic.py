@@ -17,7 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from core.features import default_cache_dir
-from core.neighbours import exact_index, visual_index
+from core.neighbours import NeighbourSearch, exact_index, visual_index
 from core.progress import ProgressFn, silent
 from core.retrieval.evaluate import auc, ranking_curves
 from core.retrieval.model import RetrievalConfig, SemanticEmbedding
@@ -83,11 +83,11 @@ class SemanticSearch:
         return self._database_index.top(query, k, exclude) if k > 0 else []
 
     @cached_property
-    def _database_index(self):
+    def _database_index(self) -> NeighbourSearch:
         return exact_index(self.database)
 
     @cached_property
-    def _raw_index(self):
+    def _raw_index(self) -> NeighbourSearch:
         return visual_index(self.ws)  # Explore's neighbour index (cached in the workspace above 100k images)
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
