@@ -97,16 +97,16 @@ def test_retrain_uses_corrections_and_reports_before_after(ws_copy):
     suggestion = ws.labels[int(ws.predictions["multimodal"][r].argmax())]
     store.set_labels(str(ws.items.at[r, "item"]), suggestion, user="ann")
     held = ws.predictions["multimodal"]  # a view into the memory map an app session holds
-    before = held.copy()
+    before, inode = held.copy(), (ws.path / "predictions.safetensors").stat().st_ino
     report = retrain(ws, store)
-    np.testing.assert_array_equal(held, before)  # the file was replaced by renaming: the old map reads the old file
+    assert (ws.path / "predictions.safetensors").stat().st_ino != inode  # replaced by a new file, not rewritten
+    np.testing.assert_array_equal(held, before)  # the old map still reads the old file
     assert report.n_corrected == 1 and set(report.after) == {"baseline", "multimodal", "text_only", "zeroshot"}
     assert report.before["multimodal"]["top1"] > ws.metrics["multimodal"]["top1"]  # old model, corrected truth
     fresh = open_workspace(ws.path)
     assert fresh.metrics == report.after and len(fresh.manifest["retrains"]) == 1
     assert fresh.items.at[r, "labels"] == [suggestion] and fresh.items.at[r, "labels_dataset"] != [suggestion]
     assert fresh.predictions["multimodal"].shape == (len(fresh.items), len(fresh.labels))
-    assert not np.array_equal(fresh.predictions["multimodal"], before)  # a new open reads the new file
     assert fresh.predict([fresh.items.at[0, "path"]])[0].multimodal  # the new classifiers load and run
     # the store still knows the dataset's original labels after the workspace was rewritten
     again = open_label_store(fresh)
