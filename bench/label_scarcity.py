@@ -38,7 +38,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts  # noqa: E402
+from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts, label_name_rows  # noqa: E402
 from core.config import CAPTION_MODELS, FitConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
 from core.forward import ImageArrays, input_blocks, model_inputs  # noqa: E402
@@ -87,14 +87,17 @@ def _targets(ws: Workspace) -> tuple[list[list[str]], np.ndarray, np.ndarray, np
     return labels, y_all, train, ws.items["is_test"].to_numpy()
 
 
-def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: float, seed: int, args) -> dict:
-    """Train every model with labels for ``frac`` of the training images; test metrics and caption stats."""
+def run_fraction(
+    ws: Workspace, cap_emb: np.ndarray, texts: list[str], names: tuple[list[str], np.ndarray], frac: float, seed: int, args
+) -> dict:
+    """Train every model with labels for ``frac`` of the training images; test metrics and caption stats
+    (``names``: the label names as captions, :func:`core.captions.label_name_rows`)."""
     labels, y_all, train, test = _targets(ws)
     labelled = scarce_labels(labels, train, frac, seed) & train
     fit_idx = np.flatnonzero(labelled)
     t = time.perf_counter()
     ccfg = overridden(CaptionLabelConfig(), args.caption_set)
-    caps = caption_labels(texts, cap_emb, y_all, labelled, train, ws.multilabel, ccfg, seed)
+    caps = caption_labels(texts, cap_emb, y_all, labelled, train, ws.multilabel, ccfg, seed, visual=ws.visual, label_names=names)
     t_caps = time.perf_counter() - t
     clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
     arrays = ImageArrays(ws.visual, ws.text_vectors)
@@ -319,6 +322,7 @@ def main() -> None:
                 t_fit = time.perf_counter() - t
                 texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
                 cap_emb = embed_texts(texts, encoder, default_cache_dir(), silent)
+                names = label_name_rows(ws.labels, lambda t: embed_texts(t, encoder, default_cache_dir(), silent))
                 done_a2 = {(r["dataset"], r["dim"], r["seed"]) for r in result.get("weak_visual", [])}
                 for dim in args.weak_visual:
                     if (name, dim, seed) not in done_a2:
@@ -326,7 +330,8 @@ def main() -> None:
                         out.write_text(json.dumps(result, indent=1))
                         print(f"{name} A2 d={dim} seed={seed}: {result['weak_visual'][-1]['metrics']}", flush=True)
                 for frac in todo:
-                    row = {"dataset": name, **run_fraction(ws, cap_emb, texts, frac, seed, args), "fit_seconds": round(t_fit, 1)}
+                    row = {"dataset": name, **run_fraction(ws, cap_emb, texts, names, frac, seed, args)}
+                    row["fit_seconds"] = round(t_fit, 1)
                     result["runs"].append(row)
                     result.update(overrides=args.set, caption_overrides=args.caption_set, fit_seed=args.fit_seed)
                     out.parent.mkdir(parents=True, exist_ok=True)
