@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts, label_name_rows  # noqa: E402
-from core.config import CAPTION_MODELS, FitConfig  # noqa: E402
+from core.config import CAPTION_MODELS, FUSION_FROM, FitConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
 from core.forward import ImageArrays, input_blocks, model_inputs  # noqa: E402
 from core.metrics import evaluate  # noqa: E402
@@ -74,7 +74,11 @@ def overridden(cfg, overrides: list[str]):
         for p in path:
             target = getattr(target, p)
         old = getattr(target, last)
-        setattr(target, last, type(old)(val) if old is not None and not isinstance(old, tuple) else val)
+        if isinstance(old, bool):
+            val = val.lower() in ("1", "true", "yes", "on")
+        elif old is not None and not isinstance(old, tuple):
+            val = type(old)(val)
+        setattr(target, last, val)
     return cfg
 
 
@@ -113,6 +117,7 @@ def run_fraction(
         silent,
         targets=caption_targets(caps, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in args.models},
+        fusion_from=FUSION_FROM,
     )
     t_clf = time.perf_counter() - t
     metrics = {m: evaluate(y_all[test], p[test], multilabel=ws.multilabel) for m, p in trained.probs.items()}

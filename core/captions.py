@@ -55,6 +55,8 @@ class CaptionLabelConfig:
         visual: the teacher also sees each row's visual features (when the caller gives them).
         label_names: each label's readable name is one more labelled caption of the teacher
             (when the caller gives the names' embeddings).
+        keep: which caption labels are kept: ``cv`` (those above the confidence threshold chosen
+            on the labelled rows' out-of-fold predictions) or ``all`` (every row with a caption).
     """
 
     features: str = "auto"
@@ -64,6 +66,7 @@ class CaptionLabelConfig:
     min_df: int = 2
     visual: bool = True
     label_names: bool = True
+    keep: str = "cv"
 
 
 @dataclass
@@ -333,7 +336,7 @@ def caption_labels(
             best = (score, kind, x, oof)
     score, kind, x, oof = best
     proba = _fit_predict(x, y_fit, np.concatenate([rows, anchors]), todo, n_classes, multilabel, cfg.c, seed)
-    thr, keep, chosen = _keep(oof, y_all[rows], proba, multilabel)
+    thr, keep, chosen = _keep(oof, y_all[rows], proba, multilabel, cfg.keep)
     targets[todo[keep]] = chosen.astype(targets.dtype)
     confidence = np.zeros(n)
     caption = np.zeros(n, dtype=bool)
@@ -348,9 +351,13 @@ def _confidence(proba: np.ndarray, multilabel: bool) -> np.ndarray:
     return np.maximum(proba, 1 - proba).min(1) if multilabel else proba.max(1)
 
 
-def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool) -> tuple[float, np.ndarray, np.ndarray]:
-    """The confidence threshold chosen on the labelled rows' out-of-fold predictions, which
-    predicted rows reach it, and their labels."""
+def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool, mode: str) -> tuple[float, np.ndarray, np.ndarray]:
+    """The confidence threshold (chosen on the labelled rows' out-of-fold predictions, or 0 when
+    ``mode`` is ``all``), which predicted rows reach it, and their labels."""
+    if mode not in ("cv", "all"):
+        raise ValueError(f"caption keep must be 'cv' or 'all', got {mode!r}")
+    if mode == "all":
+        return 0.0, np.ones(len(proba), dtype=bool), proba >= 0.5 if multilabel else proba.argmax(1)
     if multilabel:
         thr = _threshold(_confidence(oof, True), ((oof >= 0.5) == (y > 0)).all(1))
         keep = _confidence(proba, True) >= thr

@@ -28,7 +28,7 @@ from core.captions import (
     label_name_rows,
     wants_caption_labels,
 )
-from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FitConfig
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM, FitConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
@@ -272,6 +272,7 @@ def fit(
                 targets=caption_targets(cap_labels, targets.fit_idx, CAPTION_MODELS),
                 blocks={m: input_blocks(m, arrays) for m in models},
                 crossfit=CLASSIFIER_MODELS,
+                fusion_from=FUSION_FROM,
             )
             probs = trained.probs
         with timings("zeroshot"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.captions import caption_label_column, caption_labels, caption_targets, caption_texts, label_name_rows
-from core.config import CAPTION_MODELS, CLASSIFIER_MODELS
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
@@ -125,6 +125,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in models},
         crossfit=CLASSIFIER_MODELS,
+        fusion_from=FUSION_FROM,
     )
     probs = trained.probs
     probs["zeroshot"] = scores_to_proba(
