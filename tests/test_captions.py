@@ -19,10 +19,12 @@ from core.captions import (
 )
 from core.classifiers import Classifier, ClassifierConfig
 from core.compare import best_model
-from core.config import CAPTION_MODELS
+from core.config import CAPTION_MODELS, FUSION_FROM
+from core.forward import input_blocks, model_inputs
 from core.labels.retrain import retrain
 from core.labels.session import open_label_store
-from core.training import label_targets, scarce_labels
+from core.progress import silent
+from core.training import label_targets, scarce_labels, train_classifiers
 from core.workspace import open_workspace
 from tests.conftest import DEMO, demo_rows, quick_fit
 from tests.test_cli import run
@@ -188,3 +190,29 @@ def test_teacher_with_both_views_and_label_names_beats_captions_alone(caption_ws
     assert accuracy(both) > accuracy(alone)
     with pytest.raises(ValueError, match="names for"):
         caption_labels(texts, emb, y, labelled, train, False, label_names=(names[0][:2], names[1][:2]))
+
+
+def test_caption_model_reuses_its_twins_fusion_weight(caption_ws, tmp_path):
+    ws = caption_ws
+    x = model_inputs(ws.image_arrays, ("multimodal",))["multimodal"]
+    blocks = input_blocks("multimodal", ws.image_arrays)
+    y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, False)
+    fit_idx = np.flatnonzero(ws.items["labelled"].to_numpy() & (y >= 0))
+    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.7))
+    # a share given from outside is used as it is, without a search among visual_shares
+    assert Classifier(len(ws.labels), False, cfg).fit(x[fit_idx], y[fit_idx], blocks=blocks, visual_share=0.9).visual_share == 0.9
+    inputs = {"multimodal": x, "multimodal_captions": x}
+    train_classifiers(
+        inputs,
+        y,
+        fit_idx,
+        len(ws.labels),
+        False,
+        cfg,
+        tmp_path,
+        silent,
+        blocks=dict.fromkeys(inputs, blocks),
+        fusion_from=FUSION_FROM,
+    )
+    twin, product = Classifier.load(tmp_path, "multimodal"), Classifier.load(tmp_path, "multimodal_captions")
+    assert twin.visual_share in (0.5, 0.7) and product.visual_share == twin.visual_share
