@@ -145,6 +145,8 @@ def paired_bootstrap_delta(
         "high": float(np.quantile(means, 1.0 - tail)),
         "n": len(diff),
     }
+
+
 def evaluate_models(
     probs: dict[str, np.ndarray], y_all: np.ndarray, test: np.ndarray, fit_idx: np.ndarray, names: list[str], multilabel: bool
 ) -> tuple[dict[str, dict[str, float]], dict[str, list]]:

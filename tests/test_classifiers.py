@@ -55,7 +55,6 @@ def test_long_epochs_are_checked_every_check_rows():
     assert per_epoch.best_epochs == round(per_epoch.best_epochs)
 
 
-
 def test_crossfit_does_not_repeat_flipped_training_labels():
     """A fitted net repeats the wrong labels it trained on; its cross-fitted twins, each trained
     without the row, give most of them back their true label."""

@@ -137,9 +137,7 @@ fig.update_layout(
     height=640 + 22 * legend_rows,
     margin=dict(l=0, r=0, t=10, b=0),
     showlegend=n_legend > 0,
-    legend=dict(
-        orientation="h", x=0, xanchor="left", y=legend_share, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"
-    ),
+    legend=dict(orientation="h", x=0, xanchor="left", y=legend_share, yanchor="top", entrywidth=0.25, entrywidthmode="fraction"),
     xaxis=dict(visible=False),
     yaxis=dict(visible=False, domain=[legend_share, 1.0]),
 )

@@ -197,7 +197,7 @@ def _csv_rows(name: str, text: str) -> list[Row]:
 def _json_row(value: object, where: str) -> Row:
     if isinstance(value, dict):
         return value
-    return f"{where} is JSON but not an object ({type(value).__name__}); expected {{\"image\": ..., \"label\": ...}}"
+    return f'{where} is JSON but not an object ({type(value).__name__}); expected {{"image": ..., "label": ...}}'
 
 
 def _json_rows(name: str, text: str, *, whole: bool) -> list[Row]:

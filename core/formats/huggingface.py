@@ -182,10 +182,14 @@ def write_parquet(rows: list[dict], out: Path, *, root: Path, multilabel: bool) 
 
     classes = sorted({lab for r in rows for lab in row_labels(r)})
     index = {c: i for i, c in enumerate(classes)}
-    label_type = {"feature": {"names": classes, "_type": "ClassLabel"}, "_type": "List"} if multilabel else {
-        "names": classes,
-        "_type": "ClassLabel",
-    }
+    label_type = (
+        {"feature": {"names": classes, "_type": "ClassLabel"}, "_type": "List"}
+        if multilabel
+        else {
+            "names": classes,
+            "_type": "ClassLabel",
+        }
+    )
     extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("image", "label", "labels")]
     features = {"image": {"_type": "Image"}, ("labels" if multilabel else "label"): label_type}
     features.update({k: {"dtype": "string", "_type": "Value"} for k in extra})

@@ -4,6 +4,7 @@ Sources:
 
 * ``product`` -- the workspace's multimodal classifier, K-fold cross-validated on its
   training rows (the other rows keep the workspace's predictions: no model trained on them);
+  free while the training labels are those of the last fit or retrain, which stored them;
 * ``linear`` -- a logistic regression on the stored visual features and caption embeddings
   (visual only when no row has a caption), cross-validated over every labelled row (seconds on
   the demo). A caption that contradicts its label is strong evidence the pixels alone lack: on
@@ -43,7 +44,7 @@ OOF_DIR = "oof"
 BASE_SOURCES = ("linear", "product")
 SOURCE_NAMES = {
     "linear": "Logistic regression on the visual features and captions (fast)",
-    "product": "Multimodal classifier, cross-validated (minutes, once)",
+    "product": "Multimodal classifier, cross-validated (stored by the fit; refitted after label changes)",
 }
 PREDICTIONS_PREFIX = "predictions:"
 
@@ -114,10 +115,17 @@ def out_of_fold(
 
 
 def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
-    """The multimodal classifier's configuration, cross-validated on the training rows."""
+    """The multimodal classifier's configuration, cross-validated on the training rows.
+
+    When no training row's label has changed since the fit or retrain, these are the cross-fitted
+    probabilities that fit stored (:attr:`Workspace.crossfit_models`): nothing is retrained."""
     proba = ws.predictions["multimodal"].copy()
     y = label_targets(current, ws.labels, ws.multilabel)
     train = np.flatnonzero(ws.items["labelled"].to_numpy() & has_target(y, ws.multilabel))
+    trained_on = ws.items["labels"]
+    stored = "multimodal" in ws.crossfit_models and n_folds == ws.config.classifier.crossfit_folds
+    if stored and all(sorted(current[r]) == sorted(trained_on[r]) for r in train):
+        return proba
     x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
     blocks = input_blocks("multimodal", ws.image_arrays)  # the same fusion balancing as the fitted model
     fold = crossfit_folds(y[train], n_folds, ws.config.seed, ws.multilabel)

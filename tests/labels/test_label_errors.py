@@ -151,3 +151,15 @@ def test_linear_source_reads_the_captions(fitted_workspace):
     x = linear_features(ws.visual, captions)
     assert x.shape == (len(ws.items), ws.visual.shape[1] + captions.shape[1])
     assert linear_features(ws.visual, None).shape == ws.visual.shape
+
+
+def test_product_source_reuses_the_fits_cross_fitted_predictions_until_labels_change(ws_copy):
+    """With the fit's own labels, the product source is what the fit stored (no retraining);
+    after a label change it is cross-validated again, on the new labels."""
+    ws = ws_copy
+    store = open_label_store(ws)
+    stored = ws.predictions["multimodal"]
+    np.testing.assert_array_equal(out_of_fold(ws, "product", current=current_labels(ws, store)), stored)
+    planted = _plant(ws, store, 3, seed=5)
+    changed = out_of_fold(ws, "product", current=current_labels(ws, store))
+    assert not np.allclose(changed[planted], stored[planted])
