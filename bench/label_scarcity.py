@@ -275,6 +275,39 @@ def markdown(summary: list[dict], weak: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def before_after(before: list[dict], after: list[dict]) -> str:
+    """Markdown: per set and label fraction below 100%, the caption models, the baseline, the gap
+    closed and the caption labels' accuracy of two result files' summaries (e.g. two commits)."""
+
+    def pts(v: tuple[float, float] | None) -> str:
+        return "" if v is None else f"{100 * v[0]:.1f}" + ("" if np.isnan(v[1]) else f" ± {100 * v[1]:.1f}")
+
+    def pct(v: float | None) -> str:
+        return "" if v is None else f"{100 * v:.0f}%"
+
+    old = {(s["dataset"], s["fraction"]): s for s in before}
+    lines = [
+        "| set | labels | seeds (before / after) | baseline | baseline + captions: before → after "
+        "| multimodal + captions: before → after | mm+c − base+c: before → after | gap closed: before → after "
+        "| caption acc.: before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in after:
+        b = old.get((s["dataset"], s["fraction"]))
+        if b is None or s["fraction"] >= 1.0:
+            continue
+        acc = (b.get("caption_accuracy_unlabelled"), s.get("caption_accuracy_unlabelled"))
+        lines.append(
+            f"| {s['dataset']} | {100 * s['fraction']:.0f}% | {b['n_seeds']} / {s['n_seeds']} | {pts(s.get('baseline'))} "
+            f"| {pts(b.get('baseline_captions'))} → {pts(s.get('baseline_captions'))} "
+            f"| {pts(b.get('multimodal_captions'))} → {pts(s.get('multimodal_captions'))} "
+            f"| {pts(b.get('multimodal_captions-baseline_captions'))} → {pts(s.get('multimodal_captions-baseline_captions'))} "
+            f"| {pct(b.get('gap_closed'))} → {pct(s.get('gap_closed'))} "
+            f"| {'' if acc[0] is None else f'{100 * acc[0]:.1f}'} → {'' if acc[1] is None else f'{100 * acc[1]:.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("datasets", nargs="*")
@@ -302,6 +335,7 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true", help="print the tables of --out and exit")
     ap.add_argument("--merge", nargs="*", default=[], help="add the runs of these result files (parallel runs) to --out")
     ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown (docs/results.md)")
+    ap.add_argument("--before", default=None, help="with --markdown: also a before/after table against this result file")
     args = ap.parse_args()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"split": "each dataset's own split column", "runs": []}
@@ -353,6 +387,9 @@ def main() -> None:
     print_table(result["summary"])
     if args.markdown:
         print(markdown(result["summary"], result.get("weak_visual", [])))
+        if args.before:
+            print()
+            print(before_after(summarise(json.loads(Path(args.before).read_text())["runs"]), result["summary"]))
 
 
 if __name__ == "__main__":
