@@ -47,7 +47,7 @@ class ClassifierConfig:
     modality_dropout: float = 0.0
     check_rows: int = 256
     crossfit_folds: int = 5
-    reuse_fusion: bool = True
+    reuse_fusion: bool = False
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:

@@ -198,7 +198,7 @@ def test_caption_model_reuses_its_twins_fusion_weight(caption_ws, tmp_path):
     blocks = input_blocks("multimodal", ws.image_arrays)
     y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, False)
     fit_idx = np.flatnonzero(ws.items["labelled"].to_numpy() & (y >= 0))
-    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.7))
+    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.7), reuse_fusion=True)
     # a share given from outside is used as it is, without a search among visual_shares
     assert Classifier(len(ws.labels), False, cfg).fit(x[fit_idx], y[fit_idx], blocks=blocks, visual_share=0.9).visual_share == 0.9
     inputs = {"multimodal": x, "multimodal_captions": x}
