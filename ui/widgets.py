@@ -41,7 +41,8 @@ def human_index(df: pd.DataFrame) -> pd.DataFrame:
 
 
 class StreamlitProgress:
-    """A ``core`` progress callback drawing one Streamlit progress bar per stage (work done in the page)."""
+    """A ``core`` progress callback drawing one Streamlit progress bar per stage (work done in the
+    page); a stage's bar goes away once the stage is done."""
 
     def __init__(self) -> None:
         self._bars: dict[str, object] = {}
@@ -51,6 +52,9 @@ class StreamlitProgress:
         if bar is None:
             bar = st.progress(0.0, text=stage)
             self._bars[stage] = bar
+        if total and done >= total:
+            bar.empty()  # type: ignore[attr-defined]
+            return
         frac = done / total if total else 0.0
         bar.progress(min(frac, 1.0), text=f"{stage}: {done}/{total}" if total else stage)  # type: ignore[attr-defined]
 
