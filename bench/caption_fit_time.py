@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="fits per mode (median total reported)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the untimed fit that fills the caches")
     ap.add_argument("--cold", action="store_true", help="every fit starts from an empty cache (a first fit; no warm-up)")
+    ap.add_argument(
+        "--reuse-fusion", action="store_true", help="multimodal_captions reuses multimodal's fusion weight (reuse_fusion on)"
+    )
     ap.add_argument("--out", default=None, help="result file (default bench/results/caption_fit_time_<dataset>.json)")
     args = ap.parse_args()
     name = "demo" if Path(args.dataset).resolve() == (ROOT / "assets" / "demo").resolve() else Path(args.dataset).resolve().name
@@ -48,6 +51,7 @@ def main() -> None:
             cfg = FitConfig(
                 label_fraction=args.label_fraction, seed=args.seed, projections=args.maps, caption_labels=mode, cache_dir=cache
             )
+            cfg.classifier.reuse_fusion = args.reuse_fusion
             return fit(args.dataset, Path(tmp) / f"{mode}-{tag}", cfg, progress=silent).manifest["timings_s"]
 
         if not (args.no_warmup or args.cold):

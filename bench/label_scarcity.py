@@ -38,8 +38,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts  # noqa: E402
-from core.config import CAPTION_MODELS, FitConfig  # noqa: E402
+from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts, label_name_rows  # noqa: E402
+from core.config import CAPTION_MODELS, FUSION_FROM, FitConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
 from core.forward import ImageArrays, input_blocks, model_inputs  # noqa: E402
 from core.metrics import evaluate  # noqa: E402
@@ -74,7 +74,11 @@ def overridden(cfg, overrides: list[str]):
         for p in path:
             target = getattr(target, p)
         old = getattr(target, last)
-        setattr(target, last, type(old)(val) if old is not None and not isinstance(old, tuple) else val)
+        if isinstance(old, bool):
+            val = val.lower() in ("1", "true", "yes", "on")
+        elif old is not None and not isinstance(old, tuple):
+            val = type(old)(val)
+        setattr(target, last, val)
     return cfg
 
 
@@ -87,14 +91,17 @@ def _targets(ws: Workspace) -> tuple[list[list[str]], np.ndarray, np.ndarray, np
     return labels, y_all, train, ws.items["is_test"].to_numpy()
 
 
-def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: float, seed: int, args) -> dict:
-    """Train every model with labels for ``frac`` of the training images; test metrics and caption stats."""
+def run_fraction(
+    ws: Workspace, cap_emb: np.ndarray, texts: list[str], names: tuple[list[str], np.ndarray], frac: float, seed: int, args
+) -> dict:
+    """Train every model with labels for ``frac`` of the training images; test metrics and caption stats
+    (``names``: the label names as captions, :func:`core.captions.label_name_rows`)."""
     labels, y_all, train, test = _targets(ws)
     labelled = scarce_labels(labels, train, frac, seed) & train
     fit_idx = np.flatnonzero(labelled)
     t = time.perf_counter()
     ccfg = overridden(CaptionLabelConfig(), args.caption_set)
-    caps = caption_labels(texts, cap_emb, y_all, labelled, train, ws.multilabel, ccfg, seed)
+    caps = caption_labels(texts, cap_emb, y_all, labelled, train, ws.multilabel, ccfg, seed, visual=ws.visual, label_names=names)
     t_caps = time.perf_counter() - t
     clf_cfg = overridden(replace(ws.config.classifier, seed=seed), args.set)
     arrays = ImageArrays(ws.visual, ws.text_vectors)
@@ -110,6 +117,7 @@ def run_fraction(ws: Workspace, cap_emb: np.ndarray, texts: list[str], frac: flo
         silent,
         targets=caption_targets(caps, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in args.models},
+        fusion_from=FUSION_FROM,
     )
     t_clf = time.perf_counter() - t
     metrics = {m: evaluate(y_all[test], p[test], multilabel=ws.multilabel) for m, p in trained.probs.items()}
@@ -267,6 +275,39 @@ def markdown(summary: list[dict], weak: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def before_after(before: list[dict], after: list[dict]) -> str:
+    """Markdown: per set and label fraction below 100%, the caption models, the baseline, the gap
+    closed and the caption labels' accuracy of two result files' summaries (e.g. two commits)."""
+
+    def pts(v: tuple[float, float] | None) -> str:
+        return "" if v is None else f"{100 * v[0]:.1f}" + ("" if np.isnan(v[1]) else f" ± {100 * v[1]:.1f}")
+
+    def pct(v: float | None) -> str:
+        return "" if v is None else f"{100 * v:.0f}%"
+
+    old = {(s["dataset"], s["fraction"]): s for s in before}
+    lines = [
+        "| set | labels | seeds (before / after) | baseline | baseline + captions: before → after "
+        "| multimodal + captions: before → after | mm+c − base+c: before → after | gap closed: before → after "
+        "| caption acc.: before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in after:
+        b = old.get((s["dataset"], s["fraction"]))
+        if b is None or s["fraction"] >= 1.0:
+            continue
+        acc = (b.get("caption_accuracy_unlabelled"), s.get("caption_accuracy_unlabelled"))
+        lines.append(
+            f"| {s['dataset']} | {100 * s['fraction']:.0f}% | {b['n_seeds']} / {s['n_seeds']} | {pts(s.get('baseline'))} "
+            f"| {pts(b.get('baseline_captions'))} → {pts(s.get('baseline_captions'))} "
+            f"| {pts(b.get('multimodal_captions'))} → {pts(s.get('multimodal_captions'))} "
+            f"| {pts(b.get('multimodal_captions-baseline_captions'))} → {pts(s.get('multimodal_captions-baseline_captions'))} "
+            f"| {pct(b.get('gap_closed'))} → {pct(s.get('gap_closed'))} "
+            f"| {'' if acc[0] is None else f'{100 * acc[0]:.1f}'} → {'' if acc[1] is None else f'{100 * acc[1]:.1f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("datasets", nargs="*")
@@ -294,6 +335,7 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true", help="print the tables of --out and exit")
     ap.add_argument("--merge", nargs="*", default=[], help="add the runs of these result files (parallel runs) to --out")
     ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown (docs/results.md)")
+    ap.add_argument("--before", default=None, help="with --markdown: also a before/after table against this result file")
     args = ap.parse_args()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"split": "each dataset's own split column", "runs": []}
@@ -319,6 +361,7 @@ def main() -> None:
                 t_fit = time.perf_counter() - t
                 texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
                 cap_emb = embed_texts(texts, encoder, default_cache_dir(), silent)
+                names = label_name_rows(ws.labels, lambda t: embed_texts(t, encoder, default_cache_dir(), silent))
                 done_a2 = {(r["dataset"], r["dim"], r["seed"]) for r in result.get("weak_visual", [])}
                 for dim in args.weak_visual:
                     if (name, dim, seed) not in done_a2:
@@ -326,7 +369,8 @@ def main() -> None:
                         out.write_text(json.dumps(result, indent=1))
                         print(f"{name} A2 d={dim} seed={seed}: {result['weak_visual'][-1]['metrics']}", flush=True)
                 for frac in todo:
-                    row = {"dataset": name, **run_fraction(ws, cap_emb, texts, frac, seed, args), "fit_seconds": round(t_fit, 1)}
+                    row = {"dataset": name, **run_fraction(ws, cap_emb, texts, names, frac, seed, args)}
+                    row["fit_seconds"] = round(t_fit, 1)
                     result["runs"].append(row)
                     result.update(overrides=args.set, caption_overrides=args.caption_set, fit_seed=args.fit_seed)
                     out.parent.mkdir(parents=True, exist_ok=True)
@@ -343,6 +387,9 @@ def main() -> None:
     print_table(result["summary"])
     if args.markdown:
         print(markdown(result["summary"], result.get("weak_visual", [])))
+        if args.before:
+            print()
+            print(before_after(summarise(json.loads(Path(args.before).read_text())["runs"]), result["summary"]))
 
 
 if __name__ == "__main__":

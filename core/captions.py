@@ -9,6 +9,17 @@ a caption label is kept where the out-of-fold predictions at that confidence wer
 right than wrong. Rows whose caption says nothing (no text, no tags) get no caption label, test
 rows never get one, and a human label always wins.
 
+Two things make the caption labels much better than a classifier on the labelled captions alone
+(``bench/caption_teachers.py``, ``docs/results.md``):
+
+* **the teacher sees both views of a row** (``visual``): its caption features beside its own
+  L2-normalised visual features. It still labels only rows with a caption: a row without one
+  would get the visual model's guess, which is what ``baseline`` already is;
+* **each label's name is one more labelled caption** (``label_names``): "animals/mammals" read as
+  "animals mammals", embedded like a caption (no visual part), always among the training rows of
+  the teacher and of its cross-validation. With one or two labelled rows per label, the name is
+  often the best evidence there is.
+
 The result feeds the ``baseline_captions`` and ``multimodal_captions`` models (same
 architectures as ``baseline`` and ``multimodal``, trained on human + caption labels).
 """
@@ -16,9 +27,12 @@ architectures as ``baseline`` and ``multimodal``, trained on human + caption lab
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from core.vectors import l2n
 
 CAPTION_MODES = ("auto", "on", "off")
 CAPTION_FEATURES = ("minilm", "tfidf", "both")
@@ -38,6 +52,11 @@ class CaptionLabelConfig:
         min_df: tf-idf keeps the words and word pairs of at least this many training captions (one
             caption's own terms cannot carry over to another row; they only let the regression
             memorise its labelled rows, and make it several times slower).
+        visual: the teacher also sees each row's visual features (when the caller gives them).
+        label_names: each label's readable name is one more labelled caption of the teacher
+            (when the caller gives the names' embeddings).
+        keep: which caption labels are kept: ``cv`` (those above the confidence threshold chosen
+            on the labelled rows' out-of-fold predictions) or ``all`` (every row with a caption).
     """
 
     features: str = "auto"
@@ -45,6 +64,9 @@ class CaptionLabelConfig:
     n_folds: int = 5
     auto_share: float = 0.2
     min_df: int = 2
+    visual: bool = True
+    label_names: bool = True
+    keep: str = "cv"
 
 
 @dataclass
@@ -98,6 +120,19 @@ def wants_caption_labels(mode: str, train: np.ndarray, labelled: np.ndarray, has
     return bool(with_text.any()) and (with_text & ~labelled).sum() >= share * with_text.sum()
 
 
+def label_name_texts(names: list[str]) -> list[str]:
+    """Each label's name as a caption would say it: "animals/mammals" -> "animals mammals",
+    "breads_and_carbs" -> "breads and carbs"."""
+    return [" ".join(n.replace("/", " ").replace("_", " ").replace("-", " ").split()) for n in names]
+
+
+def label_name_rows(names: list[str], embed: Callable[[list[str]], np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """The label names as captions (:func:`label_name_texts`) and their caption embeddings
+    (``embed``: the encoder the captions were embedded with), for :func:`caption_labels`."""
+    texts = label_name_texts(names)
+    return texts, np.asarray(embed(texts), dtype=np.float32)
+
+
 def _feature_blocks(texts: list[str], emb: np.ndarray, fit_rows: np.ndarray, kind: str, min_df: int = 1):
     """Caption feature matrix of every row (tf-idf vocabulary learnt on ``fit_rows`` only)."""
     from scipy import sparse
@@ -113,6 +148,18 @@ def _feature_blocks(texts: list[str], emb: np.ndarray, fit_rows: np.ndarray, kin
         vec.set_params(min_df=1).fit([texts[i] for i in fit_rows])
     tfidf = vec.transform(texts)
     return tfidf if kind == "tfidf" else sparse.hstack([sparse.csr_matrix(dense), tfidf]).tocsr()
+
+
+def _teacher_features(texts: list[str], emb: np.ndarray, visual: np.ndarray | None, fit_rows: np.ndarray, kind: str, min_df: int):
+    """The teacher's features of every row: the caption features (:func:`_feature_blocks`),
+    after the L2-normalised visual features when the teacher sees them."""
+    from scipy import sparse
+
+    x = _feature_blocks(texts, emb, fit_rows, kind, min_df)
+    if visual is None:
+        return x
+    v = l2n(visual)
+    return np.hstack([v, x]) if isinstance(x, np.ndarray) else sparse.hstack([sparse.csr_matrix(v), x]).tocsr()
 
 
 def _model(multilabel: bool, c: float, seed: int):
@@ -156,15 +203,19 @@ def _folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _oof(x, y: np.ndarray, rows: np.ndarray, n_classes: int, multilabel: bool, cfg: CaptionLabelConfig, seed: int) -> np.ndarray:
-    """Out-of-fold probabilities of the labelled ``rows``."""
+def _oof(
+    x, y: np.ndarray, rows: np.ndarray, anchors: np.ndarray, n_classes: int, multilabel: bool, cfg: CaptionLabelConfig, seed: int
+) -> np.ndarray:
+    """Out-of-fold probabilities of the labelled ``rows`` (the ``anchors``, the label names' rows,
+    are in every fold's training rows)."""
     n_folds = max(2, min(cfg.n_folds, len(rows) // 2))
     fold = _folds(y[rows], n_folds, seed)
     oof = np.zeros((len(rows), n_classes))
     for f in range(n_folds):
         held = fold == f
         if held.any() and (~held).any():
-            oof[held] = _fit_predict(x, y, rows[~held], rows[held], n_classes, multilabel, cfg.c, seed)
+            train_rows = np.concatenate([rows[~held], anchors])
+            oof[held] = _fit_predict(x, y, train_rows, rows[held], n_classes, multilabel, cfg.c, seed)
     return oof
 
 
@@ -189,6 +240,29 @@ def _threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
     return float(confidence[order[best]])
 
 
+def _with_label_names(
+    texts: list[str],
+    emb: np.ndarray,
+    visual: np.ndarray | None,
+    y_all: np.ndarray,
+    names: tuple[list[str], np.ndarray],
+    multilabel: bool,
+):
+    """Rows of every training matrix extended by one row per label name: its text, its caption
+    embedding, no visual features (zeros) and its own label as target; and the new rows' indices."""
+    name_texts, name_emb = names
+    n, k = len(texts), len(name_texts)
+    y_names = np.eye(k, dtype=y_all.dtype) if multilabel else np.arange(k, dtype=y_all.dtype)
+    vis = None if visual is None else np.vstack([visual, np.zeros((k, visual.shape[1]), dtype=visual.dtype)])
+    return (
+        [*texts, *name_texts],
+        np.vstack([emb, name_emb.astype(emb.dtype)]),
+        vis,
+        np.concatenate([y_all, y_names]),
+        np.arange(n, n + k),
+    )
+
+
 def caption_labels(
     texts: list[str],
     emb: np.ndarray,
@@ -198,8 +272,16 @@ def caption_labels(
     multilabel: bool,
     config: CaptionLabelConfig | None = None,
     seed: int = 0,
+    *,
+    visual: np.ndarray | None = None,
+    label_names: tuple[list[str], np.ndarray] | None = None,
 ) -> CaptionLabels:
     """Caption labels for the unlabelled training rows with text.
+
+    The teacher is fitted on the labelled training rows (and the label names' rows) only, and
+    predicts the unlabelled training rows with a caption only: no test row's caption or visual
+    features are read, except to build the tf-idf matrix's rows (its vocabulary comes from the
+    training captions).
 
     Args:
         texts: every row's caption + tags (:func:`caption_texts`).
@@ -210,52 +292,79 @@ def caption_labels(
         multilabel: per-label sigmoid instead of a softmax over labels.
         config: caption classifier settings.
         seed: seed of the folds and the solver.
+        visual: every row's visual features (N, Dv): the teacher sees them beside the caption
+            (``config.visual``).
+        label_names: every label's name as a caption and its embedding, in the order of
+            ``y_all``'s labels (:func:`label_name_rows`), added to the teacher's labelled rows
+            (``config.label_names``).
 
     Returns:
         Human + caption targets and the caption rows (none if the labelled rows are too few).
     """
     cfg = config or CaptionLabelConfig()
+    if cfg.features not in (*CAPTION_FEATURES, "auto"):
+        raise ValueError(f"caption features must be 'auto' or one of {CAPTION_FEATURES}, got {cfg.features!r}")
+    n = len(texts)
     n_classes = y_all.shape[1] if multilabel else int(y_all.max()) + 1
+    label_names = label_names if cfg.label_names else None
+    if label_names is not None:
+        if len(label_names[0]) < n_classes or (multilabel and len(label_names[0]) != n_classes):
+            raise ValueError(f"label_names has {len(label_names[0])} names for {n_classes} labels")
+        n_classes = len(label_names[0])
+    visual = visual if cfg.visual else None
     has_text = np.array([bool(t) for t in texts])
     has_y = (y_all.sum(1) > 0) if multilabel else (y_all >= 0)
-    rows = np.flatnonzero(labelled & has_y & has_text)
+    # a labelled row without a caption still teaches the visual half of a teacher that sees both
+    rows = np.flatnonzero(labelled & has_y & (has_text if visual is None else np.ones(n, dtype=bool)))
     todo = np.flatnonzero(train & ~labelled & has_text)
     targets = y_all.copy()
     targets[train & ~labelled] = 0 if multilabel else -1
-    predicted = np.zeros((len(texts), n_classes), dtype=np.float32)
-    none = CaptionLabels(targets, np.zeros(len(texts), bool), np.zeros(len(texts)), predicted, 1.0, "", float("nan"))
+    predicted = np.zeros((n, n_classes), dtype=np.float32)
+    none = CaptionLabels(targets, np.zeros(n, bool), np.zeros(n), predicted, 1.0, "", float("nan"))
     if len(todo) == 0 or len(rows) < 4 or n_classes < 2:
         return none
-    kinds = CAPTION_FEATURES if cfg.features == "auto" else (cfg.features,)
-    if cfg.features not in (*CAPTION_FEATURES, "auto"):
-        raise ValueError(f"caption features must be 'auto' or one of {CAPTION_FEATURES}, got {cfg.features!r}")
+    all_texts, all_emb, all_visual, y_fit, anchors = texts, emb, visual, y_all, np.zeros(0, dtype=np.int64)
+    if label_names is not None:
+        all_texts, all_emb, all_visual, y_fit, anchors = _with_label_names(texts, emb, visual, y_all, label_names, multilabel)
     fit_rows = np.flatnonzero(train & has_text)
     best = None
-    for kind in kinds:
-        x = _feature_blocks(texts, emb, fit_rows, kind, cfg.min_df)
-        oof = _oof(x, y_all, rows, n_classes, multilabel, cfg, seed)
+    for kind in CAPTION_FEATURES if cfg.features == "auto" else (cfg.features,):
+        x = _teacher_features(all_texts, all_emb, all_visual, fit_rows, kind, cfg.min_df)
+        oof = _oof(x, y_fit, rows, anchors, n_classes, multilabel, cfg, seed)
         score = _score(y_all[rows], oof, multilabel)
         if best is None or score > best[0] + 1e-9:
             best = (score, kind, x, oof)
     score, kind, x, oof = best
-    proba = _fit_predict(x, y_all, rows, todo, n_classes, multilabel, cfg.c, seed)
-    confidence = np.zeros(len(texts))
-    caption = np.zeros(len(texts), dtype=bool)
-    if multilabel:  # a row's confidence: its least decided label's sigmoid
-        oof_conf = np.maximum(oof, 1 - oof).min(1)
-        thr = _threshold(oof_conf, ((oof >= 0.5) == (y_all[rows] > 0)).all(1))
-        conf = np.maximum(proba, 1 - proba).min(1)
-        keep = conf >= thr
-        targets[todo[keep]] = (proba[keep] >= 0.5).astype(targets.dtype)
-    else:
-        thr = _threshold(oof.max(1), oof.argmax(1) == y_all[rows])
-        conf = proba.max(1)
-        keep = conf >= thr
-        targets[todo[keep]] = proba[keep].argmax(1)
-    confidence[todo] = conf
+    proba = _fit_predict(x, y_fit, np.concatenate([rows, anchors]), todo, n_classes, multilabel, cfg.c, seed)
+    thr, keep, chosen = _keep(oof, y_all[rows], proba, multilabel, cfg.keep)
+    targets[todo[keep]] = chosen.astype(targets.dtype)
+    confidence = np.zeros(n)
+    caption = np.zeros(n, dtype=bool)
+    confidence[todo] = _confidence(proba, multilabel)
     predicted[todo] = proba
     caption[todo[keep]] = True
     return CaptionLabels(targets, caption, confidence, predicted, thr, kind, score)
+
+
+def _confidence(proba: np.ndarray, multilabel: bool) -> np.ndarray:
+    """A row's confidence: its top probability, or (multi-label) its least decided label's sigmoid."""
+    return np.maximum(proba, 1 - proba).min(1) if multilabel else proba.max(1)
+
+
+def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool, mode: str) -> tuple[float, np.ndarray, np.ndarray]:
+    """The confidence threshold (chosen on the labelled rows' out-of-fold predictions, or 0 when
+    ``mode`` is ``all``), which predicted rows reach it, and their labels."""
+    if mode not in ("cv", "all"):
+        raise ValueError(f"caption keep must be 'cv' or 'all', got {mode!r}")
+    if mode == "all":
+        return 0.0, np.ones(len(proba), dtype=bool), proba >= 0.5 if multilabel else proba.argmax(1)
+    if multilabel:
+        thr = _threshold(_confidence(oof, True), ((oof >= 0.5) == (y > 0)).all(1))
+        keep = _confidence(proba, True) >= thr
+        return thr, keep, proba[keep] >= 0.5
+    thr = _threshold(oof.max(1), oof.argmax(1) == y)
+    keep = proba.max(1) >= thr
+    return thr, keep, proba[keep].argmax(1)
 
 
 def caption_targets(

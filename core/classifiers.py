@@ -47,6 +47,7 @@ class ClassifierConfig:
     modality_dropout: float = 0.0
     check_rows: int = 256
     crossfit_folds: int = 5
+    reuse_fusion: bool = False
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
@@ -174,7 +175,12 @@ class Classifier:
         return np.concatenate([np.full(n, np.sqrt(sh * d / n)) for n, sh in zip(blocks, shares)]).astype(np.float32)
 
     def fit(
-        self, x: np.ndarray, y: np.ndarray, blocks: tuple[int, ...] | None = None, val_mask: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        blocks: tuple[int, ...] | None = None,
+        val_mask: np.ndarray | None = None,
+        visual_share: float | None = None,
     ) -> Classifier:
         """Train on features ``x`` (N, D) and labels ``y``.
 
@@ -190,6 +196,9 @@ class Classifier:
             val_mask: the rows held out for early stopping (and the fusion choice); default a
                 stratified ``val_fraction`` of ``x``. After the choice, every row is trained on.
                 ``val_score`` keeps the held-out model's score on them (top-1, or mAP).
+            visual_share: a visual share chosen before (by the same architecture on other
+                targets: the caption models reuse their paper twin's), tried alone instead of
+                the ``cv`` search (with ``cv`` fusion only).
         """
         x = np.asarray(x, dtype=np.float32)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
@@ -201,6 +210,8 @@ class Classifier:
             val_mask = stratified_holdout(y.argmax(1) if y.ndim == 2 and not self.multilabel else y, cfg.val_fraction, cfg.seed)
         has_val = val_mask.sum() >= 2 and (~val_mask).sum() >= 2
         shares = [1.0 / len(blocks)] if multi and cfg.fusion == "balanced" else list(cfg.visual_shares) if multi else [None]
+        if multi and cfg.fusion == "cv" and visual_share is not None:
+            shares = [visual_share]
         if multi and not has_val:
             shares = [shares[len(shares) // 2]]
         tried = []  # (validation loss, best epoch count, visual share, validation score) per candidate

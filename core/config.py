@@ -22,6 +22,9 @@ MODELS = ("baseline", "multimodal", "text_only", "zeroshot")  # every model of a
 CLASSIFIER_MODELS = ("baseline", "multimodal", "text_only")  # the trained heads among them
 CAPTION_MODELS = ("baseline_captions", "multimodal_captions")  # trained on human + caption labels (core.captions)
 ALL_MODELS = (*MODELS, *CAPTION_MODELS)
+# with ClassifierConfig.reuse_fusion, the product's model reuses the fusion weight the paper's
+# multimodal model chose on the human labels (one search instead of two; docs/results.md)
+FUSION_FROM = {"multimodal_captions": "multimodal"}
 PHRASE_SOURCES = ("corpus", "imagenet", "corpus+imagenet")  # or the folder of a saved generator
 
 

@@ -25,9 +25,10 @@ from core.captions import (
     caption_labels,
     caption_targets,
     caption_texts,
+    label_name_rows,
     wants_caption_labels,
 )
-from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FitConfig
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM, FitConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
@@ -254,7 +255,7 @@ def fit(
             encoder = TextEncoder(cfg.text_model, device=device)
             text = text_stage(phrases, source, encoder, cfg, cache_root, prog)
         with timings("caption_labels"):
-            captions = caption_stage(feats.items, targets, ds.multilabel, cfg, encoder, cache_root, prog)
+            captions = caption_stage(feats.items, feats.visual, targets, ds.multilabel, cfg, encoder, cache_root, prog)
             cap_labels = captions.labels if captions is not None else None
         with timings("classifiers"):
             arrays = ImageArrays(feats.visual, text.image_vectors)
@@ -271,6 +272,7 @@ def fit(
                 targets=caption_targets(cap_labels, targets.fit_idx, CAPTION_MODELS),
                 blocks={m: input_blocks(m, arrays) for m in models},
                 crossfit=CLASSIFIER_MODELS,
+                fusion_from=FUSION_FROM,
             )
             probs = trained.probs
         with timings("zeroshot"):
@@ -312,6 +314,7 @@ class Captions:
 
 def caption_stage(
     items: pd.DataFrame,
+    visual: np.ndarray,
     targets: Targets,
     multilabel: bool,
     cfg: FitConfig,
@@ -320,7 +323,8 @@ def caption_stage(
     progress: ProgressFn,
 ) -> Captions | None:
     """Caption embeddings when rows have captions; caption labels too when ``cfg.caption_labels``
-    asks for them (``auto``: enough unlabelled rows with text)."""
+    asks for them (``auto``: enough unlabelled rows with text), from a teacher that sees each
+    row's caption and ``visual`` features and reads the label names as captions."""
     texts = caption_texts(list(items["text"]), list(items["tags"]))
     train = items["split"].to_numpy() != "test"
     has_text = np.array([bool(t) for t in texts])
@@ -329,7 +333,10 @@ def caption_stage(
     emb = caption_embeddings(texts, encoder, cache_root, progress)
     labels = None
     if wants_caption_labels(cfg.caption_labels, train, targets.labelled, has_text, cfg.captions.auto_share):
-        labels = caption_labels(texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed)
+        names = label_name_rows(targets.names, lambda t: embed_texts(t, encoder, cache_root))
+        labels = caption_labels(
+            texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed, visual=visual, label_names=names
+        )
     return Captions(emb, labels)
 
 

@@ -98,6 +98,7 @@ def train_classifiers(
     targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     blocks: dict[str, tuple[int, ...] | None] | None = None,
     crossfit: tuple[str, ...] = (),
+    fusion_from: dict[str, str] | None = None,
 ) -> TrainedModels:
     """Fit one classifier per input and save it under ``folder`` (unless None).
 
@@ -114,11 +115,16 @@ def train_classifiers(
         crossfit: models whose probabilities on their training rows are cross-fitted
             (``config.crossfit_folds`` folds, about as many extra refits each; fewer than 2: none), so that a page or a review
             queue shows what a model that never saw the row predicts, not its fit of that row.
+        fusion_from: per model, an earlier model of ``inputs`` whose fusion weight (visual share)
+            it reuses instead of searching its own (:data:`core.config.FUSION_FROM`; not when
+            ``config.reuse_fusion`` is off).
 
     Returns:
         Every row's probabilities per model, each model's validation score, the validation size.
     """
     targets, blocks = targets or {}, blocks or {}
+    fusion_from = (fusion_from or {}) if config.reuse_fusion else {}
+    shares: dict[str, float | None] = {}
     crossfit = crossfit if config.crossfit_folds >= 2 else ()
     val_rows = fit_idx[stratified_holdout(y_all[fit_idx], config.val_fraction, config.seed)]
     probs: dict[str, np.ndarray] = {}
@@ -127,7 +133,9 @@ def train_classifiers(
     for n_done, (name, x) in enumerate(inputs.items()):
         y, rows = targets.get(name, (y_all, fit_idx))
         clf = Classifier(n_classes, multilabel, config)
-        clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=np.isin(rows, val_rows))
+        share = shares.get(fusion_from.get(name, ""))
+        clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=np.isin(rows, val_rows), visual_share=share)
+        shares[name] = clf.visual_share
         if folder is not None:
             clf.save(folder, name)
         probs[name] = clf.predict_proba(x)

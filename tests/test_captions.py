@@ -8,12 +8,23 @@ import shutil
 import numpy as np
 import pytest
 
-from core.captions import _feature_blocks, wants_caption_labels
+from core.captions import (
+    CaptionLabelConfig,
+    _feature_blocks,
+    caption_labels,
+    caption_texts,
+    label_name_rows,
+    label_name_texts,
+    wants_caption_labels,
+)
 from core.classifiers import Classifier, ClassifierConfig
 from core.compare import best_model
-from core.config import CAPTION_MODELS
+from core.config import CAPTION_MODELS, FUSION_FROM
+from core.forward import input_blocks, model_inputs
 from core.labels.retrain import retrain
 from core.labels.session import open_label_store
+from core.progress import silent
+from core.training import label_targets, scarce_labels, train_classifiers
 from core.workspace import open_workspace
 from tests.conftest import DEMO, demo_rows, quick_fit
 from tests.test_cli import run
@@ -111,3 +122,97 @@ def test_tfidf_keeps_terms_shared_by_min_df_captions():
     assert _feature_blocks(texts, emb, rows, "tfidf", min_df=2).shape[1] == 3  # red, apple, "red apple"
     assert _feature_blocks(texts, emb, rows, "tfidf", min_df=1).shape[1] > 10
     assert _feature_blocks(texts[2:], emb[2:], rows[:2], "tfidf", min_df=2).shape[1] > 0  # none shared: keep all
+
+
+def _teacher_inputs(ws, fraction: float = 0.2, seed: int = 0):
+    """A fitted demo subset's captions, caption embeddings, visual features, targets, and a label draw."""
+    texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
+    labels = [list(v) for v in ws.items["labels"]]
+    y = label_targets(labels, ws.labels, False)
+    train = (ws.items["split"] != "test").to_numpy() & (y >= 0)
+    labelled = scarce_labels(labels, train, fraction, seed)
+    names = label_name_rows(ws.labels, ws.text_encoder.encode)
+    return texts, ws.caption_vectors.copy(), ws.visual.copy(), y, labelled, train, names
+
+
+def test_label_names_read_as_captions():
+    assert label_name_texts(["animals/mammals", "food/breads_and_carbs", "av-symbol"]) == [
+        "animals mammals",
+        "food breads and carbs",
+        "av symbol",
+    ]
+
+
+def test_teacher_never_reads_test_rows(caption_ws):
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws)
+    test = ~train
+    assert test.any()
+    before = caption_labels(texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    # replace every test row's caption, caption embedding, visual features and label
+    rng = np.random.default_rng(1)
+    texts2 = [("zebra quartz " * 3 + str(i)) if test[i] else t for i, t in enumerate(texts)]
+    emb[test] = rng.normal(size=(test.sum(), emb.shape[1]))
+    visual[test] = rng.normal(size=(test.sum(), visual.shape[1]))
+    y2 = y.copy()
+    y2[test] = (y[test] + 1) % len(caption_ws.labels)
+    after = caption_labels(texts2, emb, y2, labelled, train, False, visual=visual, label_names=names)
+    assert before.caption.sum() > 0 and not before.caption[test].any()
+    np.testing.assert_array_equal(before.caption, after.caption)
+    np.testing.assert_array_equal(before.targets[train], after.targets[train])
+    np.testing.assert_allclose(before.predicted, after.predicted, atol=1e-6)
+    assert before.threshold == after.threshold
+
+
+def test_no_caption_no_caption_label_and_human_labels_win(caption_ws):
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws)
+    silent_rows = np.flatnonzero(train & ~labelled)[::3]
+    texts = ["" if i in set(silent_rows) else t for i, t in enumerate(texts)]
+    emb[silent_rows] = 0
+    caps = caption_labels(texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    assert caps.caption.sum() > 0
+    assert not caps.caption[silent_rows].any() and (caps.targets[silent_rows] == -1).all()  # the image alone says nothing here
+    assert not (caps.caption & labelled).any()
+    np.testing.assert_array_equal(caps.targets[labelled], y[labelled])  # human labels are kept as they are
+    assert (caps.targets[~train] == y[~train]).all() and not caps.caption[~train].any()
+
+
+def test_teacher_with_both_views_and_label_names_beats_captions_alone(caption_ws):
+    """On the demo subset with 10% of the labels, the caption labels of a teacher that sees the
+    image and reads the label names are right more often than a caption-only teacher's."""
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws, fraction=0.1)
+    todo = train & ~labelled
+
+    def accuracy(caps) -> float:
+        return float((caps.predicted[todo].argmax(1) == y[todo]).mean())
+
+    alone = caption_labels(texts, emb, y, labelled, train, False, CaptionLabelConfig(visual=False, label_names=False))
+    both = caption_labels(texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    assert accuracy(both) > accuracy(alone)
+    with pytest.raises(ValueError, match="names for"):
+        caption_labels(texts, emb, y, labelled, train, False, label_names=(names[0][:2], names[1][:2]))
+
+
+def test_caption_model_reuses_its_twins_fusion_weight(caption_ws, tmp_path):
+    ws = caption_ws
+    x = model_inputs(ws.image_arrays, ("multimodal",))["multimodal"]
+    blocks = input_blocks("multimodal", ws.image_arrays)
+    y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, False)
+    fit_idx = np.flatnonzero(ws.items["labelled"].to_numpy() & (y >= 0))
+    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.7), reuse_fusion=True)
+    # a share given from outside is used as it is, without a search among visual_shares
+    assert Classifier(len(ws.labels), False, cfg).fit(x[fit_idx], y[fit_idx], blocks=blocks, visual_share=0.9).visual_share == 0.9
+    inputs = {"multimodal": x, "multimodal_captions": x}
+    train_classifiers(
+        inputs,
+        y,
+        fit_idx,
+        len(ws.labels),
+        False,
+        cfg,
+        tmp_path,
+        silent,
+        blocks=dict.fromkeys(inputs, blocks),
+        fusion_from=FUSION_FROM,
+    )
+    twin, product = Classifier.load(tmp_path, "multimodal"), Classifier.load(tmp_path, "multimodal_captions")
+    assert twin.visual_share in (0.5, 0.7) and product.visual_share == twin.visual_share

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.captions import caption_label_column, caption_labels, caption_targets, caption_texts
-from core.config import CAPTION_MODELS, CLASSIFIER_MODELS
+from core.captions import caption_label_column, caption_labels, caption_targets, caption_texts, label_name_rows
+from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
@@ -97,7 +97,19 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     ):  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
-        captions = caption_labels(texts, ws.caption_vectors, y_all, labelled, train, ws.multilabel, cfg.captions, cfg.seed)
+        names_rows = label_name_rows(names, ws.text_encoder.encode)
+        captions = caption_labels(
+            texts,
+            ws.caption_vectors,
+            y_all,
+            labelled,
+            train,
+            ws.multilabel,
+            cfg.captions,
+            cfg.seed,
+            visual=ws.visual,
+            label_names=names_rows,
+        )
     models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
     arrays = ws.image_arrays
     new_dir = classifiers_staging(ws.path)
@@ -113,6 +125,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in models},
         crossfit=CLASSIFIER_MODELS,
+        fusion_from=FUSION_FROM,
     )
     probs = trained.probs
     probs["zeroshot"] = scores_to_proba(
