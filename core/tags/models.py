@@ -12,6 +12,7 @@ distance order); prediction averages over sampled neighbourhoods (Eq. 2).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -166,7 +167,9 @@ class TagModel:
         """Probabilities of ``rows`` averaged over ``samples`` sampled neighbourhoods (Eq. 2)."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed + 1)
-        xv, xt = torch.from_numpy(visual), torch.from_numpy(tags)
+        with warnings.catch_warnings():  # memory-mapped, read-only arrays: viewed without a copy, never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            xv, xt = torch.from_numpy(visual), torch.from_numpy(tags)
         r = torch.from_numpy(rows)
         total = np.zeros((len(rows), self.dims[2]), dtype=np.float32)
         samples = 1 if cfg.kind == "visual_only" else cfg.samples
