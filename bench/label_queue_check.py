@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from core.labels.queue import confirmed_by_both_models, review_queue  # noqa: E402
 from core.labels.retrain import retrain  # noqa: E402
 from core.labels.session import current_labels, open_label_store  # noqa: E402
+from core.training import label_targets  # noqa: E402
 from core.workspace import open_workspace  # noqa: E402
 
 
@@ -68,7 +69,8 @@ def main() -> int:
         both = [q for q in queue if ws.labels[base[q.row]] in current[q.row] and ws.labels[multi[q.row]] in current[q.row]]
         changed = {int(r) for r in rows}
         wrong = {int(r) for i, r in enumerate(rows) if not i % 2}  # the half set to another label
-        confirmed = set(np.flatnonzero(confirmed_by_both_models(ws, current)).tolist())
+        y = label_targets(current, ws.labels, ws.multilabel)
+        confirmed = set(np.flatnonzero(confirmed_by_both_models(ws, y)).tolist())
         crossfit = ws.crossfit_models
     result = {
         "workspace": args.workspace,

@@ -153,12 +153,12 @@ def _label_errors(ws: Workspace, current: list[list[str]], source: str, progress
     proba = out_of_fold(ws, source, current=current, progress=progress)
     y = label_targets(current, ws.labels, ws.multilabel)
     found = rank_label_issues(y, proba, ws.multilabel)
-    order = found.order[~confirmed_by_both_models(ws, current)[found.order]]
+    order = found.order[~confirmed_by_both_models(ws, y)[found.order]]
     name = source.removeprefix("predictions:")
     return order, found.quality, proba, lambda r: f"label quality {{score:.2f}} ({name} out-of-fold)"
 
 
-def confirmed_by_both_models(ws: Workspace, current: list[list[str]]) -> np.ndarray:
+def confirmed_by_both_models(ws: Workspace, y: np.ndarray) -> np.ndarray:
     """(N,) rows whose current label is the top prediction of both the baseline and the
     multimodal model, where both are held out on the row (cross-fitted on training rows, see
     :attr:`Workspace.crossfit_models`; test and unlabelled rows trained neither).
@@ -168,15 +168,15 @@ def confirmed_by_both_models(ws: Workspace, current: list[list[str]]) -> np.ndar
     (single-label workspaces; what that costs is measured by ``bench/label_queue_check.py``).
     Workspaces fitted before cross-fitting (in-sample predictions, which repeat any training
     label) confirm nothing.
+
+    Args:
+        ws: the workspace.
+        y: every row's current label index, -1 for none (:func:`core.training.label_targets`).
     """
-    out = np.zeros(len(current), dtype=bool)
     if ws.multilabel or not {"baseline", "multimodal"} <= set(ws.crossfit_models):
-        return out
-    names = np.array(ws.labels, dtype=object)
-    base, multi = names[ws.predictions["baseline"].argmax(1)], names[ws.predictions["multimodal"].argmax(1)]
-    for r, labs in enumerate(current):
-        out[r] = len(labs) == 1 and base[r] == labs[0] == multi[r]
-    return out
+        return np.zeros(len(y), dtype=bool)
+    p = ws.predictions
+    return (y >= 0) & (p["baseline"].argmax(1) == y) & (p["multimodal"].argmax(1) == y)
 
 
 def _datalab(ws: Workspace, strategy: str) -> _Queue:

@@ -56,7 +56,7 @@ def test_queue_matches_fresh_out_of_fold_after_label_changes_and_retrain(ws_copy
     fresh = _fresh_oof(ws.path, source, current)
     y = label_targets(current, ws.labels, ws.multilabel)
     expected = rank_label_issues(y, fresh, ws.multilabel)
-    confirmed = confirmed_by_both_models(ws, current)
+    confirmed = confirmed_by_both_models(ws, y)
     assert [q.row for q in queue] == [r for r in expected.order if not confirmed[r]]
     assert len(queue) > 0
     shown = {m: ws.predictions[m].argmax(1) for m in ("baseline", "multimodal")}  # what Annotate shows
