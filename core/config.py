@@ -134,6 +134,10 @@ class FitConfig:
             known = sorted(f.name for f in fields(cls))
             raise ValueError(f"invalid fit configuration ({exc}); known keys: {', '.join(known)}") from None
 
+    def cache_root(self) -> Path:
+        """Where features and text embeddings are cached: ``cache_dir``, or :func:`default_cache_dir`."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
     def seeded(self) -> FitConfig:
         """The config with its seed copied into the generator's and the classifiers' (one seed drives everything)."""
         return replace(

@@ -31,7 +31,7 @@ from core.captions import (
 from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM, FitConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.engines import feature_engine
-from core.features import FeatureCache, cache_key, default_cache_dir, embed_images
+from core.features import FeatureCache, cache_key, embed_images
 from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
 from core.metrics import evaluate_models
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
@@ -235,7 +235,7 @@ def fit(
     t0 = time.perf_counter()
     with timings("load"):
         ds = data if isinstance(data, Dataset) else load_dataset(data, seed=cfg.seed)
-        cache_root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+        cache_root = cfg.cache_root()
         device = resolve_device(cfg.device)
     protect = [p for p in (Path(ds.source), Path(ds.root) if ds.root else None) if p is not None]
     protect = [p if p.is_dir() else p.parent for p in protect]

@@ -21,6 +21,7 @@ from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
 from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
+from core.text import embed_texts
 from core.training import has_target, label_targets, train_classifiers
 from core.workspace import Workspace
 from core.workspace_files import classifiers_staging, commit_retrain, workspace_lock
@@ -97,7 +98,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     ):  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
-        names_rows = label_name_rows(names, ws.text_encoder.encode)
+        names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cfg.cache_root()))  # as the fit does
         captions = caption_labels(
             texts,
             ws.caption_vectors,

@@ -121,7 +121,6 @@ class CorpusSource(PhraseSource):
     name = "corpus"
 
     def fit(self, x: PhraseFitInputs, cfg: FitConfig, backbone, progress: ProgressFn) -> PhraseFit:
-        from core.features import default_cache_dir
         from core.phrases.crossfit import crossfit_phrases
         from core.phrases.stage_cache import cached_stage, stage_key
 
@@ -129,7 +128,7 @@ class CorpusSource(PhraseSource):
         name = generator_input_name(cfg.backbone, cfg.generator_backbone)
         key = stage_key(x.generator_input, x.phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=x.k, backbone=name)
         generator, outs = cached_stage(  # a resumed (or repeated) fit reuses a finished phrase-generator stage
-            Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
+            cfg.cache_root(),
             key,
             lambda: crossfit_phrases(
                 x.generator_input,
