@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.captions import CaptionLabelConfig, caption_labels, caption_targets, caption_texts, label_name_rows  # noqa: E402
-from core.config import CAPTION_MODELS, FUSION_FROM, FitConfig  # noqa: E402
+from core.config import CAPTION_MODELS, CAPTION_TWINS, FitConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
 from core.forward import ImageArrays, input_blocks, model_inputs  # noqa: E402
 from core.metrics import evaluate  # noqa: E402
@@ -117,7 +117,7 @@ def run_fraction(
         silent,
         targets=caption_targets(caps, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in args.models},
-        fusion_from=FUSION_FROM,
+        twins=CAPTION_TWINS,
     )
     t_clf = time.perf_counter() - t
     metrics = {m: evaluate(y_all[test], p[test], multilabel=ws.multilabel) for m, p in trained.probs.items()}

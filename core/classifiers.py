@@ -9,11 +9,16 @@ trained with early stopping on a validation part of the labelled rows (checked e
 every ``check_rows`` training rows on large inputs, so that patience does not cost whole passes
 over thousands of caption-labelled rows); the best (possibly fractional) epoch count is then
 used to refit on all labelled rows, so scarce labels are not wasted on validation.
+A model trained on other targets of the same input (the caption models: human + caption labels)
+can instead start from its twin's trained weights and fine-tune briefly (:meth:`Classifier.fit_from`,
+``warm_start``): the twin has already learnt the input, and with ~8x the rows a search from
+scratch made the caption models most of a warm refit's time.
 Weights are saved as safetensors + JSON.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +36,9 @@ class ClassifierConfig:
     ``check_rows`` training rows when an epoch is longer (a check then covers a part of an epoch).
     ``crossfit_folds``: folds of the cross-fitted training-row probabilities a fit and a retrain
     store for the paper's models (:func:`core.training.train_classifiers`; below 2: none).
+    ``warm_start``: the caption models start from their paper twin's weights, fusion weight and
+    standardisation and fine-tune (:meth:`Classifier.fit_from`), stopping after ``warm_patience``
+    checks without a better validation loss, after ``warm_max_epochs`` checks at most.
     """
 
     hidden_dim: int = 512
@@ -48,6 +56,9 @@ class ClassifierConfig:
     check_rows: int = 256
     crossfit_folds: int = 5
     reuse_fusion: bool = False
+    warm_start: bool = True
+    warm_patience: int = 3
+    warm_max_epochs: int = 60
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
@@ -95,6 +106,7 @@ class Classifier:
         self.best_epochs = 0
         self.visual_share: float | None = None
         self.val_score = float("nan")
+        self.holdout_net: torch.nn.Module | None = None  # trained without the validation rows (not saved)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.multilabel:
@@ -108,18 +120,22 @@ class Classifier:
         epochs: float,
         val: tuple[np.ndarray, np.ndarray] | None,
         drop_cols: np.ndarray | None = None,
+        init: torch.nn.Module | None = None,
+        patience: int | None = None,
     ) -> tuple[torch.nn.Module, float, float]:
         """Train a net for ``epochs`` passes over ``x`` (fractional: a part of the last one).
 
         With ``val``, the validation loss is checked every epoch or every ``check_rows`` rows,
-        whichever comes first; training stops after ``patience`` checks without improvement
-        (``epochs`` then caps the number of checks) and the best check's net, its epoch count
-        (fractional) and its validation loss are returned.
+        whichever comes first; training stops after ``patience`` (default ``config.patience``)
+        checks without improvement (``epochs`` then caps the number of checks) and the best
+        check's net, its epoch count (fractional) and its validation loss are returned.
+        ``init``: a trained net to start from (a copy is trained) instead of a new one.
         """
         cfg = self.config
+        patience = cfg.patience if patience is None else patience
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        net = _net(x.shape[1], self.n_classes, cfg)
+        net = _net(x.shape[1], self.n_classes, cfg) if init is None else copy.deepcopy(init)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         xt = torch.from_numpy(x)
         yt = torch.from_numpy(y.astype(np.float32) if self.multilabel or y.ndim == 2 else y.astype(np.int64))
@@ -152,7 +168,7 @@ class Classifier:
                     if vloss < best - 1e-4:
                         best, best_step = vloss, step
                         best_state = {k: v.clone() for k, v in net.state_dict().items()}
-                    elif step - best_step >= cfg.patience * check:
+                    elif step - best_step >= patience * check:
                         n_steps = step
                 if step >= n_steps:
                     break
@@ -214,16 +230,16 @@ class Classifier:
             shares = [visual_share]
         if multi and not has_val:
             shares = [shares[len(shares) // 2]]
-        tried = []  # (validation loss, best epoch count, visual share, validation score) per candidate
+        tried = []  # (validation loss, best epoch count, visual share, validation score, net) per candidate
         for share in shares:
             if not has_val:
-                tried.append((0.0, min(cfg.max_epochs, 100), share, float("nan")))
+                tried.append((0.0, min(cfg.max_epochs, 100), share, float("nan"), None))
                 continue
             scale = self._block_scale(blocks, share) if share is not None else np.float32(1.0)
             val = (xs[val_mask] * scale, y[val_mask])
             net, epochs, loss = self._train(xs[~val_mask] * scale, y[~val_mask], cfg.max_epochs, val, drop_cols)
-            tried.append((loss, max(epochs, 5), share, self._score(net, *val)))
-        _, self.best_epochs, self.visual_share, self.val_score = min(tried, key=lambda t: t[0])
+            tried.append((loss, max(epochs, 5), share, self._score(net, *val), net))
+        _, self.best_epochs, self.visual_share, self.val_score, self.holdout_net = min(tried, key=lambda t: t[0])
         self._refit(x, y, blocks, drop_cols)
         return self
 
@@ -234,6 +250,48 @@ class Classifier:
             self.std = self.std / self._block_scale(blocks, self.visual_share)
         self.net, _, _ = self._train((x - self.mean) / self.std, y, self.best_epochs, None, drop_cols)
         self.net.eval()
+
+    def fit_from(
+        self, twin: Classifier, x: np.ndarray, y: np.ndarray, val_mask: np.ndarray, blocks: tuple[int, ...] | None = None
+    ) -> Classifier:
+        """Train on ``x``, ``y`` by fine-tuning ``twin``, a fitted classifier of the same input.
+
+        The twin's standardisation and fusion weight are kept. Its held-out net (trained without
+        the ``val_mask`` rows, which must be the rows the twin held out) is fine-tuned on the
+        other rows with early stopping on the ``val_mask`` rows (``warm_patience``,
+        ``warm_max_epochs``); that gives the epoch count (at least 5, as :meth:`fit`) and
+        ``val_score``. Then the twin's final net is fine-tuned on every row for that many epochs.
+        Without validation rows (or a held-out net), 5 epochs.
+
+        Args:
+            twin: the fitted classifier to start from (e.g. ``baseline`` for ``baseline_captions``).
+            x: features of the rows to train on (same columns as the twin's).
+            y: their targets.
+            val_mask: the rows held out for early stopping.
+            blocks: the modalities' widths (as given to the twin's :meth:`fit`).
+        """
+        if twin.net is None or twin.mean is None or twin.std is None:
+            raise RuntimeError("the twin classifier is not fitted")
+        cfg = self.config
+        self.mean, self.std, self.visual_share = twin.mean, twin.std, twin.visual_share
+        xs = ((np.asarray(x, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+        drop_cols = _non_visual_columns(x.shape[1], blocks)
+        self.best_epochs, self.val_score = 5.0, float("nan")
+        if twin.holdout_net is not None and val_mask.sum() >= 2 and (~val_mask).sum() >= 2:
+            val = (xs[val_mask], y[val_mask])
+            net, epochs, _ = self._train(
+                xs[~val_mask],
+                y[~val_mask],
+                cfg.warm_max_epochs,
+                val,
+                drop_cols,
+                init=twin.holdout_net,
+                patience=cfg.warm_patience,
+            )
+            self.best_epochs, self.val_score = max(epochs, 5), self._score(net, *val)
+        self.net, _, _ = self._train(xs, y, self.best_epochs, None, drop_cols, init=twin.net)
+        self.net.eval()
+        return self
 
     def crossfit(self, x: np.ndarray, y: np.ndarray, fold: np.ndarray, blocks: tuple[int, ...] | None = None) -> np.ndarray:
         """Cross-fitted probabilities of the rows this classifier was trained on.

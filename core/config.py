@@ -22,9 +22,10 @@ MODELS = ("baseline", "multimodal", "text_only", "zeroshot")  # every model of a
 CLASSIFIER_MODELS = ("baseline", "multimodal", "text_only")  # the trained heads among them
 CAPTION_MODELS = ("baseline_captions", "multimodal_captions")  # trained on human + caption labels (core.captions)
 ALL_MODELS = (*MODELS, *CAPTION_MODELS)
-# with ClassifierConfig.reuse_fusion, the product's model reuses the fusion weight the paper's
-# multimodal model chose on the human labels (one search instead of two; docs/results.md)
-FUSION_FROM = {"multimodal_captions": "multimodal"}
+# each caption model's paper twin (same input and architecture, trained on the human labels only):
+# with ClassifierConfig.warm_start (default) the caption model fine-tunes it; else, with
+# ClassifierConfig.reuse_fusion, it reuses its fusion weight (docs/results.md "Fit time with caption labels")
+CAPTION_TWINS = {"baseline_captions": "baseline", "multimodal_captions": "multimodal"}
 PHRASE_SOURCES = ("corpus", "imagenet", "corpus+imagenet")  # or the folder of a saved generator
 
 

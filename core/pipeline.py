@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 
 from core.backbones import Backbone, create_backbone, resolve_device
+from core.caption_cache import cached_caption_labels
 from core.captions import (
     CaptionLabels,
     caption_label_column,
-    caption_labels,
     caption_targets,
     caption_texts,
     label_name_rows,
     wants_caption_labels,
 )
-from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM, FitConfig
+from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS, FitConfig
 from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, embed_images
@@ -272,7 +272,7 @@ def fit(
                 targets=caption_targets(cap_labels, targets.fit_idx, CAPTION_MODELS),
                 blocks={m: input_blocks(m, arrays) for m in models},
                 crossfit=CLASSIFIER_MODELS,
-                fusion_from=FUSION_FROM,
+                twins=CAPTION_TWINS,
             )
             probs = trained.probs
         with timings("zeroshot"):
@@ -324,7 +324,8 @@ def caption_stage(
 ) -> Captions | None:
     """Caption embeddings when rows have captions; caption labels too when ``cfg.caption_labels``
     asks for them (``auto``: enough unlabelled rows with text), from a teacher that sees each
-    row's caption and ``visual`` features and reads the label names as captions."""
+    row's caption and ``visual`` features and reads the label names as captions (reused from
+    ``cache_root`` when its inputs are unchanged: :mod:`core.caption_cache`)."""
     texts = caption_texts(list(items["text"]), list(items["tags"]))
     train = items["split"].to_numpy() != "test"
     has_text = np.array([bool(t) for t in texts])
@@ -334,8 +335,18 @@ def caption_stage(
     labels = None
     if wants_caption_labels(cfg.caption_labels, train, targets.labelled, has_text, cfg.captions.auto_share):
         names = label_name_rows(targets.names, lambda t: embed_texts(t, encoder, cache_root))
-        labels = caption_labels(
-            texts, emb, targets.y, targets.labelled, train, multilabel, cfg.captions, cfg.seed, visual=visual, label_names=names
+        labels = cached_caption_labels(
+            cache_root,
+            texts,
+            emb,
+            targets.y,
+            targets.labelled,
+            train,
+            multilabel,
+            cfg.captions,
+            cfg.seed,
+            visual=visual,
+            label_names=names,
         )
     return Captions(emb, labels)
 

@@ -98,7 +98,7 @@ def train_classifiers(
     targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     blocks: dict[str, tuple[int, ...] | None] | None = None,
     crossfit: tuple[str, ...] = (),
-    fusion_from: dict[str, str] | None = None,
+    twins: dict[str, str] | None = None,
 ) -> TrainedModels:
     """Fit one classifier per input and save it under ``folder`` (unless None).
 
@@ -115,16 +115,17 @@ def train_classifiers(
         crossfit: models whose probabilities on their training rows are cross-fitted
             (``config.crossfit_folds`` folds, about as many extra refits each; fewer than 2: none), so that a page or a review
             queue shows what a model that never saw the row predicts, not its fit of that row.
-        fusion_from: per model, an earlier model of ``inputs`` whose fusion weight (visual share)
-            it reuses instead of searching its own (:data:`core.config.FUSION_FROM`; not when
-            ``config.reuse_fusion`` is off).
+        twins: per model, an earlier model of ``inputs`` with the same input and architecture
+            (:data:`core.config.CAPTION_TWINS`). With ``config.warm_start`` the model fine-tunes
+            its twin (:meth:`Classifier.fit_from`); else, with ``config.reuse_fusion``, it reuses
+            the twin's fusion weight (visual share) instead of searching its own.
 
     Returns:
         Every row's probabilities per model, each model's validation score, the validation size.
     """
     targets, blocks = targets or {}, blocks or {}
-    fusion_from = (fusion_from or {}) if config.reuse_fusion else {}
-    shares: dict[str, float | None] = {}
+    twins = twins or {}
+    fitted: dict[str, Classifier] = {}
     crossfit = crossfit if config.crossfit_folds >= 2 else ()
     val_rows = fit_idx[stratified_holdout(y_all[fit_idx], config.val_fraction, config.seed)]
     probs: dict[str, np.ndarray] = {}
@@ -133,9 +134,13 @@ def train_classifiers(
     for n_done, (name, x) in enumerate(inputs.items()):
         y, rows = targets.get(name, (y_all, fit_idx))
         clf = Classifier(n_classes, multilabel, config)
-        share = shares.get(fusion_from.get(name, ""))
-        clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=np.isin(rows, val_rows), visual_share=share)
-        shares[name] = clf.visual_share
+        twin, val_mask = fitted.get(twins.get(name, "")), np.isin(rows, val_rows)
+        if twin is not None and config.warm_start:
+            clf.fit_from(twin, x[rows], y[rows], val_mask, blocks.get(name))
+        else:
+            share = twin.visual_share if twin is not None and config.reuse_fusion else None
+            clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=val_mask, visual_share=share)
+        fitted[name] = clf
         if folder is not None:
             clf.save(folder, name)
         probs[name] = clf.predict_proba(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from core.captions import (
     CaptionLabelConfig,
     _feature_blocks,
     caption_labels,
+    caption_targets,
     caption_texts,
     label_name_rows,
     label_name_texts,
@@ -19,7 +21,7 @@ from core.captions import (
 )
 from core.classifiers import Classifier, ClassifierConfig
 from core.compare import best_model
-from core.config import CAPTION_MODELS, FUSION_FROM
+from core.config import CAPTION_MODELS, CAPTION_TWINS
 from core.forward import input_blocks, model_inputs
 from core.labels.retrain import retrain
 from core.labels.session import open_label_store
@@ -198,7 +200,7 @@ def test_caption_model_reuses_its_twins_fusion_weight(caption_ws, tmp_path):
     blocks = input_blocks("multimodal", ws.image_arrays)
     y = label_targets([list(v) for v in ws.items["labels"]], ws.labels, False)
     fit_idx = np.flatnonzero(ws.items["labelled"].to_numpy() & (y >= 0))
-    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.7), reuse_fusion=True)
+    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.7), reuse_fusion=True, warm_start=False)
     # a share given from outside is used as it is, without a search among visual_shares
     assert Classifier(len(ws.labels), False, cfg).fit(x[fit_idx], y[fit_idx], blocks=blocks, visual_share=0.9).visual_share == 0.9
     inputs = {"multimodal": x, "multimodal_captions": x}
@@ -212,7 +214,44 @@ def test_caption_model_reuses_its_twins_fusion_weight(caption_ws, tmp_path):
         tmp_path,
         silent,
         blocks=dict.fromkeys(inputs, blocks),
-        fusion_from=FUSION_FROM,
+        twins=CAPTION_TWINS,
     )
     twin, product = Classifier.load(tmp_path, "multimodal"), Classifier.load(tmp_path, "multimodal_captions")
     assert twin.visual_share in (0.5, 0.7) and product.visual_share == twin.visual_share
+
+
+def test_caption_models_fine_tune_their_paper_twins(caption_ws, tmp_path):
+    """With ``warm_start`` (the default) each caption model starts from its paper twin: same fusion
+    weight and standardisation, a short fine-tune that learns the caption labels; off, its own search."""
+    ws = caption_ws
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(ws, fraction=0.4)
+    caps = caption_labels(texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    fit_idx = np.flatnonzero(labelled)
+    models = ("baseline", "multimodal", *CAPTION_MODELS)
+    inputs = model_inputs(ws.image_arrays, models)
+    blocks = {m: input_blocks(m, ws.image_arrays) for m in models}
+    targets = caption_targets(caps, fit_idx, CAPTION_MODELS)
+    rows = targets["baseline_captions"][1]
+    cap_rows = np.flatnonzero(caps.caption)
+
+    def trained(cfg: ClassifierConfig, folder):
+        out = train_classifiers(
+            inputs, y, fit_idx, len(ws.labels), False, cfg, folder, silent, targets=targets, blocks=blocks, twins=CAPTION_TWINS
+        )
+        return out, {m: Classifier.load(folder, m) for m in models}
+
+    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.9))
+    out, clf = trained(cfg, tmp_path / "warm")
+    for cap, twin in CAPTION_TWINS.items():
+        assert clf[cap].visual_share == clf[twin].visual_share
+        np.testing.assert_array_equal(clf[cap].mean, clf[twin].mean)
+        assert clf[cap].best_epochs <= cfg.warm_max_epochs * cfg.check_rows / len(rows) + 1e-9  # a short fine-tune
+        assert 0 <= out.validation[cap] <= 1 and out.n_validation >= 2  # scored on the same held-out human rows
+        # it learnt the caption labels its twin never saw
+        agree = lambda m: (out.probs[m][cap_rows].argmax(1) == caps.targets[cap_rows]).mean()  # noqa: E731
+        assert agree(cap) > agree(twin) + 0.05
+    # the switch: off, the caption models search their own fusion weight and epochs from scratch
+    _, off = trained(replace(cfg, warm_start=False), tmp_path / "cold")
+    assert off["baseline_captions"].best_epochs >= 5 and not np.array_equal(off["baseline_captions"].mean, clf["baseline"].mean)
+    for m in ("baseline", "multimodal"):  # the paper's models do not change
+        np.testing.assert_array_equal(off[m].predict_proba(inputs[m][:5]), clf[m].predict_proba(inputs[m][:5]))

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 
 from core.classifiers import Classifier, ClassifierConfig, stratified_holdout
 
@@ -86,3 +89,24 @@ def test_crossfit_folds_are_stratified_and_seeded():
         assert sorted(np.bincount(fold[y == c], minlength=5)) == [2, 2, 2, 2, 2]
     soft = np.eye(3, dtype=np.float32)[y] * 0.8 + 0.2 / 3  # soft targets: by their top label
     assert np.array_equal(crossfit_folds(soft, 5, 0, False), fold)
+
+
+def test_warm_start_fine_tunes_the_twin():
+    """A model of the same input on other targets starts from its twin's weights and standardisation."""
+    x, y = _blobs(n=300)
+    val = stratified_holdout(y, 0.15, 0)
+    cfg = ClassifierConfig(max_epochs=40)
+    twin = Classifier(4, False, cfg).fit(x, y, val_mask=val)
+    y2 = np.where(y == 3, 2, y)  # other targets: two labels merged, as caption labels relabel rows
+    # no learning rate: the fine-tuned model is its twin, weights and standardisation
+    still = Classifier(4, False, replace(cfg, lr=0.0)).fit_from(twin, x, y2, val)
+    np.testing.assert_array_equal(still.predict_proba(x), twin.predict_proba(x))
+    fresh = Classifier(4, False, replace(cfg, lr=0.0)).fit(x, y2, val_mask=val)  # from scratch: a random net
+    assert not np.allclose(fresh.predict_proba(x), twin.predict_proba(x), atol=1e-3)
+    tuned = Classifier(4, False, cfg).fit_from(twin, x, y2, val)
+    assert tuned.mean is twin.mean and tuned.std is twin.std
+    assert 0 < tuned.best_epochs <= cfg.warm_max_epochs and 0.9 < tuned.val_score <= 1
+    right = lambda c: (c.predict_proba(x).argmax(1) == y2).mean()  # noqa: E731
+    assert right(twin) < 0.85 < 0.95 < right(tuned)  # it learnt the new targets
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Classifier(4, False, cfg).fit_from(Classifier(4, False, cfg), x, y2, val)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.captions import caption_label_column, caption_labels, caption_targets, caption_texts, label_name_rows
-from core.config import CAPTION_MODELS, CLASSIFIER_MODELS, FUSION_FROM
+from core.caption_cache import cached_caption_labels
+from core.captions import caption_label_column, caption_targets, caption_texts, label_name_rows
+from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
 from core.labels.store import SET, UNDO, LabelStore
@@ -99,7 +100,8 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
         names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cfg.cache_root()))  # as the fit does
-        captions = caption_labels(
+        captions = cached_caption_labels(
+            cfg.cache_root(),
             texts,
             ws.caption_vectors,
             y_all,
@@ -126,7 +128,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in models},
         crossfit=CLASSIFIER_MODELS,
-        fusion_from=FUSION_FROM,
+        twins=CAPTION_TWINS,
     )
     probs = trained.probs
     probs["zeroshot"] = scores_to_proba(
