@@ -1,10 +1,13 @@
 """Fit time with caption labels on vs off, same dataset, label fraction and seed, in one run.
 
-Fits once to warm the shared caches (visual features, text embeddings, phrase generator: not
-timed; skip with ``--no-warmup``; ``--cold`` gives every fit an empty cache instead, as a
-collection's first fit), then ``--repeats`` times with ``--caption-labels off`` and ``on`` (alternating
-which goes first, so a change of the machine's load hits both), prints each stage's seconds and
-the ratio of the median totals, and writes ``bench/results/caption_fit_time_<dataset>.json``.
+Fits once per mode to warm the shared caches (visual features, text embeddings, phrase
+generator, caption labels: not timed; skip with ``--no-warmup``; ``--cold`` gives every fit an
+empty cache instead, as a collection's first fit), then ``--repeats`` times with
+``--caption-labels off`` and ``on`` (alternating which goes first, so a change of the machine's
+load hits both), prints each stage's seconds and the ratio of the median totals, and writes
+``bench/results/caption_fit_time_<dataset>.json``. A warm refit with the same labels reads its
+caption labels from the cache (:mod:`core.caption_cache`); ``--teacher-miss`` removes the entries
+each fit wrote, so every fit runs the caption-label teacher, as a refit after label edits does.
 
     python bench/caption_fit_time.py assets/demo --label-fraction 0.1
 """
@@ -40,6 +43,8 @@ def main() -> None:
     ap.add_argument(
         "--reuse-fusion", action="store_true", help="multimodal_captions reuses multimodal's fusion weight (reuse_fusion on)"
     )
+    ap.add_argument("--warm-start", action="store_true", help="caption models fine-tune their paper twin (warm_start on)")
+    ap.add_argument("--teacher-miss", action="store_true", help="every fit runs the caption-label teacher (no cached labels)")
     ap.add_argument("--out", default=None, help="result file (default bench/results/caption_fit_time_<dataset>.json)")
     args = ap.parse_args()
     name = "demo" if Path(args.dataset).resolve() == (ROOT / "assets" / "demo").resolve() else Path(args.dataset).resolve().name
@@ -52,10 +57,18 @@ def main() -> None:
                 label_fraction=args.label_fraction, seed=args.seed, projections=args.maps, caption_labels=mode, cache_dir=cache
             )
             cfg.classifier.reuse_fusion = args.reuse_fusion
-            return fit(args.dataset, Path(tmp) / f"{mode}-{tag}", cfg, progress=silent).manifest["timings_s"]
+            cfg.classifier.warm_start = args.warm_start
+            entries = cfg.cache_root() / "caption_labels"
+            before = set(entries.glob("*.safetensors"))
+            timings = fit(args.dataset, Path(tmp) / f"{mode}-{tag}", cfg, progress=silent).manifest["timings_s"]
+            if args.teacher_miss:
+                for entry in set(entries.glob("*.safetensors")) - before:  # what this fit wrote
+                    entry.unlink()
+            return timings
 
         if not (args.no_warmup or args.cold):
             one("off", "warmup")
+            one("on", "warmup")
         for r in range(args.repeats):
             for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                 runs[mode].append(one(mode, str(r)))

@@ -11,8 +11,7 @@ over thousands of caption-labelled rows); the best (possibly fractional) epoch c
 used to refit on all labelled rows, so scarce labels are not wasted on validation.
 A model trained on other targets of the same input (the caption models: human + caption labels)
 can instead start from its twin's trained weights and fine-tune briefly (:meth:`Classifier.fit_from`,
-``warm_start``): the twin has already learnt the input, and with ~8x the rows a search from
-scratch made the caption models most of a warm refit's time.
+``warm_start``, off by default): the twin has already learnt the input.
 Weights are saved as safetensors + JSON.
 """
 
@@ -36,9 +35,13 @@ class ClassifierConfig:
     ``check_rows`` training rows when an epoch is longer (a check then covers a part of an epoch).
     ``crossfit_folds``: folds of the cross-fitted training-row probabilities a fit and a retrain
     store for the paper's models (:func:`core.training.train_classifiers`; below 2: none).
+    ``caption_patience``: the patience of the models trained on other targets than the human
+    labels (the caption models: ~8x the rows, whose best check comes early; 25 checks of patience
+    were most of their training).
     ``warm_start``: the caption models start from their paper twin's weights, fusion weight and
     standardisation and fine-tune (:meth:`Classifier.fit_from`), stopping after ``warm_patience``
-    checks without a better validation loss, after ``warm_max_epochs`` checks at most.
+    checks without a better validation loss, after ``warm_max_epochs`` checks at most. Off by
+    default: on the demo it cost ``multimodal_captions`` about 2 points (docs/results.md).
     """
 
     hidden_dim: int = 512
@@ -56,7 +59,8 @@ class ClassifierConfig:
     check_rows: int = 256
     crossfit_folds: int = 5
     reuse_fusion: bool = False
-    warm_start: bool = True
+    caption_patience: int = 8
+    warm_start: bool = False
     warm_patience: int = 3
     warm_max_epochs: int = 60
 

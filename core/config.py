@@ -23,8 +23,8 @@ CLASSIFIER_MODELS = ("baseline", "multimodal", "text_only")  # the trained heads
 CAPTION_MODELS = ("baseline_captions", "multimodal_captions")  # trained on human + caption labels (core.captions)
 ALL_MODELS = (*MODELS, *CAPTION_MODELS)
 # each caption model's paper twin (same input and architecture, trained on the human labels only):
-# with ClassifierConfig.warm_start (default) the caption model fine-tunes it; else, with
-# ClassifierConfig.reuse_fusion, it reuses its fusion weight (docs/results.md "Fit time with caption labels")
+# with ClassifierConfig.warm_start the caption model fine-tunes it; with ClassifierConfig.reuse_fusion
+# it reuses its fusion weight (both off by default; docs/results.md "Fit time with caption labels")
 CAPTION_TWINS = {"baseline_captions": "baseline", "multimodal_captions": "multimodal"}
 PHRASE_SOURCES = ("corpus", "imagenet", "corpus+imagenet")  # or the folder of a saved generator
 

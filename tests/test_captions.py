@@ -221,7 +221,7 @@ def test_caption_model_reuses_its_twins_fusion_weight(caption_ws, tmp_path):
 
 
 def test_caption_models_fine_tune_their_paper_twins(caption_ws, tmp_path):
-    """With ``warm_start`` (the default) each caption model starts from its paper twin: same fusion
+    """With ``warm_start`` each caption model starts from its paper twin: same fusion
     weight and standardisation, a short fine-tune that learns the caption labels; off, its own search."""
     ws = caption_ws
     texts, emb, visual, y, labelled, train, names = _teacher_inputs(ws, fraction=0.4)
@@ -240,7 +240,7 @@ def test_caption_models_fine_tune_their_paper_twins(caption_ws, tmp_path):
         )
         return out, {m: Classifier.load(folder, m) for m in models}
 
-    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.9))
+    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.5, 0.9), warm_start=True)
     out, clf = trained(cfg, tmp_path / "warm")
     for cap, twin in CAPTION_TWINS.items():
         assert clf[cap].visual_share == clf[twin].visual_share
@@ -255,3 +255,33 @@ def test_caption_models_fine_tune_their_paper_twins(caption_ws, tmp_path):
     assert off["baseline_captions"].best_epochs >= 5 and not np.array_equal(off["baseline_captions"].mean, clf["baseline"].mean)
     for m in ("baseline", "multimodal"):  # the paper's models do not change
         np.testing.assert_array_equal(off[m].predict_proba(inputs[m][:5]), clf[m].predict_proba(inputs[m][:5]))
+
+
+def test_caption_labels_are_reused_only_for_the_same_inputs(caption_ws, tmp_path, monkeypatch):
+    """A refit with the same teacher inputs reads the caption labels back; a label edit makes new ones."""
+    import core.caption_cache as cc
+
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws)
+    calls = []
+    teacher = cc.caption_labels
+    monkeypatch.setattr(cc, "caption_labels", lambda *a, **k: calls.append(1) or teacher(*a, **k))
+
+    def labels(lab, cache=tmp_path):
+        return cc.cached_caption_labels(cache, texts, emb, y, lab, train, False, visual=visual, label_names=names)
+
+    first, again = labels(labelled), labels(labelled)
+    assert len(calls) == 1 and len(list((tmp_path / "caption_labels").glob("*.safetensors"))) == 1
+    for field in ("targets", "caption", "confidence", "predicted"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(again, field))
+    assert (again.threshold, again.features, again.cv_accuracy) == (first.threshold, first.features, first.cv_accuracy)
+    assert first.caption.sum() > 0 and again.caption.dtype == bool
+    edited = labelled.copy()
+    edited[np.flatnonzero(train & ~labelled)[0]] = True  # a labeler labels one more image
+    labels(edited)
+    assert len(calls) == 2 and len(list((tmp_path / "caption_labels").glob("*.safetensors"))) == 2
+    for entry in (tmp_path / "caption_labels").glob("*.safetensors"):
+        entry.write_bytes(b"damaged")
+    np.testing.assert_array_equal(labels(labelled).targets, first.targets)  # recomputed, not read
+    assert len(calls) == 3
+    labels(labelled, cache=None)  # no cache folder: always the teacher
+    assert len(calls) == 4
