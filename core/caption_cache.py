@@ -8,7 +8,8 @@ rows, label names, settings, seed) and of the teacher's own source code: a label
 seed or a change to the teacher makes a new entry; nothing stale is ever read.
 
 Entries are ``<cache>/caption_labels/<digest>.safetensors`` (arrays; the scalars in its metadata),
-written atomically. A damaged entry is recomputed.
+written atomically. A damaged entry is recomputed. Only the ``KEEP`` most recently used entries
+stay (every retrain after a label edit writes one, and an entry holds an (N, labels) array).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from core import captions as _captions
 from core.captions import CaptionLabelConfig, CaptionLabels, caption_labels
 
 _ARRAYS = ("targets", "caption", "confidence", "predicted")
+KEEP = 8  # entries kept per cache folder, most recently used first
 
 
 def teacher_digest(
@@ -88,6 +90,9 @@ def _save(path: Path, labels: CaptionLabels) -> None:
     tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
     save_file(arrays, str(tmp), metadata=meta)
     os.replace(tmp, path)
+    entries = sorted(path.parent.glob("*.safetensors"), key=lambda e: e.stat().st_mtime, reverse=True)
+    for old in entries[KEEP:]:
+        old.unlink(missing_ok=True)
 
 
 def cached_caption_labels(
@@ -118,6 +123,7 @@ def cached_caption_labels(
     path = Path(cache_root) / "caption_labels" / f"{teacher_digest(*args, visual, label_names)}.safetensors"
     found = _load(path)
     if found is not None:
+        path.touch()  # recently used: kept
         return found
     labels = caption_labels(*args, visual=visual, label_names=label_names)
     _save(path, labels)

@@ -287,3 +287,8 @@ def test_caption_labels_are_reused_only_for_the_same_inputs(caption_ws, tmp_path
     assert len(calls) == 3
     labels(labelled, cache=None)  # no cache folder: always the teacher
     assert len(calls) == 4
+    monkeypatch.setattr(cc, "KEEP", 1)  # only the most recently used entry stays
+    labels(edited)
+    assert [e.name for e in (tmp_path / "caption_labels").glob("*.safetensors")] == [
+        f"{cc.teacher_digest(texts, emb, y, edited, train, False, CaptionLabelConfig(), 0, visual, names)}.safetensors"
+    ]
