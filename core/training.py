@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +110,7 @@ def train_classifiers(
         inputs: each model's input, every row.
         y_all: every row's human target; ``fit_idx``: the human-labelled training rows.
         targets: per model, ``(targets of every row, rows to train on)`` replacing
-            ``(y_all, fit_idx)`` (the caption models; trained with ``config.caption_patience``).
+            ``(y_all, fit_idx)`` (the caption models; trained with :meth:`ClassifierConfig.for_captions`).
         blocks: per model, the widths of its modalities (:func:`core.forward.input_blocks`).
         crossfit: models whose probabilities on their training rows are cross-fitted
             (``config.crossfit_folds`` folds, about as many extra refits each; fewer than 2: none), so that a page or a review
@@ -133,7 +133,7 @@ def train_classifiers(
     progress("classifiers", 0, len(inputs))
     for n_done, (name, x) in enumerate(inputs.items()):
         y, rows = targets.get(name, (y_all, fit_idx))
-        clf = Classifier(n_classes, multilabel, replace(config, patience=config.caption_patience) if name in targets else config)
+        clf = Classifier(n_classes, multilabel, config.for_captions() if name in targets else config)
         twin, val_mask = fitted.get(twins.get(name, "")), np.isin(rows, val_rows)
         if twin is not None and config.warm_start:
             clf.fit_from(twin, x[rows], y[rows], val_mask, blocks.get(name))

@@ -252,8 +252,9 @@ def test_caption_models_fine_tune_their_paper_twins(caption_ws, tmp_path):
         assert agree(cap) > agree(twin) + 0.05
     # the switch: off, the caption models search their own fusion weight and epochs from scratch
     _, off = trained(replace(cfg, warm_start=False), tmp_path / "cold")
-    # with their own patience (caption_patience), the paper's models keep theirs
+    # with their own patience and optimiser (ClassifierConfig.for_captions), the paper's models keep theirs
     assert off["baseline_captions"].config.patience == cfg.caption_patience != off["baseline"].config.patience == cfg.patience
+    assert off["multimodal_captions"].config.fused and not off["multimodal"].config.fused
     assert off["baseline_captions"].best_epochs >= 5 and not np.array_equal(off["baseline_captions"].mean, clf["baseline"].mean)
     for m in ("baseline", "multimodal"):  # the paper's models do not change
         np.testing.assert_array_equal(off[m].predict_proba(inputs[m][:5]), clf[m].predict_proba(inputs[m][:5]))

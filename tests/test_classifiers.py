@@ -110,3 +110,15 @@ def test_warm_start_fine_tunes_the_twin():
     assert right(twin) < 0.85 < 0.95 < right(tuned)  # it learnt the new targets
     with pytest.raises(RuntimeError, match="not fitted"):
         Classifier(4, False, cfg).fit_from(Classifier(4, False, cfg), x, y2, val)
+
+
+def test_fused_optimiser_trains_the_same_model_up_to_rounding():
+    """``fused`` (the caption models' optimiser) takes the same steps as ``foreach``, in fewer kernels."""
+    x, y = _blobs(n=200)
+    cfg = ClassifierConfig(max_epochs=30)
+    foreach = Classifier(4, False, cfg).fit(x, y)
+    fused = Classifier(4, False, replace(cfg, fused=True)).fit(x, y)
+    assert fused.best_epochs == foreach.best_epochs
+    np.testing.assert_allclose(fused.predict_proba(x), foreach.predict_proba(x), atol=1e-3)
+    caption = cfg.for_captions()
+    assert caption.fused and caption.patience == cfg.caption_patience and not cfg.fused
