@@ -5,17 +5,19 @@ feature in memory (N x D float32: 0.5 GB at 100k). Above, that would be 5 GB at 
 :class:`ReducedIndex` keeps only each feature's projection on its top :data:`DIM` principal
 directions (fitted on a sample; N x 128 float32 = 0.5 GB at 1M, memory-mapped), scans those for the
 :data:`CANDIDATES` best candidates and re-ranks them by exact cosine on the full features, read
-from the workspace's memory map (a few hundred rows). The projection is computed once per fit, in
-chunks, and cached in ``WS/index/`` (a derived file, dropped when the fit or a retrain replaces
-the workspace's files).
+from the workspace's memory map (a few hundred rows). The projection is computed by the fit, in
+chunks, and saved in ``WS/index/`` (a derived file: a refit replaces it, a retrain keeps it, as it
+changes no visual feature); a workspace fitted before fits saved it builds it on first use.
 """
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from safetensors.numpy import save_file
 
 from core.progress import ProgressFn, silent
 from core.vectors import l2n, top_k
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 DIM, CANDIDATES, SAMPLE = 128, 512, 20_000
 CHUNK = 50_000  # rows projected at a time
 FOLDER, FILE = "index", "visual_pca.safetensors"
+STAGE = "neighbour index"  # the progress stage of building it
 
 
 class NeighbourSearch(Protocol):
@@ -55,15 +58,16 @@ class ReducedIndex:
         """Fit the directions on a sample of ``features`` (N x D, any scale) and project every row."""
         rng = np.random.default_rng(seed)
         n = len(features)
+        progress(STAGE, 0, n)
         sample = l2n(features[np.sort(rng.choice(n, min(n, SAMPLE), replace=False))])
         mean = sample.mean(0)
         _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
         components = np.ascontiguousarray(vt[:DIM].T, dtype=np.float32)  # D x DIM
         projected = np.empty((n, components.shape[1]), dtype=np.float32)
         for s in range(0, n, CHUNK):
-            progress("Indexing images for neighbours", s, n)
+            progress(STAGE, s, n)
             projected[s : s + CHUNK] = (l2n(features[s : s + CHUNK]) - mean) @ components
-        progress("Indexing images for neighbours", n, n)
+        progress(STAGE, n, n)
         return cls(features, mean.astype(np.float32), components, projected)
 
     def arrays(self, key: str) -> dict[str, np.ndarray]:
@@ -114,23 +118,46 @@ def exact_index(vectors: np.ndarray) -> NeighbourSearch:
 
 def visual_index(ws: Workspace, progress: ProgressFn = silent) -> NeighbourSearch:
     """The neighbour index of a workspace's visual features: exact in memory up to
-    :data:`core.vector_index.EXACT_MAX` rows, else a :class:`ReducedIndex` read from its cache
-    (built, then cached, when missing or stale; not cached while another process writes the
-    workspace)."""
-    from core.safetensors_mmap import SafetensorsError, load_mmap
+    :data:`core.vector_index.EXACT_MAX` rows, else a :class:`ReducedIndex` read from ``WS/index/``
+    (written by the fit, :func:`save_visual_index`; for a workspace fitted before that, or a stale or
+    damaged file, built here with ``progress`` and cached, unless another process writes the workspace)."""
     from core.vector_index import EXACT_MAX, VectorIndex
     from core.workspace_files import cache_arrays
 
     features = ws.visual
     if len(features) <= EXACT_MAX:
         return VectorIndex.build(l2n(features))
-    key, path = fingerprint(features), ws.path / FOLDER / FILE
+    key = fingerprint(features)
+    cached = _cached(ws.path / FOLDER / FILE, features, key)
+    if cached is not None:
+        return cached
+    index = ReducedIndex.build(features, progress=progress)
+    cache_arrays(ws.path, FOLDER, FILE, index.arrays(key))
+    return index
+
+
+def save_visual_index(features: np.ndarray, workspace: Path, progress: ProgressFn = silent) -> bool:
+    """At fit time: build the neighbour index of ``features`` into ``workspace/index/`` (a staging
+    folder the fit writes) when :func:`visual_index` would use a :class:`ReducedIndex`, so the first
+    image detail need not build it. Returns whether it was built."""
+    from core.vector_index import EXACT_MAX
+
+    if len(features) <= EXACT_MAX:
+        return False
+    (workspace / FOLDER).mkdir(exist_ok=True)
+    save_file(ReducedIndex.build(features, progress=progress).arrays(fingerprint(features)), str(workspace / FOLDER / FILE))
+    return True
+
+
+def _cached(path: Path, features: np.ndarray, key: str) -> ReducedIndex | None:
+    """The cached index at ``path`` if it belongs to ``features`` (its ``key``); ``None`` when missing,
+    stale or damaged."""
+    from core.safetensors_mmap import SafetensorsError, load_mmap
+
     try:
         cached = load_mmap(path)
         if bytes(cached["key"]).decode() == key:
             return ReducedIndex(features, cached["mean"], cached["components"], cached["projected"])
     except (FileNotFoundError, KeyError, SafetensorsError, UnicodeDecodeError):
-        pass  # none yet, or stale or damaged: built again
-    index = ReducedIndex.build(features, progress=progress)
-    cache_arrays(ws.path, FOLDER, FILE, index.arrays(key))
-    return index
+        pass
+    return None

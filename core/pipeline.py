@@ -34,6 +34,7 @@ from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, embed_images
 from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
 from core.metrics import evaluate_models
+from core.neighbours import save_visual_index
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
@@ -246,6 +247,8 @@ def fit(
             )
             source.check(cfg, backbone.info.has_imagenet_head)
             feats = embed_stage(ds, cfg, backbone, cache_root, prog)
+        with timings("neighbour_index"):
+            save_visual_index(feats.visual, tmp, prog)  # above 100k images: Explore's first detail need not build it
         targets = target_stage(feats.items, ds.multilabel, cfg)
         with timings("phrase_generator"):
             phrases = phrase_stage(source, feats, cfg, backbone, prog)

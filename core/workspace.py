@@ -29,7 +29,8 @@ Layout (no pickles anywhere)::
     oof/                       out-of-fold probabilities per source (cache of the label-error queue,
                                :mod:`core.labels.oof`; dropped by a refit or a retrain)
     index/                     the neighbour index of workspaces over 100k images (:mod:`core.neighbours`;
-                               built on first use, dropped by a refit or a retrain)
+                               written by the fit, built on first use in older workspaces; replaced by a
+                               refit, kept by a retrain, which changes no visual feature)
     predictions/               predictions a user attached (:mod:`core.predictions`; kept across refits)
     labels.sqlite              the label history (:mod:`core.labels.store`, with its ``-wal``/``-shm``
                                files; kept across refits)

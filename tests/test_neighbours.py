@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 import core.vector_index
-from core.neighbours import FILE, FOLDER, ReducedIndex, visual_index
+from core.classifiers import ClassifierConfig
+from core.neighbours import FILE, FOLDER, STAGE, ReducedIndex, visual_index
+from core.phrases.generator import GeneratorConfig
+from core.pipeline import FitConfig, fit
+from core.progress import silent
 from core.vector_index import VectorIndex
 from core.vectors import l2n
 from core.workspace import open_workspace
@@ -86,3 +90,36 @@ def test_explorer_neighbours_through_the_reduced_index(fitted_workspace, tmp_pat
     exact = VectorIndex.build(l2n(ex.ws.visual)).top(l2n(ex.ws.visual[4:5])[0], k, exclude=4) if k else []
     monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)
     assert _same(ex.neighbours(4, k=k), exact)
+
+
+def _quick_config(cache_dir) -> FitConfig:
+    """A fast fit whose phrase index stays exact (the lowered threshold is for the images' index)."""
+    generator = GeneratorConfig(epochs=5, index_factory="Flat")
+    classifier = ClassifierConfig(max_epochs=20)
+    return FitConfig(n_folds=2, projections=False, cache_dir=str(cache_dir), generator=generator, classifier=classifier)
+
+
+def test_the_fit_saves_the_index_and_a_retrain_keeps_it(small_dataset, cache_dir, tmp_path, monkeypatch):
+    from core.explore import Explorer
+    from core.labels.retrain import retrain
+    from core.labels.session import open_label_store
+
+    monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)  # the demo subset counts as a large workspace
+    ws = fit(small_dataset, tmp_path / "ws", _quick_config(cache_dir), progress=silent)
+    path, n = ws.path / FOLDER / FILE, len(ws.items)
+    assert path.is_file() and ws.manifest["timings_s"]["neighbour_index"] >= 0
+    calls: list[tuple[str, int, int]] = []
+    fitted = Explorer(open_workspace(ws.path)).neighbours(4, progress=lambda *a: calls.append(a))
+    assert len(fitted) == 8 and not calls  # read from the fit's file: nothing built
+
+    store = open_label_store(ws)
+    item = str(ws.items.at[0, "item"])
+    store.set_labels(item, next(label for label in ws.labels if label not in ws.items.at[0, "labels"]), user="ann")
+    retrain(ws, store)  # changes no visual feature: the index stays
+    again = Explorer(open_workspace(ws.path))
+    assert path.is_file() and _same(again.neighbours(4, progress=lambda *a: calls.append(a)), fitted) and not calls
+
+    path.unlink()  # a workspace fitted before fits saved the index: built on first use, with progress
+    lazy = Explorer(open_workspace(ws.path)).neighbours(4, progress=lambda *a: calls.append(a))
+    assert calls[0] == (STAGE, 0, n) and calls[-1] == (STAGE, n, n)
+    assert _same(lazy, fitted) and path.is_file()  # the same neighbours, and cached for the next detail
