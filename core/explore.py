@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from core.config import MODELS
-from core.neighbours import NeighbourSearch, visual_index
 from core.phrases.vocab import normalize
 from core.progress import ProgressFn, silent
+from core.vector_index import NeighbourSearch, visual_index
 from core.vectors import l2n
 from core.workspace import Prediction, Workspace
 
@@ -137,7 +137,7 @@ class Explorer:
 
     def neighbours(self, query: int | np.ndarray, k: int = 8, *, progress: ProgressFn = silent) -> list[tuple[int, float]]:
         """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;
-        the row itself is left out (exact up to 100k images, :mod:`core.neighbours` above).
+        the row itself is left out (exact up to 100k images, :func:`core.vector_index.neighbour_index` above).
         ``progress`` reports building the index when the fit did not save it (a workspace fitted
         before fits did)."""
         own = isinstance(query, (int, np.integer))

@@ -34,12 +34,12 @@ from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, embed_images
 from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
 from core.metrics import evaluate_models
-from core.neighbours import save_visual_index
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import TextEncoder, caption_embeddings, embed_texts
 from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
+from core.vector_index import save_visual_index
 from core.workspace import Workspace
 from core.workspace_files import staged_workspace, write_fit
 from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores

@@ -28,7 +28,7 @@ Layout (no pickles anywhere)::
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
     oof/                       out-of-fold probabilities per source (cache of the label-error queue,
                                :mod:`core.labels.oof`; dropped by a refit or a retrain)
-    index/                     the neighbour index of workspaces over 100k images (:mod:`core.neighbours`;
+    index/                     the neighbour index of workspaces over 100k images (:mod:`core.vector_index`;
                                written by the fit, built on first use in older workspaces; replaced by a
                                refit, kept by a retrain, which changes no visual feature)
     predictions/               predictions a user attached (:mod:`core.predictions`; kept across refits)
