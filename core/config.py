@@ -46,6 +46,9 @@ class GeneratorConfig:
     n_negatives: int = 8192
     output_space: str = "large"
     index_factory: str | None = None
+    #: above this many prototypes an IVF index is saved with its inverted lists on disk and loaded
+    #: memory-mapped (:mod:`core.phrases.index`); ``None``: always in memory
+    on_disk_above: int | None = 2_000_000
     seed: int = 0
 
 

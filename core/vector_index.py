@@ -60,7 +60,8 @@ def auto_factory(n: int) -> str:
     return "Flat" if n <= EXACT_MAX else f"IVF{ivf_nlist(n)},SQfp16"
 
 
-def _faiss():
+def faiss_module():
+    """The ``faiss`` module (a clear message if it is missing)."""
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - in requirements.txt
@@ -79,7 +80,7 @@ class VectorIndex:
         self._configure()
 
     def _configure(self) -> None:
-        faiss = _faiss()
+        faiss = faiss_module()
         if "IVF" in self.factory:
             ivf = faiss.extract_index_ivf(self.index)
             ivf.nprobe = self.nprobe
@@ -89,7 +90,7 @@ class VectorIndex:
     @classmethod
     def build(cls, prototypes: np.ndarray, factory: str | None = None, *, seed: int = 0) -> VectorIndex:
         """Index ``prototypes`` (rows L2-normalised; zero rows never match)."""
-        faiss = _faiss()
+        faiss = faiss_module()
         x = np.ascontiguousarray(prototypes, dtype=np.float32)
         fac = factory or auto_factory(len(x))
         index = faiss.index_factory(x.shape[1], fac, faiss.METRIC_INNER_PRODUCT)
@@ -115,11 +116,11 @@ class VectorIndex:
         return self.index.search(q, k)
 
     def save(self, path: str | Path) -> None:
-        _faiss().write_index(self.index, str(path))
+        faiss_module().write_index(self.index, str(path))
 
     @classmethod
     def load(cls, path: str | Path, factory: str) -> VectorIndex:
-        return cls(_faiss().read_index(str(path)), factory)
+        return cls(faiss_module().read_index(str(path)), factory)
 
     def top(self, query: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[int, float]]:
         """The ``k`` rows nearest one query vector as ``(row, score)``, best first, ``exclude`` left out."""
