@@ -25,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from scipy import sparse
 
 from core.config import GeneratorConfig
 from core.phrases.index import INDEX_FILE, LISTS_FILE, PhraseIndex, on_disk, read_on_disk, write_on_disk
 from core.phrases.vocab import PhraseVocabulary
 from core.progress import ProgressFn, silent
+from core.safetensors_mmap import load_mmap
 from core.vectors import l2n
 
 
@@ -136,6 +137,8 @@ class PhraseGenerator:
             class_weights=self.class_weights,
             prototypes=self.prototypes,
         )
+        if self.config.output_space == "large":  # the index rows' phrases: not recomputed over every prototype at load
+            tensors["output_ids"] = self.output_ids.astype(np.int64)
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / "generator.safetensors"))
         self.vocab.save(folder / "vocab.json")
         meta = {"config": asdict(self.config), "in_dim": int(self.feature_mean.shape[0]), "backbone": self.backbone}
@@ -161,11 +164,12 @@ class PhraseGenerator:
         folder = Path(folder)
         meta = json.loads((folder / "generator.json").read_text())
         cfg = GeneratorConfig(**meta["config"])
-        t = load_file(str(folder / "generator.safetensors"))
+        t = load_mmap(folder / "generator.safetensors")  # read-only views: the prototypes stay on disk until read
         enc = _Encoder(meta["in_dim"], cfg)
-        enc.load_state_dict({k[8:]: torch.from_numpy(v) for k, v in t.items() if k.startswith("encoder.")})
+        enc.load_state_dict({k[8:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("encoder.")})
         vocab = PhraseVocabulary.load(folder / "vocab.json")
         gen = cls(cfg, vocab, enc, t["feature_mean"], t["class_ids"], t["class_weights"], t["prototypes"], meta["backbone"])
+        gen._distinct = t.get("output_ids")  # absent in generators saved before it was stored: computed when needed
         if "index" in meta:  # saved with its lists on disk: mapped, not built
             gen._index, gen._index_folder = read_on_disk(folder, meta["index"]["factory"]), folder
         return gen

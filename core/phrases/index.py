@@ -15,7 +15,8 @@ disk: :func:`write_on_disk` writes them with faiss's ``OnDiskInvertedLists`` int
 that searches holds only the coarse quantiser (nlist x d floats) and the page cache holds what
 searches touch (same results as the lists in memory, about 30-45% slower per search:
 ``docs/results.md`` B8). A generator does this above :attr:`GeneratorConfig.on_disk_above`
-prototypes (:data:`ON_DISK_ABOVE` by default). Only faiss's own format is read: nothing is unpickled.
+prototypes (by default every automatic IVF index, above :data:`EXACT_MAX`: a load then maps it
+instead of rebuilding it). Only faiss's own format is read: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from core.vector_index import EXACT_MAX, K_FACTOR, NPROBE, VectorIndex, auto_fac
 #: the phrase index is the product's vector index over prototypes
 PhraseIndex = VectorIndex
 
-#: Prototypes above which a generator's index keeps its inverted lists on disk (the default of
-#: ``GeneratorConfig.on_disk_above``; an IVF index with fp16 residuals takes 0.13 GiB per million).
-ON_DISK_ABOVE = 2_000_000
 #: The files of an index with its lists on disk, side by side in one folder.
 INDEX_FILE, LISTS_FILE = "phrase_index.faiss", "phrase_lists.ivfdata"
 
@@ -39,7 +37,6 @@ __all__ = [
     "K_FACTOR",
     "LISTS_FILE",
     "NPROBE",
-    "ON_DISK_ABOVE",
     "PhraseIndex",
     "auto_factory",
     "ivf_nlist",

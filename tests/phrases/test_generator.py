@@ -91,6 +91,7 @@ def test_a_large_output_space_is_saved_with_its_lists_on_disk_and_mapped_on_load
     assert lists_type is faiss.OnDiskInvertedLists  # mapped from the file, not read into memory
     assert type(faiss.downcast_InvertedLists(faiss.extract_index_ivf(gen.index.index).invlists)) is faiss.ArrayInvertedLists
     assert again.top_phrases(x[:300], k=3) == in_memory
+    assert not again.prototypes.flags.writeable and np.array_equal(again.output_ids, gen.output_ids)  # mapped, stored
 
     again.save(tmp_path / "copy")  # a loaded generator saved elsewhere: its files copied
     assert PhraseGenerator.load(tmp_path / "copy").top_phrases(x[:300], k=3) == in_memory
@@ -99,5 +100,5 @@ def test_a_large_output_space_is_saved_with_its_lists_on_disk_and_mapped_on_load
         PhraseGenerator.load(tmp_path / "copy")
 
     below = fit_phrase_generator(x[:200], lists[:200], GeneratorConfig(epochs=2, bottleneck_dim=16, hidden_dim=64))
-    below.save(tmp_path / "small")  # the default threshold (2M prototypes): built in memory on load, as before
+    below.save(tmp_path / "small")  # the default threshold (every automatic IVF index): an exact index is built on load
     assert not (tmp_path / "small" / INDEX_FILE).exists() and not below.index_on_disk

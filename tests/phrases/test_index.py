@@ -3,7 +3,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size
+from core.config import GeneratorConfig
+from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size, on_disk
 from core.vectors import l2n
 
 
@@ -44,3 +45,10 @@ def test_k_larger_than_index():
     idx = PhraseIndex.build(l2n(np.eye(4, dtype=np.float32)))
     _s, i = idx.search(np.eye(4, dtype=np.float32)[:1], 10)
     assert i.shape == (1, 4) and i[0, 0] == 0
+
+
+def test_which_indexes_keep_their_lists_on_disk():
+    default = GeneratorConfig().on_disk_above
+    assert on_disk(EXACT_MAX + 1, None, default) and not on_disk(EXACT_MAX, None, default)  # every automatic IVF index
+    assert not on_disk(10_000_000, "Flat", default) and not on_disk(10_000_000, "HNSW32", default)  # no inverted lists
+    assert not on_disk(10_000_000, None, None) and on_disk(500, "IVF16,SQfp16", 100)
