@@ -131,7 +131,8 @@ def _index_build_s(ws: Path) -> float:
     built here, by the code the fit runs."""
     code = (
         "import sys, time; from core.vector_index import visual_index; from core.workspace import open_workspace; "
-        "w = open_workspace(sys.argv[1]); w.visual; t = time.perf_counter(); visual_index(w); print(time.perf_counter() - t)"
+        "w = open_workspace(sys.argv[1]); w.visual; t = time.perf_counter(); visual_index(w.visual, w.path); "
+        "print(time.perf_counter() - t)"
     )
     out = subprocess.run([sys.executable, "-c", code, str(ws)], cwd=ROOT, check=True, capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])

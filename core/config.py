@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.captions import CaptionLabelConfig
-from core.vector_index import EXACT_MAX
 
 if TYPE_CHECKING:
     from core.classifiers import ClassifierConfig
@@ -52,8 +51,8 @@ class GeneratorConfig:
     #: way, a generator of 1M prototypes loads and answers its first search in about 1 s, against
     #: 52 s to rebuild the index in memory at each load (0.13 GiB per million prototypes), and
     #: searches in 0.26 ms per image against 0.18 (``docs/results.md`` B8). ``None``: built in
-    #: memory at every load, as before.
-    on_disk_above: int | None = EXACT_MAX
+    #: memory at every load, as before. (100,000 is ``core.vector_index.EXACT_MAX``, tested.)
+    on_disk_above: int | None = 100_000
     seed: int = 0
 
 

@@ -147,7 +147,7 @@ class Explorer:
     def visual_index(self, progress: ProgressFn = silent) -> NeighbourSearch:
         """The workspace's neighbour index, opened (or built) once per explorer."""
         if self._index is None:
-            self._index = visual_index(self.ws, progress)
+            self._index = visual_index(self.ws.visual, self.ws.path, progress)
         return self._index
 
     def row_of(self, item: str) -> int | None:

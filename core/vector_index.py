@@ -27,16 +27,13 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from safetensors.numpy import save_file
 
 from core.progress import ProgressFn, silent
 from core.vectors import l2n, top_k
-
-if TYPE_CHECKING:
-    from core.workspace import Workspace
 
 #: Up to this many prototypes, exact search is fast enough (0.9-1.3 ms per image at 100k on 2 CPU cores).
 EXACT_MAX = 100_000
@@ -267,17 +264,16 @@ def neighbour_index(
     return ReducedIndex(vectors, projection or Projection.fit(vectors, progress=progress))
 
 
-def visual_index(ws: Workspace, progress: ProgressFn = silent) -> NeighbourSearch:
-    """The neighbour index of a workspace's visual features (Explore's similar images), its
-    projection read from ``WS/index/`` (:func:`save_visual_index`); one missing, stale or damaged
-    is fitted with ``progress`` and saved, unless another process writes the workspace."""
+def visual_index(features: np.ndarray, workspace: Path, progress: ProgressFn = silent) -> NeighbourSearch:
+    """The neighbour index of a workspace's visual ``features`` (Explore's similar images), its
+    projection read from ``workspace/index/`` (:func:`save_visual_index`); one missing, stale or
+    damaged is fitted with ``progress`` and saved, unless another process writes the workspace."""
     from core.workspace_files import cache_arrays
 
-    features = ws.visual
-    saved = None if is_exact(len(features)) else Projection.load(ws.path / FOLDER / FILE, features)
+    saved = None if is_exact(len(features)) else Projection.load(workspace / FOLDER / FILE, features)
     index = neighbour_index(features, projection=saved, progress=progress)
     if isinstance(index, ReducedIndex) and saved is None:
-        cache_arrays(ws.path, FOLDER, FILE, index.projection.arrays())
+        cache_arrays(workspace, FOLDER, FILE, index.projection.arrays())
     return index
 
 

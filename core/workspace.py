@@ -23,7 +23,9 @@ Layout (no pickles anywhere)::
                                text_only / zeroshot, and any registered add-on model); on the
                                rows a paper model trained on, cross-fitted probabilities
                                (manifest ``crossfit``), not its fit of those rows
-    generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
+    generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one;
+                               above 100k prototypes also its faiss index, the lists on disk
+                               (``phrase_index.faiss`` + ``phrase_lists.ivfdata``, :mod:`core.phrases.index`)
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
     oof/                       out-of-fold probabilities per source (cache of the label-error queue,

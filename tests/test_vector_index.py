@@ -118,13 +118,13 @@ def test_reduced_index_finds_the_exact_neighbours():
 def test_the_projection_is_cached_in_the_workspace_and_rebuilt_when_stale(fitted_workspace, tmp_path, monkeypatch):
     ws_dir = shutil.copytree(fitted_workspace, tmp_path / "ws")
     ws = open_workspace(ws_dir)
-    small = visual_index(ws)  # the exact index below the threshold: nothing cached
+    small = visual_index(ws.visual, ws.path)  # the exact index below the threshold: nothing cached
     assert isinstance(small, VectorIndex) and not (ws_dir / FOLDER).exists()
 
     monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)
-    built = visual_index(ws)
+    built = visual_index(ws.visual, ws.path)
     assert isinstance(built, ReducedIndex) and (ws_dir / FOLDER / FILE).is_file()
-    loaded = visual_index(ws)
+    loaded = visual_index(ws.visual, ws.path)
     assert not loaded.projection.projected.flags.writeable  # read from the cache (memory-mapped), not rebuilt
     q = l2n(ws.visual[3:4])[0]
     assert _same(loaded.top(q, 5, exclude=3), built.top(q, 5, exclude=3))
@@ -133,11 +133,11 @@ def test_the_projection_is_cached_in_the_workspace_and_rebuilt_when_stale(fitted
     other = open_workspace(ws_dir)
     flipped = ws.visual[::-1].copy()
     other.__dict__["_arrays"] = {**ws.arrays, "visual": flipped}  # other features than the cache's: stale
-    rebuilt = visual_index(other)
+    rebuilt = visual_index(other.visual, other.path)
     assert rebuilt.projection.projected.flags.writeable  # built again, not read from the cache
     n = len(flipped)
     assert _same([(n - 1 - r, s) for r, s in rebuilt.top(q, 5, exclude=n - 1 - 3)], built.top(q, 5, exclude=3))
-    assert visual_index(other).projection.projected.flags.writeable is False  # and cached in its place
+    assert visual_index(other.visual, other.path).projection.projected.flags.writeable is False  # and cached in its place
 
 
 def test_a_damaged_cache_is_rebuilt(fitted_workspace, tmp_path, monkeypatch):
@@ -145,8 +145,9 @@ def test_a_damaged_cache_is_rebuilt(fitted_workspace, tmp_path, monkeypatch):
     monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)
     (ws_dir / FOLDER).mkdir()
     (ws_dir / FOLDER / FILE).write_bytes(b"\x10\0\0\0\0\0\0\0{not json}")
-    index = visual_index(open_workspace(ws_dir))
-    assert isinstance(index, ReducedIndex) and len(index.projection.projected) == len(open_workspace(ws_dir).visual)
+    ws = open_workspace(ws_dir)
+    index = visual_index(ws.visual, ws.path)
+    assert isinstance(index, ReducedIndex) and len(index.projection.projected) == len(ws.visual)
 
 
 @pytest.mark.parametrize("k", [0, 3])

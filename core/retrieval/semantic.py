@@ -88,7 +88,7 @@ class SemanticSearch:
 
     @cached_property
     def _raw_index(self) -> NeighbourSearch:
-        return visual_index(self.ws)  # Explore's neighbour index (cached in the workspace above 100k images)
+        return visual_index(self.ws.visual, self.ws.path)  # Explore's neighbour index (cached in the workspace above 100k images)
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
         """The raw backbone features' ranking (the visual baseline), for comparison."""

@@ -49,6 +49,7 @@ def test_k_larger_than_index():
 
 def test_which_indexes_keep_their_lists_on_disk():
     default = GeneratorConfig().on_disk_above
-    assert on_disk(EXACT_MAX + 1, None, default) and not on_disk(EXACT_MAX, None, default)  # every automatic IVF index
+    assert default == EXACT_MAX and on_disk(EXACT_MAX + 1, None, default)  # every automatic IVF index
+    assert not on_disk(EXACT_MAX, None, default)
     assert not on_disk(10_000_000, "Flat", default) and not on_disk(10_000_000, "HNSW32", default)  # no inverted lists
     assert not on_disk(10_000_000, None, None) and on_disk(500, "IVF16,SQfp16", 100)
