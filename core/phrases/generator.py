@@ -139,7 +139,9 @@ class PhraseGenerator:
         )
         if self.config.output_space == "large":  # the index rows' phrases: not recomputed over every prototype at load
             tensors["output_ids"] = self.output_ids.astype(np.int64)
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / "generator.safetensors"))
+        staged = folder / "generator.safetensors.partial"  # then renamed: a loaded generator maps the file it replaces
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(staged))
+        staged.replace(folder / "generator.safetensors")
         self.vocab.save(folder / "vocab.json")
         meta = {"config": asdict(self.config), "in_dim": int(self.feature_mean.shape[0]), "backbone": self.backbone}
         if self.index_on_disk:

@@ -93,6 +93,8 @@ def test_a_large_output_space_is_saved_with_its_lists_on_disk_and_mapped_on_load
     assert again.top_phrases(x[:300], k=3) == in_memory
     assert not again.prototypes.flags.writeable and np.array_equal(again.output_ids, gen.output_ids)  # mapped, stored
 
+    again.save(moved)  # over the files it maps: replaced by renaming, its index files left as they are
+    assert again.top_phrases(x[:300], k=3) == in_memory == PhraseGenerator.load(moved).top_phrases(x[:300], k=3)
     again.save(tmp_path / "copy")  # a loaded generator saved elsewhere: its files copied
     assert PhraseGenerator.load(tmp_path / "copy").top_phrases(x[:300], k=3) == in_memory
     (tmp_path / "copy" / INDEX_FILE).write_bytes(b"not an index")
