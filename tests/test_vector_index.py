@@ -161,21 +161,30 @@ def test_explorer_neighbours_through_the_reduced_index(fitted_workspace, tmp_pat
 
 
 def _quick_config(cache_dir) -> FitConfig:
-    """A fast fit whose phrase index stays exact (the lowered threshold is for the images' index)."""
-    generator = GeneratorConfig(epochs=5, index_factory="Flat")
+    """A fast fit whose phrase index counts as large too: an IVF index saved with its lists on disk."""
+    generator = GeneratorConfig(epochs=5, index_factory="IVF16,SQfp16", on_disk_above=10)
     classifier = ClassifierConfig(max_epochs=20)
     return FitConfig(n_folds=2, projections=False, cache_dir=str(cache_dir), generator=generator, classifier=classifier)
 
 
-def test_the_fit_saves_the_index_and_a_retrain_keeps_it(small_dataset, cache_dir, tmp_path, monkeypatch):
+def test_the_fit_saves_its_indexes_and_a_retrain_keeps_them(small_dataset, cache_dir, tmp_path, monkeypatch):
+    import faiss
+
     from core.explore import Explorer
     from core.labels.retrain import retrain
     from core.labels.session import open_label_store
+    from core.phrases.index import LISTS_FILE
 
     monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)  # the demo subset counts as a large workspace
     ws = fit(small_dataset, tmp_path / "ws", _quick_config(cache_dir), progress=silent)
     path, n = ws.path / FOLDER / FILE, len(ws.items)
     assert path.is_file() and ws.manifest["timings_s"]["neighbour_index"] >= 0
+    # the phrase index: its lists on disk in the workspace's generator, mapped by a reader, and the
+    # phrases it finds for the test images are those the fit stored (searched with the lists in memory)
+    gen, test = ws.generator, np.flatnonzero(ws.items["is_test"].to_numpy())
+    assert (ws.path / "generator" / LISTS_FILE).is_file()
+    assert isinstance(faiss.downcast_InvertedLists(faiss.extract_index_ivf(gen.index.index).invlists), faiss.OnDiskInvertedLists)
+    np.testing.assert_array_equal(gen.search(ws.coembedding[test], 3)[1], ws.phrase_ids[test, :3])
     calls: list[tuple[str, int, int]] = []
     fitted = Explorer(open_workspace(ws.path)).neighbours(4, progress=lambda *a: calls.append(a))
     assert len(fitted) == 8 and not calls  # read from the fit's file: nothing built
