@@ -21,6 +21,11 @@ instead of rebuilding it). Only faiss's own format is read: nothing is unpickled
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.vector_index import EXACT_MAX, K_FACTOR, NPROBE, VectorIndex, auto_factory, faiss_module, ivf_nlist, ivf_train_size
@@ -53,6 +58,22 @@ def on_disk(n: int, factory: str | None, above: int | None) -> bool:
     return above is not None and n > above and "IVF" in (factory or auto_factory(n))
 
 
+@contextlib.contextmanager
+def _notes_to_stderr() -> Iterator[None]:
+    """faiss's on-disk lists print notes ("resizing ...", "updating ondisk filename ...") on the C
+    stdout, where a command may be writing JSON (``predict --json``): send them to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        if os.name == "posix":
+            ctypes.CDLL(None).fflush(None)  # what C buffered goes to stderr, before stdout is put back
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def write_on_disk(index: PhraseIndex, folder: Path) -> None:
     """Write an IVF ``index`` (lists in memory) into ``folder`` as :data:`INDEX_FILE` (the
     quantiser and the lists' directory) and :data:`LISTS_FILE` (the lists, ``OnDiskInvertedLists``).
@@ -70,7 +91,8 @@ def write_on_disk(index: PhraseIndex, folder: Path) -> None:
     lists = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(folder / LISTS_FILE))
     source = faiss.InvertedListsPtrVector()
     source.push_back(ivf_in.invlists)
-    empty.ntotal = ivf.ntotal = lists.merge_from_multiple(source.data(), source.size(), False)
+    with _notes_to_stderr():
+        empty.ntotal = ivf.ntotal = lists.merge_from_multiple(source.data(), source.size(), False)
     ivf.replace_invlists(lists, True)
     lists.this.disown()  # the index owns and closes it
     faiss.write_index(empty, str(folder / INDEX_FILE))
@@ -86,7 +108,8 @@ def read_on_disk(folder: Path, factory: str) -> PhraseIndex:
     faiss = faiss_module()
     path = Path(folder) / INDEX_FILE
     try:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        with _notes_to_stderr():
+            index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
     except RuntimeError as exc:
         raise ValueError(f"{path} or its {LISTS_FILE} cannot be read ({exc}); fit the phrase generator again") from None
     return PhraseIndex(index, factory)
