@@ -125,11 +125,14 @@ def _holds(folder: Path, n: int) -> bool:
 
 
 def _index_build_s(ws: Path) -> float:
-    """Seconds to build Explore's neighbour index above 100k images (once per fit; pages then read it
-    from ``WS/index/``), in another process so that this one opens the workspace first in the app."""
+    """Seconds to build Explore's neighbour index above 100k images (the fit's ``neighbour index``
+    stage; pages then read it from ``WS/index/``), in another process so that this one opens the
+    workspace first in the app, as a fitted one: the tiled workspace is not fitted, so its index is
+    built here, by the code the fit runs."""
     code = (
-        "import sys, time; from core.neighbours import visual_index; from core.workspace import open_workspace; "
-        "w = open_workspace(sys.argv[1]); w.visual; t = time.perf_counter(); visual_index(w); print(time.perf_counter() - t)"
+        "import sys, time; from core.vector_index import visual_index; from core.workspace import open_workspace; "
+        "w = open_workspace(sys.argv[1]); w.visual; t = time.perf_counter(); visual_index(w.visual, w.path); "
+        "print(time.perf_counter() - t)"
     )
     out = subprocess.run([sys.executable, "-c", code, str(ws)], cwd=ROOT, check=True, capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.label_scarcity import ci95, dataset_name, workspace_for  # noqa: E402
+from bench.label_scarcity import ci95, dataset_name, overridden, workspace_for  # noqa: E402
 from core.captions import CaptionLabelConfig, caption_labels, caption_texts, label_name_rows  # noqa: E402
 from core.config import FitConfig  # noqa: E402
 from core.features import default_cache_dir  # noqa: E402
@@ -39,16 +39,17 @@ TEACHERS = {
 }
 
 
-def teacher_run(ws, texts, emb, names, frac: float, seed: int) -> dict:
-    """Each teacher's caption-label accuracy on the unlabelled training rows with a caption."""
+def teacher_run(ws, texts, emb, names, frac: float, seed: int, teachers: list[str], overrides: list[str]) -> dict:
+    """Each teacher's caption-label accuracy on the unlabelled training rows with a caption
+    (``overrides``: :class:`CaptionLabelConfig` fields set for every teacher, e.g. ``c=10``)."""
     labels = [list(v) for v in ws.items["labels"]]
     y = label_targets(labels, ws.labels, ws.multilabel)
     train = (ws.items["split"].to_numpy() != "test") & has_target(y, ws.multilabel)
     labelled = scarce_labels(labels, train, frac, seed) & train
     todo = train & ~labelled & np.array([bool(t) for t in texts])
     out = {}
-    for name, switches in TEACHERS.items():
-        cfg = CaptionLabelConfig(**switches)
+    for name in teachers:
+        cfg = overridden(CaptionLabelConfig(**TEACHERS[name]), overrides)
         caps = caption_labels(texts, emb, y, labelled, train, ws.multilabel, cfg, seed, visual=ws.visual, label_names=names)
         if ws.multilabel:
             right = ((caps.predicted >= 0.5) == (y > 0)).all(1)
@@ -72,6 +73,8 @@ def main() -> None:
     ap.add_argument("--scratch", default=str(ROOT / "bench" / "_scratch"), help="fitted workspaces (as label_scarcity.py)")
     ap.add_argument("--fit-seed", type=int, default=0, help="the fitted workspace used (features do not depend on it)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "caption_teachers.json"))
+    ap.add_argument("--teachers", nargs="+", choices=list(TEACHERS), default=list(TEACHERS))
+    ap.add_argument("--caption-set", nargs="*", default=[], help="CaptionLabelConfig overrides for every teacher, e.g. c=10")
     args = ap.parse_args()
     encoder = TextEncoder(FitConfig().text_model)
     runs = []
@@ -82,24 +85,25 @@ def main() -> None:
         names = label_name_rows(ws.labels, lambda t: embed_texts(t, encoder, default_cache_dir(), silent))
         for frac in args.fractions:
             for seed in args.seeds:
-                run = teacher_run(ws, texts, emb, names, frac, seed)
+                run = teacher_run(ws, texts, emb, names, frac, seed, args.teachers, args.caption_set)
                 runs.append({"dataset": dataset_name(data), "fraction": frac, "seed": seed, **run})
                 print(json.dumps(runs[-1]), flush=True)
     summary = []
-    print(f"{'dataset':<10} {'frac':>5} " + " ".join(f"{t:>24}" for t in TEACHERS) + "   (accuracy on all unlabelled, 95% CI)")
+    heads = " ".join(f"{t:>24}" for t in args.teachers)
+    print(f"{'dataset':<10} {'frac':>5} {heads}   (accuracy on all unlabelled, 95% CI)")
     for name in dict.fromkeys(r["dataset"] for r in runs):
         for frac in args.fractions:
             sel = [r for r in runs if r["dataset"] == name and r["fraction"] == frac]
             row = {"dataset": name, "fraction": frac, "n_seeds": len(sel)}
-            for t in TEACHERS:
+            for t in args.teachers:
                 row[t] = ci95([r[t]["accuracy_unlabelled"] for r in sel])
                 row[f"{t} kept"] = float(np.mean([r[t]["accuracy_kept"] or 0 for r in sel]))
                 row[f"{t} coverage"] = float(np.mean([r[t]["coverage"] for r in sel]))
             summary.append(row)
-            print(f"{name:<10} {frac:>5.2f} " + " ".join(f"{row[t][0]:>16.3f} ±{row[t][1]:.3f}" for t in TEACHERS))
+            print(f"{name:<10} {frac:>5.2f} " + " ".join(f"{row[t][0]:>16.3f} ±{row[t][1]:.3f}" for t in args.teachers))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
+    out.write_text(json.dumps({"caption_overrides": args.caption_set, "runs": runs, "summary": summary}, indent=1))
     print(f"wrote {out}")
 
 

@@ -76,7 +76,9 @@ def overridden(cfg, overrides: list[str]):
         old = getattr(target, last)
         if isinstance(old, bool):
             val = val.lower() in ("1", "true", "yes", "on")
-        elif old is not None and not isinstance(old, tuple):
+        elif isinstance(old, (tuple, list)):  # e.g. visual_shares=0.5,0.7,0.9,1.0
+            val = tuple(type(old[0])(v) if old else float(v) for v in val.split(","))
+        elif old is not None:
             val = type(old)(val)
         setattr(target, last, val)
     return cfg

@@ -19,6 +19,8 @@ string), ``params`` (search-time settings), ``build_s``, ``memory_gib``, ``ms_pe
     python bench/phrase_index.py --sizes 100000 1000000
     python bench/phrase_index.py --markdown           # the recorded rows as docs/results.md's table
     python bench/phrase_index.py --precision          # why fp16 re-ranking stops short at 10M (a few minutes)
+    python bench/phrase_index.py --on-disk --sizes 1000000     # lists in memory vs on disk (faiss alone)
+    python bench/phrase_index.py --generator --sizes 1000000   # the same through PhraseGenerator.save / load
 """
 
 from __future__ import annotations
@@ -216,6 +218,63 @@ def on_disk(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path,
     return rows
 
 
+def probe_generator(folder: str, queries_path: str, ids_path: str, batch: int) -> None:
+    """In a fresh process: load a saved generator and search the queries with its index (built in
+    memory at the first search, or mapped from disk), print its memory and times as JSON."""
+    from core.phrases.generator import PhraseGenerator
+
+    before, t = _rss(), time.perf_counter()
+    gen = PhraseGenerator.load(folder)
+    load_s, t = time.perf_counter() - t, time.perf_counter()
+    queries = np.load(queries_path)
+    gen.search(queries[:1], 3)  # what the first image waits for: the index (and the distinct prototypes)
+    first_s = time.perf_counter() - t
+    ids, ms = timed_search(gen, queries, 3, batch)
+    np.save(ids_path, ids)
+    after = _rss()
+    print(json.dumps({
+        "load_s": load_s, "first_search_s": first_s, "ms_per_query": ms,
+        "anon_gib": after["RssAnon"] - before["RssAnon"], "file_gib": after["RssFile"] - before["RssFile"],
+    }))  # fmt: skip
+
+
+def through_generator(gen, x: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path, args) -> list[dict]:
+    """The product's path: a generator whose output space is ``x`` (one phrase per prototype; the
+    demo's encoder and softmax classes), saved by :meth:`PhraseGenerator.save` with the index left
+    to be built in memory at load (``on_disk_above=None``) and with its lists on disk (threshold
+    below ``len(x)``), each loaded and searched in a fresh process."""
+    import subprocess
+    from dataclasses import replace
+
+    from core.phrases.generator import PhraseGenerator
+    from core.phrases.vocab import PhraseVocabulary
+
+    n = len(x)
+    vocab = PhraseVocabulary([f"phrase {i}" for i in range(n)], np.ones(n, dtype=np.int64), np.zeros(n, dtype=bool))
+    np.save(folder / "queries.npy", queries)
+    rows = []
+    for kind, above in (("memory", None), ("disk", n - 1)):
+        cfg = replace(gen.config, output_space="large", index_factory=None, on_disk_above=above, seed=args.seed)
+        synthetic = PhraseGenerator(cfg, vocab, gen.encoder, gen.feature_mean, gen.class_ids, gen.class_weights, x)
+        t = time.perf_counter()
+        synthetic.save(folder / kind)
+        save_s = time.perf_counter() - t
+        del synthetic
+        cmd = [sys.executable, __file__, "--probe-generator", str(folder / kind), str(folder / "queries.npy"),
+               str(folder / "ids.npy"), str(args.batch)]  # fmt: skip
+        got = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        files = sum(f.stat().st_size for f in (folder / kind).iterdir())
+        rows.append({
+            "n": n, "index": trained_factory(n), "lists": kind, "nprobe": NPROBE, "save_s": round(save_s, 1),
+            "files_gib": round(files / 2**30, 4), "load_s": round(got["load_s"], 2),
+            "first_search_s": round(got["first_search_s"], 2), "process_anon_gib": round(got["anon_gib"], 4),
+            "process_file_gib": round(got["file_gib"], 4), "ms_per_query": round(got["ms_per_query"], 4),
+            "recall_at_3": round(recall_at(np.load(folder / "ids.npy"), truth), 4),
+        })  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def trained_factory(n: int) -> str:
     return f"IVF{ivf_nlist(n)},SQfp16"
 
@@ -235,8 +294,14 @@ def main() -> None:
     ap.add_argument("--precision", action="store_true", help="measure neighbour gaps and the fp16 re-ranking ceiling only")
     ap.add_argument("--on-disk", action="store_true", help="the automatic IVF index with its lists in memory vs on disk")
     ap.add_argument("--shard", type=int, default=1_000_000, help="--on-disk: prototypes added per shard")
+    ap.add_argument("--generator", action="store_true", help="--on-disk's comparison through PhraseGenerator.save / load")
     ap.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)  # internal: one index loaded in a fresh process
+    ap.add_argument("--probe-generator", nargs=4, help=argparse.SUPPRESS)  # internal: one generator loaded
     args = ap.parse_args()
+    if args.probe_generator:
+        folder, queries_path, ids_path, batch = args.probe_generator
+        probe_generator(folder, queries_path, ids_path, int(batch))
+        return
     if args.probe:
         index_path, queries_path, ids_path, nprobe, batch = args.probe
         probe(index_path, queries_path, ids_path, int(nprobe), int(batch))
@@ -256,10 +321,11 @@ def main() -> None:
             print(f"n = {n:>10,}: " + "  ".join(f"{k} {v:.3g}" for k, v in p.items()))
         Path(args.out).with_name("phrase_index_precision.json").write_text(json.dumps(found, indent=1))
         return
-    if args.on_disk:
+    if args.on_disk or args.generator:
         import tempfile
 
-        path = Path(args.out).with_name("phrase_index_ondisk.json")
+        name = "phrase_index_generator.json" if args.generator else "phrase_index_ondisk.json"
+        path = Path(args.out).with_name(name)
         rows = [r for r in json.loads(path.read_text())["rows"] if r["n"] not in args.sizes] if path.is_file() else []
         for n in args.sizes:
             load = os.getloadavg()[0]
@@ -271,7 +337,11 @@ def main() -> None:
             scratch = ROOT / "bench" / "_scratch"  # ignored by git; GBs at 10M
             scratch.mkdir(exist_ok=True)
             with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-                rows += [r | {"load_average_1m": [load, os.getloadavg()[0]]} for r in on_disk(x, queries, truth, Path(tmp), args)]
+                if args.generator:
+                    found = through_generator(gen, x, queries, truth, Path(tmp), args)
+                else:
+                    found = on_disk(x, queries, truth, Path(tmp), args)
+                rows += [r | {"load_average_1m": [load, os.getloadavg()[0]]} for r in found]
             del x
             out = {"machine": platform.platform(), "cpus": os.cpu_count(), "faiss": faiss.__version__, "rows": rows}
             path.write_text(json.dumps(out, indent=1))  # after each size: survives an interruption

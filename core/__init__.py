@@ -15,7 +15,8 @@ The modules, bottom-up (each imports only those above it):
 * :mod:`core.config` -- :class:`FitConfig` and the model names (no heavy imports).
 * :mod:`core.data`, :mod:`core.formats` -- manifests, image folders, robust image decoding;
   other dataset formats in and out.
-* :mod:`core.vector_index` -- the faiss index behind every neighbour look-up.
+* :mod:`core.vector_index` -- every neighbour look-up: the faiss index, and above 100k images a
+  PCA projection saved in the workspace, re-ranked exactly.
 * :mod:`core.backbones`, :mod:`core.features` -- visual backbones by name; batched, cached embeddings.
 * :mod:`core.runtimes` -- the backbone exported to ONNX and run by OpenVINO or ONNX Runtime.
 * :mod:`core.engines`, :mod:`core.batch` -- the Ray Data engine; ``predict-batch`` to parquet shards.
@@ -29,8 +30,6 @@ The modules, bottom-up (each imports only those above it):
   evaluation, UMAP maps.
 * :mod:`core.workspace_files`, :mod:`core.workspace` -- a workspace on disk (layout, lock,
   safe replace; every write, add-on models and caches included) and the :class:`Workspace` API.
-* :mod:`core.neighbours` -- visually similar images at any size (exact, or a PCA projection cached
-  in the workspace above 100k images).
 * :mod:`core.corpus`, :mod:`core.pipeline`, :mod:`core.demo` -- reusable phrase generators,
   the fit, the demo.
 * :mod:`core.explore`, :mod:`core.maps`, :mod:`core.compare` -- views the app's pages draw.

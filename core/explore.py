@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from core.config import MODELS
-from core.neighbours import NeighbourSearch, visual_index
 from core.phrases.vocab import normalize
+from core.progress import ProgressFn, silent
+from core.vector_index import NeighbourSearch, visual_index
 from core.vectors import l2n
 from core.workspace import Prediction, Workspace
 
@@ -54,6 +55,7 @@ class Explorer:
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
+        self._index: NeighbourSearch | None = None
         self.labels = workspace.labels
         self._label_index = {name: j for j, name in enumerate(self.labels)}
         items = workspace.items
@@ -133,16 +135,20 @@ class Explorer:
         """Phrases and every model's full label ranking for a workspace image."""
         return self.ws.item_prediction(row, top=len(self.labels))
 
-    def neighbours(self, query: int | np.ndarray, k: int = 8) -> list[tuple[int, float]]:
+    def neighbours(self, query: int | np.ndarray, k: int = 8, *, progress: ProgressFn = silent) -> list[tuple[int, float]]:
         """The ``k`` images most similar (visual cosine) to a workspace row or a feature vector;
-        the row itself is left out (exact up to 100k images, :mod:`core.neighbours` above)."""
+        the row itself is left out (exact up to 100k images, :func:`core.vector_index.neighbour_index` above).
+        ``progress`` reports building the index when the fit did not save it (a workspace fitted
+        before fits did)."""
         own = isinstance(query, (int, np.integer))
         vec = l2n(np.atleast_2d(self.ws.visual[query] if own else query))[0]
-        return self._visual_index.top(vec, k, exclude=int(query) if own else None) if k > 0 else []
+        return self.visual_index(progress).top(vec, k, exclude=int(query) if own else None) if k > 0 else []
 
-    @cached_property
-    def _visual_index(self) -> NeighbourSearch:
-        return visual_index(self.ws)
+    def visual_index(self, progress: ProgressFn = silent) -> NeighbourSearch:
+        """The workspace's neighbour index, opened (or built) once per explorer."""
+        if self._index is None:
+            self._index = visual_index(self.ws.visual, self.ws.path, progress)
+        return self._index
 
     def row_of(self, item: str) -> int | None:
         """Row of an item id (the image path as written in the manifest), or ``None``."""

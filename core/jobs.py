@@ -33,6 +33,7 @@ from pathlib import Path
 # Seconds per image of each stage group, measured (demo, 2,536 images, cold caches, 2-core CPU).
 DEFAULT_PROFILE = {
     "embed images": 0.0446,
+    "neighbour index": 0.0000208,  # above 100k images only (B7: 20.8 s at 1M)
     "phrase generator": 0.0115,
     "embed phrases": 0.0071,
     "classifiers": 0.0072,
@@ -65,7 +66,7 @@ class PlanStep:
 
 def fit_plan(n_folds: int = 5, *, generator: bool = True, maps: bool = True, extras: bool = False) -> list[PlanStep]:
     """The stage groups of a fit (``extras``: the demo's semantic search and tag models too)."""
-    plan = [PlanStep("embed images")]
+    plan = [PlanStep("embed images"), PlanStep("neighbour index")]  # the index: above 100k images only
     if generator:
         plan.append(PlanStep("phrase generator", 1 + (n_folds if n_folds > 1 else 0)))
     plan += [PlanStep("embed phrases"), PlanStep("classifiers")]

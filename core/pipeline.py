@@ -39,6 +39,7 @@ from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import TextEncoder, caption_embeddings, embed_texts
 from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
+from core.vector_index import save_visual_index
 from core.workspace import Workspace
 from core.workspace_files import staged_workspace, write_fit
 from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores
@@ -246,6 +247,8 @@ def fit(
             )
             source.check(cfg, backbone.info.has_imagenet_head)
             feats = embed_stage(ds, cfg, backbone, cache_root, prog)
+        with timings("neighbour_index"):
+            save_visual_index(feats.visual, tmp, prog)  # above 100k images: Explore's first detail need not build it
         targets = target_stage(feats.items, ds.multilabel, cfg)
         with timings("phrase_generator"):
             phrases = phrase_stage(source, feats, cfg, backbone, prog)

@@ -23,13 +23,16 @@ Layout (no pickles anywhere)::
                                text_only / zeroshot, and any registered add-on model); on the
                                rows a paper model trained on, cross-fitted probabilities
                                (manifest ``crossfit``), not its fit of those rows
-    generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one
+    generator/                 the phrase generator (safetensors + JSON + vocabulary), if the source has one;
+                               above 100k prototypes also its faiss index, the lists on disk
+                               (``phrase_index.faiss`` + ``phrase_lists.ivfdata``, :mod:`core.phrases.index`)
     classifiers/               one head per classifier model (NAME.safetensors + NAME.json)
     zeroshot.safetensors       text -> co-embedding map (sources with a generator)
     oof/                       out-of-fold probabilities per source (cache of the label-error queue,
                                :mod:`core.labels.oof`; dropped by a refit or a retrain)
-    index/                     the neighbour index of workspaces over 100k images (:mod:`core.neighbours`;
-                               built on first use, dropped by a refit or a retrain)
+    index/                     the neighbour index of workspaces over 100k images (:mod:`core.vector_index`;
+                               written by the fit, built on first use in older workspaces; replaced by a
+                               refit, kept by a retrain, which changes no visual feature)
     predictions/               predictions a user attached (:mod:`core.predictions`; kept across refits)
     labels.sqlite              the label history (:mod:`core.labels.store`, with its ``-wal``/``-shm``
                                files; kept across refits)

@@ -54,6 +54,8 @@ FIT_FILES = (
 )
 #: caches of one fit (review queues, the neighbour index of large workspaces): dropped when it is replaced
 DERIVED_FILES = ("oof", "index", "oof_multimodal.safetensors")
+#: the derived files that depend on the visual features only (a retrain keeps them: it changes no feature)
+FEATURE_CACHES = ("index",)
 ROW_ADDONS = ("retrieval", "tags")  # models over the workspace's rows: kept while rows and backbone are the same
 FILE_FOLDERS = ("oof", "index", "predictions")  # folders of files written one at a time (caches, attached predictions)
 STAGING_MARK = ".pixctx-partial"
@@ -415,7 +417,7 @@ def _install_retrain(ws: Path) -> None:
     for name in _RETRAINED_FILES:
         if _staged(ws, name).exists():
             _staged(ws, name).replace(ws / name)
-    for name in DERIVED_FILES:  # a file (old workspaces) or a folder
+    for name in set(DERIVED_FILES) - set(FEATURE_CACHES):  # a file (old workspaces) or a folder
         shutil.rmtree(ws / name) if (ws / name).is_dir() else (ws / name).unlink(missing_ok=True)
     if _staged(ws, MANIFEST).exists():
         _staged(ws, MANIFEST).replace(ws / MANIFEST)

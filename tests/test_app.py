@@ -101,6 +101,23 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     assert any(md(item) in m for m in _markdown(again))
 
 
+def test_explore_detail_builds_a_missing_neighbour_index_and_saves_it(fitted_workspace, tmp_path, monkeypatch):
+    """A large workspace fitted before fits saved its neighbour index: the first detail builds it
+    (under an in-page progress bar, gone once built) and saves it for the next one."""
+    import shutil
+
+    import core.vector_index
+    from core.vector_index import FILE, FOLDER
+
+    ws = shutil.copytree(fitted_workspace, tmp_path / "ws")
+    monkeypatch.setattr(core.vector_index, "EXACT_MAX", 10)  # the demo subset counts as a large workspace
+    at = _page(_app_on(ws), "explore")
+    assert not (ws / FOLDER).exists()
+    next(b for b in at.button if b.key.startswith("ex_open_")).click().run()
+    assert not at.exception and (ws / FOLDER / FILE).is_file()
+    assert any(m.startswith("**Generated phrases**") for m in _markdown(at))
+
+
 def test_explore_filters_live_in_the_url_and_survive_navigation(app, fitted_workspace):
     _page(app, "explore")
     total = _markdown(app)[0]

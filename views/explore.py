@@ -11,7 +11,7 @@ from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
 from ui.safe_text import md, md_join
-from ui.widgets import MODEL_NAMES, grid, image, render_detail, wrappable
+from ui.widgets import MODEL_NAMES, StreamlitProgress, grid, image, render_detail, wrappable
 
 PER_PAGE = 24
 CHANGE_NAMES = {
@@ -130,7 +130,7 @@ with detail:
                 ex.prediction(selected),
                 items.at[selected, "path"],
                 ex.true_labels(selected),
-                ex.neighbours(selected),
+                ex.neighbours(selected, progress=StreamlitProgress()),  # a bar only if the index must be built
                 key="ex_detail",
                 per_row=3,
             )

@@ -10,24 +10,29 @@ bottleneck embedding of its images (Eq. 2): the "large output space". ``output_s
 keeps only the softmax classes' weights, for the ablation.
 
 A generator is a model of its own: it can be fitted on any corpus of (image, text) pairs,
-saved (safetensors + JSON) and applied to any dataset with the same backbone.
+saved (safetensors + JSON) and applied to any dataset with the same backbone. Its prototype index
+is built in memory when first searched; above ``config.on_disk_above`` prototypes (an IVF index)
+``save`` also writes it with its inverted lists on disk, which ``load`` maps instead of building
+it (:mod:`core.phrases.index`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from scipy import sparse
 
 from core.config import GeneratorConfig
-from core.phrases.index import PhraseIndex
+from core.phrases.index import INDEX_FILE, LISTS_FILE, PhraseIndex, on_disk, read_on_disk, write_on_disk
 from core.phrases.vocab import PhraseVocabulary
 from core.progress import ProgressFn, silent
+from core.safetensors_mmap import load_mmap
 from core.vectors import l2n
 
 
@@ -68,6 +73,7 @@ class PhraseGenerator:
         self.prototypes = prototypes
         self.backbone = backbone
         self._index: PhraseIndex | None = None
+        self._index_folder: Path | None = None  # where its index's lists are on disk, if they are
         self._distinct: np.ndarray | None = None
 
     # --- inference -------------------------------------------------------------------
@@ -93,10 +99,19 @@ class PhraseGenerator:
 
     @property
     def index(self) -> PhraseIndex:
+        """The index over the output space's vectors (built in memory on first use, unless loaded from disk)."""
         if self._index is None:
-            vecs = self.class_weights if self.config.output_space == "small" else self.prototypes[self.output_ids]
-            self._index = PhraseIndex.build(vecs, self.config.index_factory, seed=self.config.seed)
+            self._index = self._build_index()
         return self._index
+
+    def _build_index(self) -> PhraseIndex:
+        vecs = self.class_weights if self.config.output_space == "small" else self.prototypes[self.output_ids]
+        return PhraseIndex.build(vecs, self.config.index_factory, seed=self.config.seed)
+
+    @property
+    def index_on_disk(self) -> bool:
+        """Whether ``save`` writes the index with its lists on disk (see ``GeneratorConfig.on_disk_above``)."""
+        return on_disk(len(self.output_ids), self.config.index_factory, self.config.on_disk_above)
 
     def search(self, embeddings: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, vocab_ids)`` of the top-k phrases for bottleneck embeddings."""
@@ -111,7 +126,8 @@ class PhraseGenerator:
 
     # --- persistence -----------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        """Write ``generator.json``, ``vocab.json``, ``generator.safetensors``."""
+        """Write ``generator.json``, ``vocab.json``, ``generator.safetensors``, and the index with its
+        lists on disk when :attr:`index_on_disk`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in self.encoder.state_dict().items()}
@@ -121,21 +137,44 @@ class PhraseGenerator:
             class_weights=self.class_weights,
             prototypes=self.prototypes,
         )
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / "generator.safetensors"))
+        if self.config.output_space == "large":  # the index rows' phrases: not recomputed over every prototype at load
+            tensors["output_ids"] = self.output_ids.astype(np.int64)
+        staged = folder / "generator.safetensors.partial"  # then renamed: a loaded generator maps the file it replaces
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(staged))
+        staged.replace(folder / "generator.safetensors")
         self.vocab.save(folder / "vocab.json")
         meta = {"config": asdict(self.config), "in_dim": int(self.feature_mean.shape[0]), "backbone": self.backbone}
+        if self.index_on_disk:
+            meta["index"] = {"factory": self._save_index(folder), "files": [INDEX_FILE, LISTS_FILE]}
         (folder / "generator.json").write_text(json.dumps(meta, indent=2))
+
+    def _save_index(self, folder: Path) -> str:
+        """Write the index with its lists on disk into ``folder`` (copied if it was read from such
+        files, else written from the index in memory); returns its factory string."""
+        source = self._index_folder
+        if source is not None and all((source / f).is_file() for f in (INDEX_FILE, LISTS_FILE)):
+            if source.resolve() != folder.resolve():
+                for name in (INDEX_FILE, LISTS_FILE):
+                    shutil.copyfile(source / name, folder / name)
+            return self.index.factory
+        index = self.index if source is None else self._build_index()  # lists in memory
+        write_on_disk(index, folder)
+        return index.factory
 
     @classmethod
     def load(cls, folder: str | Path) -> PhraseGenerator:
         folder = Path(folder)
         meta = json.loads((folder / "generator.json").read_text())
         cfg = GeneratorConfig(**meta["config"])
-        t = load_file(str(folder / "generator.safetensors"))
+        t = load_mmap(folder / "generator.safetensors")  # read-only views: the prototypes stay on disk until read
         enc = _Encoder(meta["in_dim"], cfg)
-        enc.load_state_dict({k[8:]: torch.from_numpy(v) for k, v in t.items() if k.startswith("encoder.")})
+        enc.load_state_dict({k[8:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("encoder.")})
         vocab = PhraseVocabulary.load(folder / "vocab.json")
-        return cls(cfg, vocab, enc, t["feature_mean"], t["class_ids"], t["class_weights"], t["prototypes"], meta["backbone"])
+        gen = cls(cfg, vocab, enc, t["feature_mean"], t["class_ids"], t["class_weights"], t["prototypes"], meta["backbone"])
+        gen._distinct = t.get("output_ids")  # absent in generators saved before it was stored: computed when needed
+        if "index" in meta:  # saved with its lists on disk: mapped, not built
+            gen._index, gen._index_folder = read_on_disk(folder, meta["index"]["factory"]), folder
+        return gen
 
 
 def distinct_prototype_ids(prototypes: np.ndarray) -> np.ndarray:

@@ -17,12 +17,12 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from core.features import default_cache_dir
-from core.neighbours import NeighbourSearch, exact_index, visual_index
 from core.progress import ProgressFn, silent
 from core.retrieval.evaluate import auc, ranking_curves
 from core.retrieval.model import RetrievalConfig, SemanticEmbedding
 from core.retrieval.tfidf import TfIdf, image_texts
 from core.safetensors_mmap import load_mmap
+from core.vector_index import NeighbourSearch, neighbour_index, visual_index
 from core.vectors import l2n
 from core.workspace import Workspace
 from core.workspace_files import addon_folder
@@ -84,11 +84,11 @@ class SemanticSearch:
 
     @cached_property
     def _database_index(self) -> NeighbourSearch:
-        return exact_index(self.database)
+        return neighbour_index(self.database, reduce=False)  # 256-d rows: scanned exactly where they lie
 
     @cached_property
     def _raw_index(self) -> NeighbourSearch:
-        return visual_index(self.ws)  # Explore's neighbour index (cached in the workspace above 100k images)
+        return visual_index(self.ws.visual, self.ws.path)  # Explore's neighbour index (cached in the workspace above 100k images)
 
     def raw_search(self, features: np.ndarray, k: int = 12, exclude: int | None = None) -> list[tuple[int, float]]:
         """The raw backbone features' ranking (the visual baseline), for comparison."""

@@ -66,3 +66,41 @@ def test_crossfit_never_uses_a_rows_own_text():
     for i in range(100):  # a training row's own singleton phrase comes only from itself: never predicted
         own = f"unique {i}"
         assert own not in {vocab[j] for j in out.ids[i] if j >= 0}
+
+
+def test_a_large_output_space_is_saved_with_its_lists_on_disk_and_mapped_on_load(tmp_path):
+    import shutil
+
+    import faiss
+    import pytest
+
+    from core.phrases.index import INDEX_FILE, LISTS_FILE
+
+    x, lists, _, _ = _corpus(n=1500)
+    # the threshold lowered: 1,500 prototypes count as a space past memory; an IVF index is asked for
+    cfg = GeneratorConfig(epochs=5, bottleneck_dim=16, hidden_dim=64, index_factory="IVF16,SQfp16", on_disk_above=100)
+    gen = fit_phrase_generator(x, lists, cfg)
+    in_memory = gen.top_phrases(x[:300], k=3)  # the index the fit built, lists in memory
+    assert gen.index_on_disk and len(gen.output_ids) > 100
+    gen.save(tmp_path / "g")
+    assert (tmp_path / "g" / INDEX_FILE).is_file() and (tmp_path / "g" / LISTS_FILE).stat().st_size > 0
+
+    moved = shutil.move(tmp_path / "g", tmp_path / "moved")  # the files find each other where they are
+    again = PhraseGenerator.load(moved)
+    lists_type = type(faiss.downcast_InvertedLists(faiss.extract_index_ivf(again.index.index).invlists))
+    assert lists_type is faiss.OnDiskInvertedLists  # mapped from the file, not read into memory
+    assert type(faiss.downcast_InvertedLists(faiss.extract_index_ivf(gen.index.index).invlists)) is faiss.ArrayInvertedLists
+    assert again.top_phrases(x[:300], k=3) == in_memory
+    assert not again.prototypes.flags.writeable and np.array_equal(again.output_ids, gen.output_ids)  # mapped, stored
+
+    again.save(moved)  # over the files it maps: replaced by renaming, its index files left as they are
+    assert again.top_phrases(x[:300], k=3) == in_memory == PhraseGenerator.load(moved).top_phrases(x[:300], k=3)
+    again.save(tmp_path / "copy")  # a loaded generator saved elsewhere: its files copied
+    assert PhraseGenerator.load(tmp_path / "copy").top_phrases(x[:300], k=3) == in_memory
+    (tmp_path / "copy" / INDEX_FILE).write_bytes(b"not an index")
+    with pytest.raises(ValueError, match=INDEX_FILE):
+        PhraseGenerator.load(tmp_path / "copy")
+
+    below = fit_phrase_generator(x[:200], lists[:200], GeneratorConfig(epochs=2, bottleneck_dim=16, hidden_dim=64))
+    below.save(tmp_path / "small")  # the default threshold (every automatic IVF index): an exact index is built on load
+    assert not (tmp_path / "small" / INDEX_FILE).exists() and not below.index_on_disk

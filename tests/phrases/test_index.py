@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pytest
 
-from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size
+from core.config import GeneratorConfig
+from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size, on_disk, read_on_disk, write_on_disk
 from core.vectors import l2n
 
 
@@ -44,3 +46,28 @@ def test_k_larger_than_index():
     idx = PhraseIndex.build(l2n(np.eye(4, dtype=np.float32)))
     _s, i = idx.search(np.eye(4, dtype=np.float32)[:1], 10)
     assert i.shape == (1, 4) and i[0, 0] == 0
+
+
+def test_which_indexes_keep_their_lists_on_disk():
+    default = GeneratorConfig().on_disk_above
+    assert default == EXACT_MAX and on_disk(EXACT_MAX + 1, None, default)  # every automatic IVF index
+    assert not on_disk(EXACT_MAX, None, default)
+    assert not on_disk(10_000_000, "Flat", default) and not on_disk(10_000_000, "HNSW32", default)  # no inverted lists
+    assert not on_disk(10_000_000, None, None) and on_disk(500, "IVF16,SQfp16", 100)
+
+
+def test_lists_on_disk_search_as_in_memory_and_keep_stdout_clean(tmp_path, capfd):
+    rng = np.random.default_rng(1)
+    x = l2n(rng.normal(size=(3000, 32)).astype(np.float32))
+    memory = PhraseIndex.build(x, "IVF16,SQfp16")
+    capfd.readouterr()
+    write_on_disk(memory, tmp_path)
+    disk = read_on_disk(tmp_path, memory.factory)
+    out, err = capfd.readouterr()
+    assert out == "" and "resizing" in err  # faiss's notes go to stderr: a command's stdout may be JSON
+    s1, i1 = memory.search(x[:50], 3)
+    s2, i2 = disk.search(x[:50], 3)
+    assert (i1 == i2).all() and np.allclose(s1, s2)
+    assert isinstance(faiss.downcast_InvertedLists(faiss.extract_index_ivf(disk.index).invlists), faiss.OnDiskInvertedLists)
+    with pytest.raises(ValueError, match="inverted-file"):
+        write_on_disk(PhraseIndex.build(x[:100]), tmp_path / "flat")
