@@ -59,10 +59,13 @@ def test_label_error_queue_finds_flipped_labels(ws_copy):
         wrong = next(lab for lab in ws.labels if lab != true and lab.split("/")[0] != true.split("/")[0])
         store.set_labels(str(items.at[r, "item"]), wrong, user="saboteur")
     current = current_labels(ws, store)
-    for source in ("product", "linear"):
+    # the multimodal MLP with modality dropout finds fewer (3 of the 6 here, 5 without; on the
+    # all-labels demo p@100 0.50 against 0.56: docs/results.md, "Modality dropout"); the default
+    # source, the linear one, is unaffected
+    for source, found in (("product", 3), ("linear", 4)):
         queue = review_queue(ws, "label_errors", current=current, source=source)
         top = {q.row for q in queue[: 2 * len(planted)]}
-        assert len(top & set(planted)) >= 4, (source, sorted(top), sorted(planted))
+        assert len(top & set(planted)) >= found, (source, sorted(top), sorted(planted))
     oof = out_of_fold(ws, "product", current=current)  # cached in the workspace, reused
     assert (ws.path / OOF_DIR / "product.safetensors").is_file()
     np.testing.assert_array_equal(oof, out_of_fold(ws, "product", current=current))
