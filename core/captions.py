@@ -173,15 +173,39 @@ def _model(multilabel: bool, c: float, seed: int):
     return OneVsRestClassifier(lr) if multilabel else lr
 
 
+def _row_space(x, train_rows: np.ndarray, pred_rows: np.ndarray):
+    """The training rows in coordinates of their own row space, and the predicted rows projected on it.
+
+    An L2-regularised logistic regression's weights stay in the span of its training rows (its
+    solver starts at zero and every gradient lies there), so fitted on these coordinates it is
+    the same model as on ``x`` (up to rounding and the solver's stopping test), with one weight
+    per training row instead of one per column for each label: several times faster for a
+    teacher of a few labelled rows per label on 1,280 visual + 384 caption + tf-idf columns.
+    With at least as many training rows as columns, ``x``'s own rows.
+    """
+    from scipy import sparse
+
+    if len(train_rows) >= x.shape[1]:
+        return x[train_rows], x[pred_rows]
+    xt = x[train_rows]
+    xt = np.asarray(xt.toarray() if sparse.issparse(xt) else xt, dtype=np.float64)
+    lam, u = np.linalg.eigh(xt @ xt.T)  # the Gram matrix: much cheaper than an SVD of the wide rows
+    keep = lam > max(lam[-1], 0.0) * 1e-10  # directions of ~0 variance carry no weight anyway
+    u, root = u[:, keep], np.sqrt(lam[keep])
+    return u * root, np.asarray(x[pred_rows] @ xt.T) @ (u / root)
+
+
 def _fit_predict(
     x, y: np.ndarray, train_rows: np.ndarray, pred_rows: np.ndarray, n_classes: int, multilabel: bool, c: float, seed: int
 ):
-    """(len(pred_rows), n_classes) probabilities of a classifier fitted on ``train_rows``."""
+    """(len(pred_rows), n_classes) probabilities of a classifier fitted on ``train_rows``
+    (in their row space: :func:`_row_space`)."""
     out = np.zeros((len(pred_rows), n_classes), dtype=np.float64)
+    x_fit, x_pred = _row_space(x, train_rows, pred_rows)
     if multilabel:
         cols = np.flatnonzero((y[train_rows].sum(0) > 0) & (y[train_rows].sum(0) < len(train_rows)))
         if len(cols):
-            out[:, cols] = _model(True, c, seed).fit(x[train_rows], y[train_rows][:, cols]).predict_proba(x[pred_rows])
+            out[:, cols] = _model(True, c, seed).fit(x_fit, y[train_rows][:, cols]).predict_proba(x_pred)
         return out
     classes = np.unique(y[train_rows])
     if len(classes) == 1:
@@ -189,7 +213,7 @@ def _fit_predict(
         return out
     with warnings.catch_warnings():  # few labelled rows per label is the case this module is for
         warnings.filterwarnings("ignore", message="The number of unique classes")
-        out[:, classes] = _model(False, c, seed).fit(x[train_rows], y[train_rows]).predict_proba(x[pred_rows])
+        out[:, classes] = _model(False, c, seed).fit(x_fit, y[train_rows]).predict_proba(x_pred)
     return out
 
 
