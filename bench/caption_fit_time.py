@@ -8,7 +8,7 @@ load hits both), prints each stage's seconds and the ratio of the median totals,
 ``bench/results/caption_fit_time_<dataset>.json``. A warm refit with the same labels reads its
 caption labels from the cache (:mod:`core.caption_cache`); with ``--teacher-miss`` every fit sees
 the warm caches but no cached caption labels, so it runs the caption-label teacher, as a refit
-after label edits does.
+after label edits does. ``--set`` overrides the fit's config (e.g. ``classifier.caption_refit=true``).
 
     python bench/caption_fit_time.py assets/demo --label-fraction 0.1
 """
@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.label_scarcity import overridden  # noqa: E402
 from core.config import FitConfig  # noqa: E402
 from core.pipeline import fit  # noqa: E402
 from core.progress import silent  # noqa: E402
@@ -56,6 +57,7 @@ def main() -> None:
     )
     ap.add_argument("--warm-start", action="store_true", help="caption models fine-tune their paper twin (warm_start on)")
     ap.add_argument("--teacher-miss", action="store_true", help="every fit runs the caption-label teacher (no cached labels)")
+    ap.add_argument("--set", nargs="*", default=[], help="FitConfig overrides, e.g. classifier.caption_batch_size=64")
     ap.add_argument("--out", default=None, help="result file (default bench/results/caption_fit_time_<dataset>.json)")
     args = ap.parse_args()
     name = "demo" if Path(args.dataset).resolve() == (ROOT / "assets" / "demo").resolve() else Path(args.dataset).resolve().name
@@ -69,6 +71,7 @@ def main() -> None:
             )
             cfg.classifier.reuse_fusion = args.reuse_fusion
             cfg.classifier.warm_start = args.warm_start
+            overridden(cfg, args.set)
             if args.teacher_miss and not args.cold:
                 cfg.cache_dir = str(without_caption_labels(cfg.cache_root(), Path(tmp) / f"cache-{mode}-{tag}"))
             return fit(args.dataset, Path(tmp) / f"{mode}-{tag}", cfg, progress=silent).manifest["timings_s"]

@@ -69,24 +69,13 @@ class ClassifierConfig:
     fused: bool = False
     caption_patience: int = 8
     caption_fused: bool = True
-    caption_batch_size: int = 256
-    caption_lr: float = 2e-3
-    caption_refit: bool = False
-    refit: bool = True
     warm_start: bool = False
     warm_patience: int = 3
     warm_max_epochs: int = 60
 
     def for_captions(self) -> ClassifierConfig:
-        """The config of a caption model: its ``caption_*`` fields in place of the paper models' ones."""
-        return replace(
-            self,
-            patience=self.caption_patience,
-            fused=self.caption_fused,
-            batch_size=self.caption_batch_size,
-            lr=self.caption_lr,
-            refit=self.caption_refit,
-        )
+        """The config of a caption model: ``caption_patience`` and ``caption_fused``."""
+        return replace(self, patience=self.caption_patience, fused=self.caption_fused)
 
 
 def _net(in_dim: int, n_out: int, cfg: ClassifierConfig) -> torch.nn.Module:
@@ -269,11 +258,7 @@ class Classifier:
             net, epochs, loss = self._train(xs[~val_mask] * scale, y[~val_mask], cfg.max_epochs, val, drop_cols)
             tried.append((loss, max(epochs, 5), share, self._score(net, *val), net))
         _, self.best_epochs, self.visual_share, self.val_score, self.holdout_net = min(tried, key=lambda t: t[0])
-        if cfg.refit or self.holdout_net is None:
-            self._refit(x, y, blocks, drop_cols)
-        else:  # the held-out net is the model: its standardisation is the refit's (every row of x)
-            self.std = self.std / (self._block_scale(blocks, self.visual_share) if self.visual_share is not None else 1.0)
-            self.net = self.holdout_net.eval()
+        self._refit(x, y, blocks, drop_cols)
         return self
 
     def _refit(self, x: np.ndarray, y: np.ndarray, blocks: tuple[int, ...] | None, drop_cols: np.ndarray | None) -> None:
