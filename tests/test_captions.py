@@ -13,6 +13,7 @@ from core.captions import (
     CaptionLabelConfig,
     _feature_blocks,
     _fit_predict,
+    _model,
     _row_space,
     _teacher_features,
     caption_labels,
@@ -298,7 +299,7 @@ def test_caption_labels_are_reused_only_for_the_same_inputs(caption_ws, tmp_path
     ]
 
 
-def test_teacher_fitted_in_its_rows_space_is_the_regression_on_its_columns(caption_ws):
+def test_teacher_fitted_in_its_rows_space_is_the_regression_on_its_columns(caption_ws, monkeypatch):
     """The teacher's logistic regression on its training rows' row-space coordinates (one weight per
     row, not per column) predicts what the one on the columns does, on the demo's teacher features."""
     from sklearn.linear_model import LogisticRegression
@@ -313,5 +314,12 @@ def test_teacher_fitted_in_its_rows_space_is_the_regression_on_its_columns(capti
     classes = np.unique(y[rows])
     np.testing.assert_allclose(fast[:, classes], slow, atol=2e-3)
     assert (fast.argmax(1) == classes[slow.argmax(1)]).all()
+    multi = np.eye(len(caption_ws.labels), dtype=np.float32)[y]  # multi-label: per-label sigmoids on the columns, as before
+    multi[::4, 0] = 1.0
+    cols = np.flatnonzero((multi[rows].sum(0) > 0) & (multi[rows].sum(0) < len(rows)))
+    slow = _model(True, 100.0, 0).fit(x[rows], multi[rows][:, cols]).predict_proba(x[todo])
+    np.testing.assert_array_equal(_fit_predict(x, multi, rows, todo, multi.shape[1], True, 100.0, 0)[:, cols], slow)
     few_columns = x[:, :5]  # more rows than columns: the rows as they are
     np.testing.assert_array_equal(_row_space(few_columns, rows, todo)[0].toarray(), few_columns[rows].toarray())
+    monkeypatch.setattr("core.captions.ROW_SPACE_MAX", len(rows) * x.shape[1] - 1)  # too large to densify: the columns
+    assert _row_space(x, rows, todo)[0].shape == (len(rows), x.shape[1])
