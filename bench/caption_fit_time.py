@@ -8,7 +8,7 @@ load hits both), prints each stage's seconds and the ratio of the median totals,
 ``bench/results/caption_fit_time_<dataset>.json``. A warm refit with the same labels reads its
 caption labels from the cache (:mod:`core.caption_cache`); with ``--teacher-miss`` every fit sees
 the warm caches but no cached caption labels, so it runs the caption-label teacher, as a refit
-after label edits does. ``--set`` overrides the fit's config (e.g. ``classifier.caption_refit=true``).
+after label edits does. ``--set`` overrides the fit's config (e.g. ``classifier.caption_patience=25``).
 
     python bench/caption_fit_time.py assets/demo --label-fraction 0.1
 """
@@ -57,7 +57,7 @@ def main() -> None:
     )
     ap.add_argument("--warm-start", action="store_true", help="caption models fine-tune their paper twin (warm_start on)")
     ap.add_argument("--teacher-miss", action="store_true", help="every fit runs the caption-label teacher (no cached labels)")
-    ap.add_argument("--set", nargs="*", default=[], help="FitConfig overrides, e.g. classifier.caption_batch_size=64")
+    ap.add_argument("--set", nargs="*", default=[], help="FitConfig overrides, e.g. classifier.caption_patience=25")
     ap.add_argument("--out", default=None, help="result file (default bench/results/caption_fit_time_<dataset>.json)")
     args = ap.parse_args()
     name = "demo" if Path(args.dataset).resolve() == (ROOT / "assets" / "demo").resolve() else Path(args.dataset).resolve().name
