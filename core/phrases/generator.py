@@ -218,9 +218,13 @@ def _rounded(rows: np.ndarray) -> np.ndarray:
 
 def _row_hashes(rows: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each rounded row (equal rows, equal hashes): its float32 bits times fixed
-    odd 64-bit weights, summed modulo 2**64."""
+    odd 64-bit weights, summed modulo 2**64 (a column at a time: one uint64 per row held)."""
     weights = np.random.default_rng(0).integers(0, 2**64 - 1, size=rows.shape[1], dtype=np.uint64, endpoint=True) | np.uint64(1)
-    return (rows.view(np.uint32).astype(np.uint64) * weights).sum(1, dtype=np.uint64)
+    bits = rows.view(np.uint32)
+    out = np.zeros(len(rows), dtype=np.uint64)
+    for j, w in enumerate(weights):
+        out += bits[:, j].astype(np.uint64) * w
+    return out
 
 
 def distinct_prototype_ids(prototypes: np.ndarray, shard: int = SHARD) -> np.ndarray:
