@@ -166,19 +166,23 @@ def recall_at_3(ids: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / 3 for a, b in zip(ids, truth, strict=True)]))
 
 
+#: docs/results.md's table: (heading, row key, format)
+COLUMNS = [
+    ("phrases", "vocabulary", "{:,}"), ("code", "code", "{}"), ("fit s", "fit_s", "{:.1f}"),
+    ("training-row search s", "train_search_s", "{:.1f}"), ("save s", "save_s", "{:.1f}"),
+    ("fit peak GiB", "fit_peak_gib", "{:.2f}"), ("folder GiB", "folder_gib", "{:.3f}"), ("load s", "load_s", "{:.2f}"),
+    ("first search s", "first_search_s", "{:.2f}"), ("load peak GiB", "load_peak_gib", "{:.2f}"),
+    ("load: allocated GiB", "load_anon_gib", "{:.3f}"), ("load: mapped GiB", "load_file_gib", "{:.3f}"),
+    ("ms / image", "ms_per_query", "{:.3f}"), ("recall@3", "recall_at_3", "{:.3f}"),
+]  # fmt: skip
+
+
 def markdown(rows: list[dict]) -> str:
     """The rows as docs/results.md's table."""
-    out = ["| phrases | code | fit s | training-row search s | save s | fit peak GiB | folder GiB | load s | "
-           "first search s | load peak GiB | load: allocated GiB | load: mapped GiB | ms / image | recall@3 |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for r in rows:
-        out.append(
-            f"| {r['vocabulary']:,} | {r['code']} | {r['fit_s']:.1f} | {r['train_search_s']:.1f} | {r['save_s']:.1f} | "
-            f"{r['fit_peak_gib']:.2f} | {r['folder_gib']:.3f} | {r['load_s']:.2f} | {r['first_search_s']:.2f} | "
-            f"{r['load_peak_gib']:.2f} | {r['load_anon_gib']:.3f} | {r['load_file_gib']:.3f} | {r['ms_per_query']:.3f} | "
-            f"{r['recall_at_3']:.3f} |"
-        )
-    return "\n".join(out)
+    align = "|" + "|".join("---" if key == "code" else "---:" for _, key, _ in COLUMNS) + "|"
+    lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |", align]
+    lines += ["| " + " | ".join(fmt.format(r[key]) for _, key, fmt in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
