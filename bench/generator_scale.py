@@ -8,7 +8,7 @@ every phrase has its own prototype), and measures each step in fresh processes:
 * **fit**: ``fit_phrase_generator``, then a search of ``--train-queries`` training rows (what the
   fit does for its training rows' phrases: the index is built by that first search), then
   ``PhraseGenerator.save``; time of each step and the process's peak resident memory
-  (``ru_maxrss``, which the training itself also sets: the same in both).
+  (``VmHWM``; the training's own peak is the same in both).
 * **load**: ``PhraseGenerator.load``, a first search, then ``--queries`` searches (batches of 256);
   times, peak memory, and the memory the load and searches added (allocated, and file-backed:
   memory maps the OS can drop).
@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tarfile
@@ -53,7 +52,10 @@ def _rss() -> dict[str, float]:
 
 
 def _peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    """This process's peak resident memory in GiB (``VmHWM``: reset by ``exec``, where ``ru_maxrss``
+    starts from the parent's resident memory at ``fork``)."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next(int(ln.split()[1]) for ln in lines if ln.startswith("VmHWM")) / 2**20
 
 
 def _config(seed: int):

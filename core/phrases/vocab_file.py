@@ -6,8 +6,9 @@ columns ``phrase`` (``large_string``), ``count`` (``int64``), ``softmax`` (``boo
 memory-maps it: a phrase is read from the map when it is indexed (:class:`PhraseColumn`), the counts
 are a view into the map, and a phrase's id is found by binary search over ``order``
 (:class:`PhraseLookup`, about 26 phrases read per look-up at 40M) or, for many phrases at once, by
-Arrow's hash join in C++ (:meth:`PhraseColumn.ids_of`). Nothing is unpickled; at 40M phrases the
-file is about 1.5 GiB where the JSON list it replaces was read into about 7 GiB of Python objects.
+Arrow's hash join in C++ (:meth:`PhraseColumn.ids_of`). Nothing is unpickled. The file holds about
+25 bytes per phrase besides its text; the JSON list it replaces was read whole into Python objects
+(about 7 GiB at 40M phrases).
 """
 
 from __future__ import annotations
