@@ -186,7 +186,7 @@ class PhraseGenerator:
         the folder it was read from lost them); returns its factory string."""
         source = self._index_folder
         if source is None or not all((source / f).is_file() for f in (INDEX_FILE, LISTS_FILE)):
-            self._index = None  # an index built in memory (before this threshold applied), or files gone
+            self._index = None  # not built yet (or built in memory before its config changed), or its files gone
             self._index = self._build_index()
             source = self._index_folder
         if source.resolve() != folder.resolve():
