@@ -47,12 +47,14 @@ class GeneratorConfig:
     n_negatives: int = 8192
     output_space: str = "large"
     index_factory: str | None = None
-    #: above this many prototypes an IVF index is saved with its inverted lists on disk and loaded
-    #: memory-mapped (:mod:`core.phrases.index`). By default every automatic IVF index: saved that
-    #: way, a generator of 1M prototypes loads and answers its first search in about 1 s, against
-    #: 52 s to rebuild the index in memory at each load (0.13 GiB per million prototypes), and
-    #: searches in 0.26 ms per image against 0.18 (``docs/results.md`` B8). ``None``: built in
-    #: memory at every load, as before. (100,000 is ``core.vector_index.EXACT_MAX``, tested.)
+    #: above this many prototypes an IVF index is built shard by shard with its inverted lists on
+    #: disk, from the fit on, saved that way and loaded memory-mapped (:mod:`core.phrases.index`);
+    #: above this many phrases the fit also writes the prototypes shard by shard into a file it maps
+    #: (:mod:`core.phrases.generator`). By default every automatic IVF index: a generator of 1M
+    #: prototypes loads and answers its first search in about 1 s, against 52 s to rebuild the index
+    #: in memory at each load (0.13 GiB per million prototypes), and searches in 0.26 ms per image
+    #: against 0.18 (``docs/results.md`` B8). ``None``: everything in memory, the index built at
+    #: every load. (100,000 is ``core.vector_index.EXACT_MAX``, tested.)
     on_disk_above: int | None = 100_000
     seed: int = 0
 

@@ -39,7 +39,7 @@ def prototype_table(explorer: Explorer) -> pd.DataFrame:
         {
             "x": xy[:, 0],
             "y": xy[:, 1],
-            "phrase": [gen.vocab.phrases[j] for j in ids],
+            "phrase": gen.vocab.texts(ids),
             "images": gen.vocab.counts[ids],
             "label": np.asarray(explorer.labels, dtype=object)[nearest],
             "vocab_id": ids,

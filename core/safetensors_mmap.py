@@ -1,4 +1,4 @@
-"""Read a ``.safetensors`` file as read-only, memory-mapped numpy arrays.
+"""Read a ``.safetensors`` file as read-only, memory-mapped numpy arrays; write one block by block.
 
 ``safetensors.numpy.load_file`` copies every tensor into memory: for a workspace of 1M images the
 visual features alone are 5 GB. :func:`load_mmap` instead parses the file's JSON header and returns
@@ -14,6 +14,11 @@ view that reads past the file). Nothing is executed or unpickled.
 Writers replace workspace files atomically (``os.replace``): a map held by an open app session
 keeps the old file's inode alive and unchanged on Linux and macOS, and the next open reads the new
 file. (Windows refuses to replace a mapped file; this product's writers run on POSIX systems.)
+
+:func:`save_streamed` writes the same format without holding a file's bytes in memory
+(``safetensors.numpy.save_file`` serialises every tensor into one buffer first): the header, then
+each tensor copied in blocks of rows from an array (which may be a memory map) or taken from an
+iterable of blocks (:class:`Streamed`, for tensors computed shard by shard).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import json
 import math
 import mmap
 import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["SafetensorsError", "load_mmap"]
+__all__ = ["SafetensorsError", "Streamed", "load_mmap", "save_streamed"]
 
 #: safetensors dtype names -> numpy (little-endian); BF16 and FP8 have no numpy dtype.
 DTYPES: dict[str, np.dtype] = {
@@ -108,3 +115,51 @@ def load_mmap(path: str | Path) -> dict[str, np.ndarray]:
         view.flags.writeable = False
         out[name] = view
     return out
+
+
+@dataclass
+class Streamed:
+    """A tensor written from blocks along its first axis, in order (their rows must add up to ``shape[0]``)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    blocks: Iterable[np.ndarray]
+
+
+def _blocks(value: np.ndarray | Streamed, rows: int) -> Iterable[np.ndarray]:
+    if isinstance(value, Streamed):
+        return value.blocks
+    if value.ndim == 0:
+        return [value.reshape(1)]
+    return (value[s : s + rows] for s in range(0, len(value), rows))
+
+
+def save_streamed(path: str | Path, tensors: Mapping[str, np.ndarray | Streamed], rows: int = 65_536) -> None:
+    """Write ``tensors`` as a safetensors file, block by block (see the module docstring).
+
+    Raises:
+        ValueError: a dtype safetensors lacks, or a :class:`Streamed` whose blocks do not fill its shape.
+    """
+    names = {dtype: name for name, dtype in DTYPES.items()}
+    header, offset, specs = {}, 0, {}
+    for name, value in tensors.items():
+        dtype = np.dtype(value.dtype).newbyteorder("<")
+        shape = tuple(int(d) for d in value.shape)
+        if dtype not in names:
+            raise ValueError(f"tensor {name!r}: dtype {value.dtype} has no safetensors name")
+        size = math.prod(shape) * dtype.itemsize
+        header[name] = {"dtype": names[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+        specs[name], offset = (dtype, size), offset + size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % 8)  # the data starts 8-byte aligned, as the reference writer pads it
+    with Path(path).open("wb") as fh:
+        fh.write(struct.pack("<Q", len(text)) + text)
+        for name, value in tensors.items():
+            dtype, size = specs[name]
+            written = 0
+            for block in _blocks(value, rows):
+                data = np.ascontiguousarray(block, dtype=dtype)
+                fh.write(memoryview(data).cast("B"))
+                written += data.nbytes
+            if written != size:
+                raise ValueError(f"tensor {name!r}: its blocks hold {written} bytes, its shape {size}")

@@ -55,7 +55,7 @@ own transactions (:mod:`core.labels.store`); this module only reads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -345,8 +345,8 @@ class Workspace:
         return self._once("_predictions", lambda: self._load("predictions.safetensors", load_mmap))  # type: ignore[return-value]
 
     @property
-    def phrases(self) -> list[str]:
-        """The phrase texts that ``phrase_ids`` index."""
+    def phrases(self) -> Sequence[str]:
+        """The phrase texts that ``phrase_ids`` index (a generator's are read from its file where indexed)."""
         if self.manifest.get("phrases"):
             return list(self.manifest["phrases"])
         return self.generator.vocab.phrases

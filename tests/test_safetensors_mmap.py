@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from core.safetensors_mmap import SafetensorsError, load_mmap
+from core.safetensors_mmap import SafetensorsError, Streamed, load_mmap, save_streamed
 
 
 @pytest.fixture()
@@ -119,3 +119,18 @@ def test_an_open_map_keeps_the_old_file_across_an_atomic_replace(tmp_path: Path)
     np.testing.assert_array_equal(old, np.arange(1000, dtype=np.float32))
     new = load_mmap(path)
     assert set(new) == {"x", "y"} and new["x"][5] == -5
+
+
+def test_a_file_written_block_by_block_reads_back_with_the_reference_reader(tmp_path, tensors):
+    save_file(tensors, str(tmp_path / "source.safetensors"))
+    mapped = load_mmap(tmp_path / "source.safetensors")  # a mapped source is copied a few rows at a time
+    rows = np.arange(40, dtype=np.float32).reshape(10, 4)
+    streamed = {**mapped, "blocks": Streamed(np.dtype(np.float32), (10, 4), (rows[s : s + 3] for s in range(0, 10, 3)))}
+    save_streamed(tmp_path / "out.safetensors", streamed, rows=2)
+    for got in (load_file(str(tmp_path / "out.safetensors")), load_mmap(tmp_path / "out.safetensors")):
+        assert set(got) == {*tensors, "blocks"} and np.array_equal(got["blocks"], rows)
+        for name, value in tensors.items():
+            assert got[name].dtype == value.dtype and np.array_equal(got[name], value), name
+    short = Streamed(np.dtype(np.float32), (10, 4), [rows[:9]])
+    with pytest.raises(ValueError, match="blocks"):
+        save_streamed(tmp_path / "short.safetensors", {"short": short})

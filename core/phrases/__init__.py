@@ -1,6 +1,7 @@
 """Phrase generation: image -> web-query-like phrases (paper §3.2).
 
-Submodules: :mod:`~core.phrases.vocab` (what counts as a phrase), :mod:`~core.phrases.generator`
+Submodules: :mod:`~core.phrases.vocab` (what counts as a phrase; the vocabulary's file is
+:mod:`~core.phrases.vocab_file`), :mod:`~core.phrases.generator`
 (the generator, torch), :mod:`~core.phrases.index` (faiss prototype index),
 :mod:`~core.phrases.crossfit` (leak-free phrases for training rows), :mod:`~core.phrases.imagenet`
 and :mod:`~core.phrases.combined` (the ImageNet source, alone or beside the corpus), and

@@ -10,30 +10,49 @@ bottleneck embedding of its images (Eq. 2): the "large output space". ``output_s
 keeps only the softmax classes' weights, for the ablation.
 
 A generator is a model of its own: it can be fitted on any corpus of (image, text) pairs,
-saved (safetensors + JSON) and applied to any dataset with the same backbone. Its prototype index
-is built in memory when first searched; above ``config.on_disk_above`` prototypes (an IVF index)
-``save`` also writes it with its inverted lists on disk, which ``load`` maps instead of building
-it (:mod:`core.phrases.index`).
+saved (safetensors, an Arrow vocabulary and JSON) and applied to any dataset with the same
+backbone. Below ``config.on_disk_above`` phrases everything is in memory: the prototype index is
+built when first searched. Above, the output space is handled as past memory (the paper searches
+more than 40M phrases): the fit computes the prototypes shard by shard into a file it maps
+(:func:`compute_prototypes`), the distinct prototypes are found by hashing rows shard by shard
+(:func:`distinct_prototype_ids`), and an IVF index is built shard by shard with its inverted lists
+on disk (:func:`core.phrases.index.build_on_disk`), all in a scratch folder under the system's
+temporary directory (``TMPDIR``) that is removed with the generator; ``save`` streams the prototypes
+and copies the index files, and ``load`` maps the prototypes, the vocabulary
+(:mod:`core.phrases.vocab_file`) and the index.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 from scipy import sparse
 
 from core.config import GeneratorConfig
-from core.phrases.index import INDEX_FILE, LISTS_FILE, PhraseIndex, on_disk, read_on_disk, write_on_disk
+from core.phrases.index import INDEX_FILE, LISTS_FILE, SHARD, PhraseIndex, build_on_disk, on_disk, read_on_disk
 from core.phrases.vocab import PhraseVocabulary
 from core.progress import ProgressFn, silent
-from core.safetensors_mmap import load_mmap
+from core.safetensors_mmap import Streamed, load_mmap, save_streamed
 from core.vectors import l2n
+
+#: The vocabulary's file in a generator folder; generators saved before it have ``vocab.json``.
+VOCAB_FILE, LEGACY_VOCAB_FILE = "vocab.arrow", "vocab.json"
+
+
+def past_memory(n: int, config: GeneratorConfig) -> bool:
+    """Whether ``n`` phrases are handled as past memory (above ``config.on_disk_above``)."""
+    return config.on_disk_above is not None and n > config.on_disk_above
+
+
+def _scratch() -> tempfile.TemporaryDirectory:
+    """A folder for a fitted generator's files past memory, removed when the generator is collected."""
+    return tempfile.TemporaryDirectory(prefix="pixctx-generator-")
 
 
 class _Encoder(torch.nn.Module):
@@ -75,6 +94,7 @@ class PhraseGenerator:
         self._index: PhraseIndex | None = None
         self._index_folder: Path | None = None  # where its index's lists are on disk, if they are
         self._distinct: np.ndarray | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None  # files of a fit past memory (removed with it)
 
     # --- inference -------------------------------------------------------------------
     def _prep(self, features: np.ndarray) -> torch.Tensor:
@@ -105,8 +125,20 @@ class PhraseGenerator:
         return self._index
 
     def _build_index(self) -> PhraseIndex:
-        vecs = self.class_weights if self.config.output_space == "small" else self.prototypes[self.output_ids]
-        return PhraseIndex.build(vecs, self.config.index_factory, seed=self.config.seed)
+        cfg = self.config
+        if self.index_on_disk:  # shard by shard into the scratch folder: never every prototype's codes at once
+            self._scratch = self._scratch or _scratch()
+            folder = Path(self._scratch.name) / "index"
+            small, ids = cfg.output_space == "small", self.output_ids
+
+            def take(rows: np.ndarray) -> np.ndarray:
+                return self.class_weights[rows] if small else self.prototypes[ids[rows]]
+
+            index = build_on_disk(take, len(ids), cfg.index_factory, folder, seed=cfg.seed)
+            self._index_folder = folder
+            return index
+        vecs = self.class_weights if cfg.output_space == "small" else self.prototypes[self.output_ids]
+        return PhraseIndex.build(vecs, cfg.index_factory, seed=cfg.seed)
 
     @property
     def index_on_disk(self) -> bool:
@@ -126,8 +158,8 @@ class PhraseGenerator:
 
     # --- persistence -----------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        """Write ``generator.json``, ``vocab.json``, ``generator.safetensors``, and the index with its
-        lists on disk when :attr:`index_on_disk`."""
+        """Write ``generator.json``, ``vocab.arrow``, ``generator.safetensors`` (streamed: mapped
+        prototypes are never read whole), and the index with its lists on disk when :attr:`index_on_disk`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in self.encoder.state_dict().items()}
@@ -140,26 +172,27 @@ class PhraseGenerator:
         if self.config.output_space == "large":  # the index rows' phrases: not recomputed over every prototype at load
             tensors["output_ids"] = self.output_ids.astype(np.int64)
         staged = folder / "generator.safetensors.partial"  # then renamed: a loaded generator maps the file it replaces
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(staged))
+        save_streamed(staged, tensors)
         staged.replace(folder / "generator.safetensors")
-        self.vocab.save(folder / "vocab.json")
+        self.vocab.save(folder / VOCAB_FILE)
+        (folder / LEGACY_VOCAB_FILE).unlink(missing_ok=True)  # an earlier save's copy of the vocabulary
         meta = {"config": asdict(self.config), "in_dim": int(self.feature_mean.shape[0]), "backbone": self.backbone}
         if self.index_on_disk:
             meta["index"] = {"factory": self._save_index(folder), "files": [INDEX_FILE, LISTS_FILE]}
         (folder / "generator.json").write_text(json.dumps(meta, indent=2))
 
     def _save_index(self, folder: Path) -> str:
-        """Write the index with its lists on disk into ``folder`` (copied if it was read from such
-        files, else written from the index in memory); returns its factory string."""
+        """Copy the index's files into ``folder`` (built shard by shard first if it was not, or if
+        the folder it was read from lost them); returns its factory string."""
         source = self._index_folder
-        if source is not None and all((source / f).is_file() for f in (INDEX_FILE, LISTS_FILE)):
-            if source.resolve() != folder.resolve():
-                for name in (INDEX_FILE, LISTS_FILE):
-                    shutil.copyfile(source / name, folder / name)
-            return self.index.factory
-        index = self.index if source is None else self._build_index()  # lists in memory
-        write_on_disk(index, folder)
-        return index.factory
+        if source is None or not all((source / f).is_file() for f in (INDEX_FILE, LISTS_FILE)):
+            self._index = None  # not built yet (or built in memory before its config changed), or its files gone
+            self._index = self._build_index()
+            source = self._index_folder
+        if source.resolve() != folder.resolve():
+            for name in (INDEX_FILE, LISTS_FILE):
+                shutil.copyfile(source / name, folder / name)
+        return self.index.factory
 
     @classmethod
     def load(cls, folder: str | Path) -> PhraseGenerator:
@@ -169,7 +202,8 @@ class PhraseGenerator:
         t = load_mmap(folder / "generator.safetensors")  # read-only views: the prototypes stay on disk until read
         enc = _Encoder(meta["in_dim"], cfg)
         enc.load_state_dict({k[8:]: torch.from_numpy(np.array(v)) for k, v in t.items() if k.startswith("encoder.")})
-        vocab = PhraseVocabulary.load(folder / "vocab.json")
+        vocab_file = folder / VOCAB_FILE
+        vocab = PhraseVocabulary.load(vocab_file if vocab_file.is_file() else folder / LEGACY_VOCAB_FILE)
         gen = cls(cfg, vocab, enc, t["feature_mean"], t["class_ids"], t["class_weights"], t["prototypes"], meta["backbone"])
         gen._distinct = t.get("output_ids")  # absent in generators saved before it was stored: computed when needed
         if "index" in meta:  # saved with its lists on disk: mapped, not built
@@ -177,17 +211,72 @@ class PhraseGenerator:
         return gen
 
 
-def distinct_prototype_ids(prototypes: np.ndarray) -> np.ndarray:
-    """Ids of the first (most frequent) phrase of every distinct non-zero prototype, in vocabulary order."""
-    nonzero = np.flatnonzero(np.abs(prototypes).sum(1) > 0)
-    _, first = np.unique(np.round(prototypes[nonzero], 5), axis=0, return_index=True)
-    return nonzero[np.sort(first)]
+def _rounded(rows: np.ndarray) -> np.ndarray:
+    """Rows rounded to 5 decimals (what counts as the same prototype), ``-0.0`` made ``0.0``."""
+    return np.round(np.asarray(rows, dtype=np.float32), 5) + np.float32(0.0)
 
 
-def compute_prototypes(embeddings: np.ndarray, incidence: sparse.csr_matrix) -> np.ndarray:
-    """Eq. 2: mean embedding of each phrase's images, L2-normalised; phrases without images are zero."""
-    sums = incidence.T.tocsr() @ embeddings
-    return l2n(np.asarray(sums, dtype=np.float32))
+def _row_hashes(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each rounded row (equal rows, equal hashes): its float32 bits times fixed
+    odd 64-bit weights, summed modulo 2**64 (a column at a time: one uint64 per row held)."""
+    weights = np.random.default_rng(0).integers(0, 2**64 - 1, size=rows.shape[1], dtype=np.uint64, endpoint=True) | np.uint64(1)
+    bits = rows.view(np.uint32)
+    out = np.zeros(len(rows), dtype=np.uint64)
+    for j, w in enumerate(weights):
+        out += bits[:, j].astype(np.uint64) * w
+    return out
+
+
+def distinct_prototype_ids(prototypes: np.ndarray, shard: int = SHARD) -> np.ndarray:
+    """Ids of the first (most frequent) phrase of every distinct non-zero prototype, in vocabulary order.
+
+    Rows count as the same prototype when they are equal rounded to 5 decimals. Each rounded row
+    is hashed, ``shard`` rows at a time (``prototypes`` may be memory-mapped); the first row of
+    each hash is kept, and a later row with the same hash is checked against it: one that differs
+    (a hash collision) is grouped with the others that differ by comparing rows.
+    """
+    ids, hashes = [], []
+    for s in range(0, len(prototypes), shard):
+        block = _rounded(prototypes[s : s + shard])
+        nonzero = np.flatnonzero(np.abs(block).sum(1) > 0)
+        ids.append(nonzero + s)
+        hashes.append(_row_hashes(block[nonzero]))
+    ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+    hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    kept = ids[first]
+    later = np.flatnonzero(kept[inverse] != ids)  # rows whose hash an earlier row has: the same row, unless a collision
+    collided = []
+    for s in range(0, len(later), shard):
+        rows, reps = ids[later[s : s + shard]], kept[inverse[later[s : s + shard]]]
+        collided.append(rows[(_rounded(prototypes[rows]) != _rounded(prototypes[reps])).any(1)])
+    collided = np.concatenate(collided) if collided else np.zeros(0, dtype=np.int64)
+    if len(collided):
+        _, firsts = np.unique(_rounded(prototypes[collided]), axis=0, return_index=True)
+        kept = np.union1d(kept, collided[firsts])
+    return np.sort(kept)
+
+
+def compute_prototypes(
+    embeddings: np.ndarray, incidence: sparse.csr_matrix, path: Path | None = None, shard: int = SHARD
+) -> np.ndarray:
+    """Eq. 2: mean embedding of each phrase's images, L2-normalised; phrases without images are zero.
+
+    Args:
+        embeddings: (N, d) bottleneck embeddings of the images.
+        incidence: (N, V) images x phrases.
+        path: where to write them, ``shard`` phrases at a time (a safetensors file of one tensor
+            ``prototypes``): they are then returned memory-mapped and never all in memory.
+            ``None``: computed in memory.
+        shard: phrases computed at a time with ``path``.
+    """
+    by_phrase = incidence.T.tocsr()
+    if path is None:
+        return l2n(np.asarray(by_phrase @ embeddings, dtype=np.float32))
+    n, d = by_phrase.shape[0], embeddings.shape[1]
+    blocks = (l2n(np.asarray(by_phrase[s : s + shard] @ embeddings, dtype=np.float32)) for s in range(0, n, shard))
+    save_streamed(path, {"prototypes": Streamed(np.dtype(np.float32), (n, d), blocks)})
+    return load_mmap(path)["prototypes"]
 
 
 def fit_phrase_generator(
@@ -265,5 +354,8 @@ def fit_phrase_generator(
     with torch.inference_mode():
         emb = encoder(x_all).numpy()
         class_weights = torch.nn.functional.normalize(weights.detach(), dim=-1).numpy()
-    prototypes = compute_prototypes(emb, inc)
-    return PhraseGenerator(cfg, vocab, encoder, feature_mean, class_ids, class_weights, prototypes, backbone)
+    scratch = _scratch() if past_memory(len(vocab), cfg) else None  # prototypes written shard by shard, mapped
+    prototypes = compute_prototypes(emb, inc, Path(scratch.name) / "prototypes.safetensors" if scratch else None)
+    gen = PhraseGenerator(cfg, vocab, encoder, feature_mean, class_ids, class_weights, prototypes, backbone)
+    gen._scratch = scratch
+    return gen

@@ -10,13 +10,14 @@ rounding of a whole vector adds to a score, while a residual's rounding error is
 :func:`auto_factory` picks one; any faiss factory string overrides it.
 
 Past memory (the paper searches more than 40M phrases), an IVF index keeps its inverted lists on
-disk: :func:`write_on_disk` writes them with faiss's ``OnDiskInvertedLists`` into one
-``.ivfdata`` file beside the index file, and :func:`read_on_disk` maps them read-only, so a process
-that searches holds only the coarse quantiser (nlist x d floats) and the page cache holds what
-searches touch (same results as the lists in memory, about 30-45% slower per search:
-``docs/results.md`` B8). A generator does this above :attr:`GeneratorConfig.on_disk_above`
-prototypes (by default every automatic IVF index, above :data:`EXACT_MAX`: a load then maps it
-instead of rebuilding it). Only faiss's own format is read: nothing is unpickled.
+disk: :func:`build_on_disk` trains the quantiser on a sample, adds the vectors shard by shard and
+merges the shards' lists with faiss's ``OnDiskInvertedLists`` into one ``.ivfdata`` file beside the
+index file, and :func:`read_on_disk` maps them read-only, so neither the build nor a process that
+searches holds every vector's codes: a search holds the coarse quantiser (nlist x d floats) and the
+page cache what searches touch (same results as the lists in memory, about 30-45% slower per
+search: ``docs/results.md`` B8). A generator does this above :attr:`GeneratorConfig.on_disk_above`
+prototypes (by default every automatic IVF index, above :data:`EXACT_MAX`), from its fit on: a save
+copies the files and a load maps them. Only faiss's own format is read: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import contextlib
 import ctypes
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 from core.vector_index import EXACT_MAX, K_FACTOR, NPROBE, VectorIndex, auto_factory, faiss_module, ivf_nlist, ivf_train_size
 
@@ -35,6 +38,8 @@ PhraseIndex = VectorIndex
 
 #: The files of an index with its lists on disk, side by side in one folder.
 INDEX_FILE, LISTS_FILE = "phrase_index.faiss", "phrase_lists.ivfdata"
+#: Vectors handled at a time by what is built shard by shard (prototypes, the index's lists).
+SHARD = 262_144
 
 __all__ = [
     "EXACT_MAX",
@@ -42,13 +47,14 @@ __all__ = [
     "K_FACTOR",
     "LISTS_FILE",
     "NPROBE",
+    "SHARD",
     "PhraseIndex",
     "auto_factory",
+    "build_on_disk",
     "ivf_nlist",
     "ivf_train_size",
     "on_disk",
     "read_on_disk",
-    "write_on_disk",
 ]
 
 
@@ -74,32 +80,66 @@ def _notes_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def write_on_disk(index: PhraseIndex, folder: Path) -> None:
-    """Write an IVF ``index`` (lists in memory) into ``folder`` as :data:`INDEX_FILE` (the
-    quantiser and the lists' directory) and :data:`LISTS_FILE` (the lists, ``OnDiskInvertedLists``).
+def build_on_disk(
+    take: Callable[[np.ndarray], np.ndarray], n: int, factory: str | None, folder: Path, *, seed: int = 0, shard: int = SHARD
+) -> PhraseIndex:
+    """Build an IVF index over ``n`` vectors straight into ``folder`` with its lists on disk, one
+    shard at a time, and return it mapped (:func:`read_on_disk`). No step holds more than one
+    shard's vectors and codes (and the training sample): the vectors may be past memory.
+
+    The quantiser is trained on the sample :meth:`PhraseIndex.build` draws (same seed, same rows),
+    so the index answers exactly as the one built in memory. Each shard is added to a copy of the
+    trained empty index and written; then the shards' lists are merged into :data:`LISTS_FILE`
+    (``OnDiskInvertedLists``) and the shard files removed.
+
+    Args:
+        take: the vectors at given positions (sorted int64 positions in ``[0, n)``), float32 rows.
+        n: how many vectors.
+        factory: a faiss factory string with an inverted file (``None``: :func:`auto_factory`).
+        folder: where :data:`INDEX_FILE` and :data:`LISTS_FILE` are written.
+        seed: the training sample's seed.
+        shard: vectors added per shard.
 
     Raises:
-        ValueError: ``index`` is not an inverted-file index.
+        ValueError: ``factory`` is not an inverted-file index.
     """
     faiss = faiss_module()
-    ivf_in = faiss.try_extract_index_ivf(index.index)
-    if ivf_in is None:
-        raise ValueError(f"only an inverted-file index keeps its lists on disk, not {index.factory!r}")
-    empty = faiss.clone_index(index.index)  # the trained quantiser and encoder, without the lists
-    empty.reset()
-    ivf = faiss.extract_index_ivf(empty)
-    lists = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(folder / LISTS_FILE))
+    fac = factory or auto_factory(n)
+    first = np.ascontiguousarray(take(np.zeros(1, dtype=np.int64)), dtype=np.float32)
+    index = faiss.index_factory(first.shape[1], fac, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        raise ValueError(f"only an inverted-file index keeps its lists on disk, not {fac!r}")
+    n_train = ivf_train_size(n, ivf.nlist)
+    rows = np.random.default_rng(seed).choice(n, n_train, replace=False) if n_train < n else np.arange(n)
+    index.train(np.ascontiguousarray(take(np.sort(rows))[np.argsort(np.argsort(rows))], dtype=np.float32))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in range(0, n, shard):
+        part = faiss.clone_index(index)
+        part.add_with_ids(np.ascontiguousarray(take(np.arange(s, min(s + shard, n))), dtype=np.float32),
+                          np.arange(s, min(s + shard, n), dtype=np.int64))  # fmt: skip
+        paths.append(folder / f"shard{len(paths)}.faiss")
+        faiss.write_index(part, str(paths[-1]))
+        del part
+    shards = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP) for p in paths]  # kept alive until merged
     source = faiss.InvertedListsPtrVector()
-    source.push_back(ivf_in.invlists)
+    for part in shards:
+        source.push_back(faiss.extract_index_ivf(part).invlists)
+    lists = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(folder / LISTS_FILE))
     with _notes_to_stderr():
-        empty.ntotal = ivf.ntotal = lists.merge_from_multiple(source.data(), source.size(), False)
+        index.ntotal = ivf.ntotal = lists.merge_from_multiple(source.data(), source.size(), False)
     ivf.replace_invlists(lists, True)
     lists.this.disown()  # the index owns and closes it
-    faiss.write_index(empty, str(folder / INDEX_FILE))
+    faiss.write_index(index, str(folder / INDEX_FILE))
+    del shards, source, index
+    for p in paths:
+        p.unlink()
+    return read_on_disk(folder, fac)
 
 
 def read_on_disk(folder: Path, factory: str) -> PhraseIndex:
-    """The index :func:`write_on_disk` wrote into ``folder`` (which may have moved since), its lists
+    """The index :func:`build_on_disk` wrote into ``folder`` (which may have moved since), its lists
     memory-mapped read-only.
 
     Raises:

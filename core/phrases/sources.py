@@ -14,6 +14,7 @@ Each source has ``fit`` (used by :func:`core.pipeline.fit`) and ``apply`` (used 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class PhraseFit:
         issues: rows to report (a saved generator that saw a test image's caption).
     """
 
-    phrases: list[str]
+    phrases: Sequence[str]
     ids: np.ndarray
     scores: np.ndarray
     generator: object | None = None
@@ -142,7 +143,7 @@ class CorpusSource(PhraseSource):
             ),
         )
         return PhraseFit(
-            list(generator.vocab.phrases),
+            generator.vocab.phrases,  # read where indexed (a loaded vocabulary is memory-mapped)
             outs.ids,
             outs.scores,
             generator,
@@ -226,7 +227,7 @@ class SavedGeneratorSource(PhraseSource):
                     leaks.append(DatasetIssue("phrase generator", int(row), what, str(item)))
         emb, ids, scores = self.apply(gen, backbone, x.features, x.generator_input, x.k)
         fold = np.full(len(ids), -1, dtype=np.int64)
-        return PhraseFit(list(gen.vocab.phrases), ids, scores, gen, emb, emb, fold, leaks)
+        return PhraseFit(gen.vocab.phrases, ids, scores, gen, emb, emb, fold, leaks)
 
 
 SOURCES: dict[str, PhraseSource] = {s.name: s for s in (CorpusSource(), ImagenetSource(), CombinedSource())}

@@ -41,11 +41,14 @@ import html
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+
+from core.phrases.vocab_file import MAGIC, PhraseColumn, PhraseLookup, read_vocab_file, write_vocab_file
 
 STOP_WORDS = frozenset(
     [
@@ -298,22 +301,45 @@ def noise_kind(phrase: str) -> str | None:
 
 @dataclass
 class PhraseVocabulary:
-    """Phrases with their image counts; ``softmax`` marks the generator's softmax classes."""
+    """Phrases with their image counts; ``softmax`` marks the generator's softmax classes.
 
-    phrases: list[str]
+    ``phrases`` is a list for a vocabulary built in memory, a :class:`~core.phrases.vocab_file.PhraseColumn`
+    for a loaded one (read from its memory-mapped file where indexed). ``index`` (phrase -> id) is
+    built on first use: a dict in memory, a binary search over the file's sorted order when loaded.
+    """
+
+    phrases: Sequence[str]
     counts: np.ndarray
     softmax: np.ndarray
-    index: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.index = {p: i for i, p in enumerate(self.phrases)}
+    _index: Mapping[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.phrases)
 
     @property
+    def index(self) -> Mapping[str, int]:
+        """``phrase -> id`` (built on first use)."""
+        if self._index is None:
+            column = self.phrases
+            self._index = PhraseLookup(column) if isinstance(column, PhraseColumn) else {p: i for i, p in enumerate(column)}
+        return self._index
+
+    @property
     def softmax_ids(self) -> np.ndarray:
         return np.flatnonzero(self.softmax)
+
+    def texts(self, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """The phrases of vocabulary ``ids``, in that order (without reading the others)."""
+        if isinstance(self.phrases, PhraseColumn):
+            return self.phrases.take(ids)
+        return [self.phrases[j] for j in ids]
+
+    def ids_of(self, phrases: list[str]) -> np.ndarray:
+        """Each phrase's id, -1 where it is not in the vocabulary."""
+        if isinstance(self.phrases, PhraseColumn) and self._index is None:
+            return self.phrases.ids_of(phrases)  # one hash join, no per-phrase search
+        index = self.index
+        return np.array([index.get(p, -1) for p in phrases], dtype=np.int64)
 
     @classmethod
     def build(
@@ -337,22 +363,31 @@ class PhraseVocabulary:
 
     def incidence(self, phrase_lists: list[list[str]]) -> sparse.csr_matrix:
         """(images x phrases) 0/1 matrix of the phrases each image carries (unknown ones ignored)."""
-        rows, cols = [], []
-        for i, lst in enumerate(phrase_lists):
-            for p in lst:
-                j = self.index.get(p)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        data = np.ones(len(rows), dtype=np.float32)
-        return sparse.csr_matrix((data, (rows, cols)), shape=(len(phrase_lists), len(self)))
+        lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
+        cols = self.ids_of([p for lst in phrase_lists for p in lst])
+        rows = np.repeat(np.arange(len(phrase_lists)), lengths)
+        known = cols >= 0
+        data = np.ones(int(known.sum()), dtype=np.float32)
+        return sparse.csr_matrix((data, (rows[known], cols[known])), shape=(len(phrase_lists), len(self)))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(
-            json.dumps({"phrases": self.phrases, "counts": self.counts.tolist(), "softmax": self.softmax.tolist()})
-        )
+        """Write the vocabulary as a memory-mappable Arrow file (:mod:`core.phrases.vocab_file`)."""
+        write_vocab_file(Path(path), self.phrases, self.counts, self.softmax)
 
     @classmethod
     def load(cls, path: str | Path) -> PhraseVocabulary:
-        d = json.loads(Path(path).read_text())
-        return cls(d["phrases"], np.asarray(d["counts"], dtype=np.int64), np.asarray(d["softmax"], dtype=bool))
+        """A vocabulary :meth:`save` wrote (memory-mapped), or a ``vocab.json`` of earlier versions (read whole).
+
+        Raises:
+            ValueError: the file is neither.
+        """
+        path = Path(path)
+        with path.open("rb") as fh:
+            head = fh.read(len(MAGIC))
+        if head == MAGIC:
+            return cls(*read_vocab_file(path))
+        try:
+            d = json.loads(path.read_text())
+            return cls(d["phrases"], np.asarray(d["counts"], dtype=np.int64), np.asarray(d["softmax"], dtype=bool))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a phrase vocabulary ({exc}); fit the phrase generator again") from None

@@ -5,7 +5,18 @@ import numpy as np
 import pytest
 
 from core.config import GeneratorConfig
-from core.phrases.index import EXACT_MAX, NPROBE, PhraseIndex, auto_factory, ivf_train_size, on_disk, read_on_disk, write_on_disk
+from core.phrases.index import (
+    EXACT_MAX,
+    INDEX_FILE,
+    LISTS_FILE,
+    NPROBE,
+    PhraseIndex,
+    auto_factory,
+    build_on_disk,
+    ivf_train_size,
+    on_disk,
+    read_on_disk,
+)
 from core.vectors import l2n
 
 
@@ -56,18 +67,26 @@ def test_which_indexes_keep_their_lists_on_disk():
     assert not on_disk(10_000_000, None, None) and on_disk(500, "IVF16,SQfp16", 100)
 
 
-def test_lists_on_disk_search_as_in_memory_and_keep_stdout_clean(tmp_path, capfd):
+def test_an_index_built_shard_by_shard_on_disk_answers_as_in_memory_and_keeps_stdout_clean(tmp_path, capfd):
     rng = np.random.default_rng(1)
     x = l2n(rng.normal(size=(3000, 32)).astype(np.float32))
-    memory = PhraseIndex.build(x, "IVF16,SQfp16")
+    memory = PhraseIndex.build(x, "IVF16,SQfp16", seed=3)
+    taken = []
+
+    def take(rows):
+        taken.append(len(rows))
+        return x[rows]
+
     capfd.readouterr()
-    write_on_disk(memory, tmp_path)
-    disk = read_on_disk(tmp_path, memory.factory)
+    disk = build_on_disk(take, len(x), "IVF16,SQfp16", tmp_path, seed=3, shard=700)  # 5 shards
     out, err = capfd.readouterr()
-    assert out == "" and "resizing" in err  # faiss's notes go to stderr: a command's stdout may be JSON
+    assert out == "" and err  # faiss's notes go to stderr: a command's stdout may be JSON
+    assert max(taken[2:]) <= 700 and sum(taken[2:]) == len(x)  # after the probe row and the training sample
+    assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX_FILE, LISTS_FILE]  # the shard files removed
     s1, i1 = memory.search(x[:50], 3)
     s2, i2 = disk.search(x[:50], 3)
-    assert (i1 == i2).all() and np.allclose(s1, s2)
+    assert (i1 == i2).all() and np.allclose(s1, s2)  # same training sample, same quantiser, same codes
     assert isinstance(faiss.downcast_InvertedLists(faiss.extract_index_ivf(disk.index).invlists), faiss.OnDiskInvertedLists)
+    assert (read_on_disk(tmp_path, disk.factory).search(x[:50], 3)[1] == i1).all()
     with pytest.raises(ValueError, match="inverted-file"):
-        write_on_disk(PhraseIndex.build(x[:100]), tmp_path / "flat")
+        build_on_disk(lambda rows: x[rows], len(x), "Flat", tmp_path / "flat")

@@ -27,8 +27,8 @@ def test_vocabulary_counts_softmax_and_max_df(tmp_path):
     assert not v.softmax[v.index["rare"]]
     inc = v.incidence([["cat", "unknown"], ["rare"]])
     assert inc.shape == (2, len(v)) and inc[0, v.index["cat"]] == 1 and inc.sum() == 2
-    v.save(tmp_path / "v.json")
-    w = PhraseVocabulary.load(tmp_path / "v.json")
+    v.save(tmp_path / "vocab.arrow")
+    w = PhraseVocabulary.load(tmp_path / "vocab.arrow")
     assert w.phrases == v.phrases and (w.softmax == v.softmax).all()
 
 
