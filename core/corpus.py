@@ -44,7 +44,7 @@ def fit_corpus_generator(
     Args:
         sources: dataset paths (manifests or folders); every row with text or tags is used,
             labelled or not.
-        out: folder to write (``generator.json``, ``vocab.json``, safetensors).
+        out: folder to write (``generator.json``, ``vocab.arrow``, safetensors).
         backbone: the backbone of the workspaces it will serve.
         generator_backbone: optional second backbone the generator also sees.
         config: generator hyper-parameters.
@@ -52,7 +52,16 @@ def fit_corpus_generator(
         device: ``auto``, ``cpu`` or ``cuda``.
         cache_dir: feature cache.
         progress: progress callback (default: tqdm).
+
+    Raises:
+        ValueError: ``out`` exists and is neither an empty folder nor a saved phrase generator.
     """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "generator.json").is_file())):
+        raise ValueError(
+            f"{out} exists and is not a saved phrase generator (no generator.json): saving there would "
+            "overwrite its files, so nothing was written; choose a new or empty folder"
+        )
     prog = progress or TqdmProgress()
     dev = resolve_device(device)
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -79,7 +88,6 @@ def fit_corpus_generator(
     x = generator_input(feats[0][ok], feats[1][ok] if len(feats) > 1 else None)
     name = generator_input_name(backbone, generator_backbone)
     gen = fit_phrase_generator(x, [lst for lst, k in zip(lists, ok) if k], config, backbone=name, progress=prog)
-    out = Path(out)
     gen.save(out)
     seen = np.frombuffer(b"".join(d for d, k in zip(digests, ok) if k), dtype=np.uint8).reshape(-1, 20)
     save_file({"sha1": seen}, str(out / "corpus.safetensors"))

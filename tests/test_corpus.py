@@ -48,3 +48,31 @@ def test_unknown_phrase_source(small_dataset, tmp_path):
 
     with pytest.raises(ValueError, match="neither"):
         fit(small_dataset, tmp_path / "ws", FitConfig(phrase_source=str(tmp_path)))
+
+
+def test_phrases_fit_refuses_a_folder_of_user_files(tmp_path, small_dataset):
+    from core.corpus import fit_corpus_generator
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "vocab.json").write_text("my own notes")
+    with pytest.raises(ValueError, match="not a saved phrase generator"):
+        fit_corpus_generator([small_dataset], out)
+    assert [p.name for p in out.iterdir()] == ["vocab.json"] and (out / "vocab.json").read_text() == "my own notes"
+
+
+def test_saving_over_a_saved_generator_replaces_only_its_files(corpus_generator, tmp_path):
+    import shutil
+
+    from core.phrases.generator import PhraseGenerator
+
+    folder = tmp_path / "gen"
+    shutil.copytree(corpus_generator, folder)
+    (folder / "vocab.json").write_text("{}")  # what a generator saved before vocab.arrow had
+    PhraseGenerator.load(corpus_generator).save(folder)
+    assert not (folder / "vocab.json").exists() and (folder / "vocab.arrow").is_file()
+    elsewhere = tmp_path / "new"
+    elsewhere.mkdir()
+    (elsewhere / "vocab.json").write_text("a user's file")  # no generator.json: not a folder the product saved
+    PhraseGenerator.load(corpus_generator).save(elsewhere)
+    assert (elsewhere / "vocab.json").read_text() == "a user's file"

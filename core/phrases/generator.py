@@ -161,6 +161,7 @@ class PhraseGenerator:
         """Write ``generator.json``, ``vocab.arrow``, ``generator.safetensors`` (streamed: mapped
         prototypes are never read whole), and the index with its lists on disk when :attr:`index_on_disk`."""
         folder = Path(folder)
+        ours = (folder / "generator.json").is_file()  # a generator this product saved before: its old files may go
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {f"encoder.{k}": v.detach().cpu().numpy() for k, v in self.encoder.state_dict().items()}
         tensors.update(
@@ -175,7 +176,8 @@ class PhraseGenerator:
         save_streamed(staged, tensors)
         staged.replace(folder / "generator.safetensors")
         self.vocab.save(folder / VOCAB_FILE)
-        (folder / LEGACY_VOCAB_FILE).unlink(missing_ok=True)  # an earlier save's copy of the vocabulary
+        if ours:
+            (folder / LEGACY_VOCAB_FILE).unlink(missing_ok=True)  # an earlier save's copy of the vocabulary
         meta = {"config": asdict(self.config), "in_dim": int(self.feature_mean.shape[0]), "backbone": self.backbone}
         if self.index_on_disk:
             meta["index"] = {"factory": self._save_index(folder), "files": [INDEX_FILE, LISTS_FILE]}
