@@ -19,8 +19,9 @@ this runtime, minus with torch's.
 On a GPU (``--device cuda``, rows in ``bench/results/throughput_cuda.json``): the backbone stage in
 fp32, fp16 and bf16 autocast (the product's default is fp16) and with fp16 weights, from uint8
 pixels in host memory (normalised on the GPU); then ``stage=files``, files -> features end to end
-through the product's engine (decoding in worker processes, every core but one, and fewer), over
-the demo's files repeated ``--repeat`` times, and over 1024-px JPEG copies of them (photo-sized
+through the product's engine (decoding in worker processes: the default, half the logical CPUs,
+and more and fewer), over the demo's files repeated ``--repeat`` times, once at the default over
+``--long-repeat`` times (a collection-sized run), and over 1024-px JPEG copies of them (photo-sized
 files). ``top1_delta``/``cos_min`` compare with torch fp32 on the CPU, as above.
 
     python bench/throughput.py                                    # 256 images of the demo's test split
@@ -348,13 +349,16 @@ def cuda_rows(b: Bench) -> None:
 
     repeated = b.all_paths * args.repeat
     cores = os.cpu_count() or 2
-    for workers in dict.fromkeys((cores - 1, cores // 2, 4)):
+    for workers in sorted({max(1, cores // 2 + d) for d in (-4, -2, 0, 2, 4)} | {cores - 1}):
         files_row(repeated, workers, f"the demo's {len(b.all_paths)} files (WebP, <= 256 px) x {args.repeat}")
+    default = local_engine(bb).workers
+    if args.long_repeat:  # a collection-sized run at the product's default: start-up amortised as it would be
+        files_row(b.all_paths * args.long_repeat, default, f"the demo's {len(b.all_paths)} files x {args.long_repeat}")
     with tempfile.TemporaryDirectory() as tmp:
         photos = photo_copies(b.all_paths, Path(tmp))
-        times = max(1, args.repeat // 2)
-        what = f"1024-px JPEG copies of the demo's files x {times}"
-        files_row(photos * times, cores - 1, what, scored=False)  # re-encoded copies: not the reference's pixels
+        what = f"1024-px JPEG copies of the demo's files x {args.photo_repeat}"
+        for workers in (default, cores - 1):  # re-encoded copies are not the reference's pixels: not scored
+            files_row(photos * args.photo_repeat, workers, what, scored=False)
 
 
 def main() -> None:
@@ -370,6 +374,8 @@ def main() -> None:
     ap.add_argument("--gpu-images", type=int, default=8192, help="CUDA: images per timed backbone pass (the test images tiled)")
     ap.add_argument("--gpu-batch", type=int, default=256, help="CUDA: the engine's batch size")
     ap.add_argument("--repeat", type=int, default=8, help="CUDA: times the dataset's files are gone through end to end")
+    ap.add_argument("--long-repeat", type=int, default=40, help="CUDA: the same, once, at the default workers (0: skip)")
+    ap.add_argument("--photo-repeat", type=int, default=4, help="CUDA: times the photo-sized copies are gone through")
     ap.add_argument("--out", default=None, help="default: bench/results/throughput.json (throughput_cuda.json on CUDA)")
     args = ap.parse_args()
     name = "throughput.json" if args.device == "cpu" else "throughput_cuda.json"

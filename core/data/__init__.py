@@ -1,8 +1,24 @@
-"""Datasets: manifests, image folders and robust image decoding."""
+"""Datasets: manifests, image folders and robust image decoding.
+
+Lazy: decoding worker processes import :mod:`core.data.images` alone, not pandas.
+"""
 
 from __future__ import annotations
 
-from core.data.images import ImageError, load_image
-from core.data.manifest import Dataset, DatasetIssue, load_dataset
+_EXPORTS = {
+    "Dataset": "core.data.manifest",
+    "DatasetIssue": "core.data.manifest",
+    "load_dataset": "core.data.manifest",
+    "ImageError": "core.data.images",
+    "load_image": "core.data.images",
+}
 
-__all__ = ["Dataset", "DatasetIssue", "ImageError", "load_dataset", "load_image"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'core.data' has no attribute {name!r}")
