@@ -159,11 +159,12 @@ DECODE_TASK = 16
 
 def local_engine(backbone: Backbone, batch_size: int = 32) -> LocalEngine:
     """This process's engine for ``backbone``: on CUDA, batches of at least 256 images and decoding
-    in worker processes, half as many as logical CPUs (the GPU outruns a few decoding threads many
-    times; on a 16-CPU H100 machine 8 processes decoded faster than 15, see ``bench/throughput.py``)."""
+    in worker processes on every core but two (one feeds the GPU): the GPU outruns decoding many
+    times (``bench/throughput.py --device cuda``: on a 16-core H100 machine, 12 decoding processes
+    gave 3.9k images/s, 8 gave 2.4k, and the backbone alone ran at 13k)."""
     if backbone.device == "cpu" or backbone.runtime != "torch":
         return LocalEngine(batch_size=batch_size)
-    workers = max(1, (os.cpu_count() or 2) // 2)
+    workers = max(1, (os.cpu_count() or 3) - 2)
     return LocalEngine(batch_size=max(batch_size, 256), chunk_size=2048, workers=workers, processes=True)
 
 
