@@ -1,0 +1,132 @@
+"""The workspace fit past many phrases: the zero-shot mapper and the prototype map on a seeded
+sample above ``FitConfig.sample_above`` (tested with the threshold lowered on the demo subset),
+and unchanged below it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core.explore import Explorer
+from core.maps import map_sample, prototype_table
+from core.pipeline import map_prototype_ids
+from core.vectors import sample_rows
+from core.workspace import open_workspace
+from core.zeroshot import TextToCoEmbedding, fit_mapper
+
+
+class RowReads:
+    """An array that records the rows read from it and refuses to be read whole (no ``__array__``)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.reads = array, []
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    def __getitem__(self, rows):
+        rows = np.asarray(rows)
+        if rows.dtype == bool or rows.ndim != 1:
+            raise AssertionError(f"read with a mask or a slice, not by row index: {rows!r}")
+        self.reads.append(len(rows))
+        return self.array[rows]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole array was read")
+
+
+@pytest.fixture(scope="module")
+def ws(fitted_workspace):
+    return open_workspace(fitted_workspace)
+
+
+def test_sample_rows_is_seeded_uniform_and_sorted():
+    assert np.array_equal(sample_rows(5, 10, 0), np.arange(5))
+    a = sample_rows(40_000_000, 1000, 3)  # a few rows of 40M: drawn without a 40M permutation
+    assert len(a) == len(np.unique(a)) == 1000 and (np.diff(a) > 0).all() and a.max() < 40_000_000
+    assert np.array_equal(a, sample_rows(40_000_000, 1000, 3)) and not np.array_equal(a, sample_rows(40_000_000, 1000, 4))
+    counts = np.bincount(sample_rows(1000, 500, 0) // 100, minlength=10)  # uniform: every tenth about half drawn
+    assert counts.min() > 30 and counts.max() < 70
+
+
+def test_mapper_below_the_threshold_is_the_fit_on_every_prototype(ws):
+    gen = ws.generator
+    emb = np.asarray(ws.phrase_embeddings[: len(gen.vocab)])
+    has_proto = np.abs(gen.prototypes).sum(1) > 0
+    assert has_proto.sum() > 0
+    full = TextToCoEmbedding.fit(emb[has_proto], gen.prototypes[has_proto])  # the fit before the sample existed
+    saved = ws.zeroshot_mapper  # the workspace's fit ran with the default threshold, far above its phrases
+    assert ws.config.sample_above > len(gen.vocab)
+    for mapper in (saved, fit_mapper(emb, gen.prototypes), fit_mapper(emb, gen.prototypes, sample_above=len(gen.vocab))):
+        assert np.array_equal(mapper.weight, full.weight) and np.array_equal(mapper.bias, full.bias)
+
+
+def test_mapper_above_the_threshold_reads_only_a_seeded_sample(ws):
+    gen = ws.generator
+    n = len(gen.vocab)
+    size = n // 3
+    emb, protos = RowReads(np.asarray(ws.phrase_embeddings[:n])), RowReads(gen.prototypes)
+    mapper = fit_mapper(emb, protos, sample_above=size, seed=7)
+    assert sum(protos.reads) == size and sum(emb.reads) <= size  # the text rows of the sample's non-zero prototypes
+    rows = sample_rows(n, size, 7)
+    keep = np.abs(gen.prototypes[rows]).sum(1) > 0
+    own = TextToCoEmbedding.fit(np.asarray(ws.phrase_embeddings)[rows[keep]], gen.prototypes[rows[keep]])
+    assert np.array_equal(mapper.weight, own.weight)
+    again = fit_mapper(np.asarray(ws.phrase_embeddings[:n]), gen.prototypes, sample_above=size, seed=7)
+    other = fit_mapper(np.asarray(ws.phrase_embeddings[:n]), gen.prototypes, sample_above=size, seed=8)
+    assert np.array_equal(again.weight, mapper.weight) and not np.array_equal(other.weight, mapper.weight)
+    # a map from a third of the phrases still places the other phrases near their own prototypes
+    held = np.setdiff1d(np.flatnonzero(np.abs(gen.prototypes).sum(1) > 0), rows)
+    cos = (mapper(np.asarray(ws.phrase_embeddings)[held]) * gen.prototypes[held]).sum(1)
+    assert cos.mean() > 0.3
+
+
+def test_map_prototype_ids_sample_above_the_threshold():
+    ids = np.arange(0, 3000, 3)
+    assert map_prototype_ids(ids, None, 0) is ids
+    assert np.array_equal(map_prototype_ids(ids, 1000, 0), ids)
+    s = map_prototype_ids(ids, 100, 5)
+    assert len(s) == 100 and np.isin(s, ids).all() and (np.diff(s) > 0).all()
+    assert np.array_equal(s, map_prototype_ids(ids, 100, 5)) and not np.array_equal(s, map_prototype_ids(ids, 100, 6))
+
+
+def test_fit_below_the_threshold_maps_every_prototype(ws):
+    assert np.array_equal(ws.maps.prototype_ids, ws.generator.output_ids)
+    n = len(ws.generator.output_ids)
+    assert ws.manifest["map_prototypes"] == {"mapped": n, "of": n}
+    assert map_sample(Explorer(ws)) is None
+
+
+def test_fit_above_the_threshold_maps_and_maps_from_a_sample(fitted_workspace, small_dataset, tmp_path):
+    """The demo fit again with the threshold lowered: the phrase stage, features and phrase
+    embeddings come from the caches, the map and the zero-shot mapper from a sample."""
+    from core.pipeline import fit
+    from core.progress import silent
+
+    full = open_workspace(fitted_workspace)
+    n_protos, n_phrases = len(full.generator.output_ids), len(full.generator.vocab)
+    size = n_protos // 2
+    assert size < n_phrases
+    cfg = replace(full.config, sample_above=size)
+    ws = fit(small_dataset, tmp_path / "ws", cfg, progress=silent)
+    gen = ws.generator
+    assert np.array_equal(gen.output_ids, full.generator.output_ids)  # the same generator (from the stage cache)
+    ids = ws.maps.prototype_ids
+    assert len(ids) == size == len(ws.maps.prototypes) and np.isin(ids, gen.output_ids).all()
+    assert np.array_equal(ids, map_prototype_ids(gen.output_ids, size, cfg.seed))
+    assert ws.manifest["map_prototypes"] == {"mapped": size, "of": n_protos}
+    ex = Explorer(ws)
+    assert map_sample(ex) == (size, n_protos) and len(prototype_table(ex)) == size
+    emb = np.asarray(ws.phrase_embeddings[:n_phrases])
+    sampled = fit_mapper(emb, gen.prototypes, sample_above=size, seed=cfg.seed)
+    assert np.array_equal(ws.zeroshot_mapper.weight, sampled.weight)
+    assert not np.array_equal(ws.zeroshot_mapper.weight, full.zeroshot_mapper.weight)
+    assert ws.predictions["zeroshot"].shape == full.predictions["zeroshot"].shape
+    shutil.rmtree(tmp_path / "ws")
