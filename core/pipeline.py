@@ -37,7 +37,7 @@ from core.metrics import evaluate_models
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
-from core.text import TextEncoder, caption_embeddings, embed_texts
+from core.text import PhraseVectors, TextEncoder, caption_embeddings, embed_texts, phrase_embedding_arrays, phrase_texts
 from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
 from core.vector_index import save_visual_index
 from core.vectors import sample_rows
@@ -72,9 +72,10 @@ class Targets:
 
 @dataclass
 class TextVectors:
-    """Stage 4: every phrase's embedding and every image's text vector."""
+    """Stage 4: the phrases' embeddings (every phrase's, or above ``FitConfig.sample_above`` those
+    the images use: :class:`core.text.PhraseVectors`) and every image's text vector."""
 
-    phrase_embeddings: np.ndarray
+    phrase_embeddings: np.ndarray | PhraseVectors
     image_vectors: np.ndarray
 
 
@@ -156,10 +157,17 @@ def phrase_stage(source: PhraseSource, feats: Features, cfg: FitConfig, backbone
 def text_stage(
     phrases: PhraseFit, source: PhraseSource, encoder: TextEncoder, cfg: FitConfig, cache_root: Path, progress: ProgressFn
 ) -> TextVectors:
-    """Embed every phrase once (cached) and average each image's top-k into its text vector."""
-    from core.phrases.combined import image_text_vectors
+    """Embed the phrases once (cached) and average each image's top-k into its text vector: every
+    phrase up to ``cfg.sample_above`` phrases (or with ``None``); above, only the phrases the images'
+    top-k use (the others are embedded when a prediction first reads them)."""
+    from core.phrases.combined import image_text_vectors, used_phrase_ids
 
-    emb = embed_texts(phrases.phrases, encoder, cache_root, progress)
+    if cfg.sample_above is None or len(phrases.phrases) <= cfg.sample_above:
+        emb = embed_texts(phrases.phrases, encoder, cache_root, progress)
+    else:
+        used = used_phrase_ids(phrases.ids, top_k=cfg.top_k, combined=source.combined)
+        rows = embed_texts(phrase_texts(phrases.phrases, used), encoder, cache_root, progress)
+        emb = PhraseVectors(used, rows, phrases.phrases, lambda texts: embed_texts(texts, encoder, cache_root))
     vec = image_text_vectors(emb, phrases.ids, phrases.scores, top_k=cfg.top_k, weighting=cfg.weighting, combined=source.combined)
     return TextVectors(emb, vec)
 
@@ -173,7 +181,8 @@ def zeroshot_stage(
     generator = phrases.generator
     if generator is None:  # no co-embedding: compare label names with the image's phrase text vector
         return scores_to_proba(zero_shot_scores(text.image_vectors, text_label_embeddings(label_specs, encoder.encode)))
-    corpus_emb = text.phrase_embeddings[: len(generator.vocab)]  # combined sources append the ImageNet phrases
+    emb = text.phrase_embeddings  # combined sources append the ImageNet phrases; PhraseVectors are read by id
+    corpus_emb = emb[: len(generator.vocab)] if isinstance(emb, np.ndarray) else emb
     mapper = fit_mapper(corpus_emb, generator.prototypes, sample_above=cfg.sample_above, seed=cfg.seed)
     mapper.save(str(out))
     terms = label_embeddings(
@@ -395,7 +404,7 @@ def _write(
         "text_vec": text.image_vectors,
         "phrase_ids": phrases.ids.astype(np.int64),
         "phrase_scores": phrases.scores.astype(np.float32),
-        "phrase_embeddings": text.phrase_embeddings,
+        **phrase_embedding_arrays(text.phrase_embeddings),
     }
     if captions is not None:
         arrays["caption_vec"] = captions.embeddings

@@ -1,6 +1,6 @@
 """The workspace fit past many phrases: the zero-shot mapper and the prototype map on a seeded
-sample above ``FitConfig.sample_above`` (tested with the threshold lowered on the demo subset),
-and unchanged below it."""
+sample above ``FitConfig.sample_above``, and only the phrases the images use embedded (tested with
+the threshold lowered on the demo subset); unchanged below it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import pytest
 
 from core.explore import Explorer
 from core.maps import map_sample, prototype_table
+from core.phrases.combined import used_phrase_ids
 from core.pipeline import map_prototype_ids
+from core.text import PhraseVectors
 from core.vectors import sample_rows
 from core.workspace import open_workspace
 from core.zeroshot import TextToCoEmbedding, fit_mapper
+from tests.conftest import DEMO, SMALL_LABELS, demo_rows
 
 
 class RowReads:
@@ -124,9 +127,56 @@ def test_fit_above_the_threshold_maps_and_maps_from_a_sample(fitted_workspace, s
     assert ws.manifest["map_prototypes"] == {"mapped": size, "of": n_protos}
     ex = Explorer(ws)
     assert map_sample(ex) == (size, n_protos) and len(prototype_table(ex)) == size
-    emb = np.asarray(ws.phrase_embeddings[:n_phrases])
+    emb = np.asarray(full.phrase_embeddings[:n_phrases])  # the sample's rows not stored were embedded (cached) when read
     sampled = fit_mapper(emb, gen.prototypes, sample_above=size, seed=cfg.seed)
     assert np.array_equal(ws.zeroshot_mapper.weight, sampled.weight)
     assert not np.array_equal(ws.zeroshot_mapper.weight, full.zeroshot_mapper.weight)
     assert ws.predictions["zeroshot"].shape == full.predictions["zeroshot"].shape
+
+    # the text stage embedded only the phrases the images' text vectors use (the others: when read)
+    assert "phrase_embeddings" not in ws.arrays and n_phrases > size
+    stored = ws.arrays["phrase_embedding_ids"]
+    assert np.array_equal(stored, used_phrase_ids(ws.phrase_ids, top_k=cfg.top_k, combined=False))
+    assert len(stored) < n_phrases and ws.phrase_embeddings.shape == full.phrase_embeddings.shape
+    assert np.array_equal(ws.arrays["phrase_embedding_rows"], full.phrase_embeddings[stored])
+    assert np.array_equal(ws.text_vectors, full.text_vectors)  # the same rows, from the text-embedding cache
+    assert np.array_equal(ws.predictions["multimodal"], full.predictions["multimodal"])
+
+    # new images: their phrases outside the stored ones are embedded when read, and predict as before
+    paths = [str(DEMO / r["image"]) for r in demo_rows() if r["label"] not in SMALL_LABELS][:12]
+    feats, gen_in, _ = ws.embed(paths)
+    _, ids, scores = ws.phrase_outputs(feats, gen_in)
+    vectors, calls = ws.phrase_embeddings, []
+    embed = vectors._embed
+    vectors._embed = lambda texts: calls.append(list(texts)) or embed(texts)
+    new = np.setdiff1d(ids[:, : cfg.top_k], stored)
+    assert len(new) > 0
+    assert np.allclose(ws.text_vectors_of(ids, scores), full.text_vectors_of(ids, scores), atol=1e-6)
+    assert calls == [gen.vocab.texts(new)]  # each missing phrase embedded once, nothing else
+    mine, theirs = ws.predict(paths[:3]), full.predict(paths[:3])
+    for a, b in zip(mine, theirs):
+        assert a.phrases == b.phrases and a.rankings["multimodal"] == b.rankings["multimodal"]
     shutil.rmtree(tmp_path / "ws")
+
+
+def test_phrase_vectors_read_stored_rows_and_embed_the_others_once(ws):
+    full = np.asarray(ws.phrase_embeddings)
+    phrases = list(ws.phrases)
+    stored = np.arange(0, len(phrases), 3)
+    calls = []
+
+    def embed(texts):
+        calls.append(texts)
+        return full[[phrases.index(t) for t in texts]]
+
+    vectors = PhraseVectors(stored, full[stored], phrases, embed)
+    ids = np.array([[0, 1, 3], [4, 1, 6]])
+    assert vectors.shape == full.shape and len(vectors) == len(phrases)
+    assert np.array_equal(vectors[ids], full[ids]) and calls == [[phrases[1], phrases[4]]]
+    assert np.array_equal(vectors[np.array([0, 3])], full[[0, 3]]) and len(calls) == 1  # stored rows: no embedding
+    mask = np.zeros(len(phrases), bool)
+    mask[[2, 3]] = True
+    assert np.array_equal(vectors[mask], full[[2, 3]])
+    with pytest.raises(IndexError):
+        vectors[np.array([len(phrases)])]
+    assert vectors[np.zeros((0, 3), np.int64)].shape == (0, 3, full.shape[1])
