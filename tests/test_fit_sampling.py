@@ -180,3 +180,12 @@ def test_phrase_vectors_read_stored_rows_and_embed_the_others_once(ws):
     with pytest.raises(IndexError):
         vectors[np.array([len(phrases)])]
     assert vectors[np.zeros((0, 3), np.int64)].shape == (0, 3, full.shape[1])
+
+
+def test_cli_sets_the_threshold():
+    from core.cli import _fit_config, build_parser
+
+    parse = build_parser().parse_args
+    assert _fit_config(parse(["fit", "data", "--workspace", "ws"])).sample_above == 200_000
+    assert _fit_config(parse(["fit", "data", "--workspace", "ws", "--sample-above", "none"])).sample_above is None
+    assert _fit_config(parse(["fit", "data", "--workspace", "ws", "--sample-above", "5000"])).sample_above == 5000
