@@ -96,9 +96,10 @@ class FitConfig:
         sample_above: above this many phrases the zero-shot mapper (:func:`core.zeroshot.fit_mapper`)
             is fitted on a seeded uniform sample of this many phrases, and above this many distinct
             prototypes the 2-D map lays out a seeded uniform sample of this many (the app says so);
-            the prototypes, memory-mapped past ``generator.on_disk_above``, are read by index.
-            ``None``: every phrase and prototype, whatever their number. Below it the fit is
-            unchanged.
+            the prototypes, memory-mapped past ``generator.on_disk_above``, are read by index. Above
+            this many phrases the text stage also embeds only the phrases the images' top-k use (any
+            other when a prediction first reads it: :class:`core.text.PhraseVectors`). ``None``:
+            every phrase and prototype, whatever their number. Below it the fit is unchanged.
         cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
         caption_labels: ``on``: also train the caption models (:mod:`core.captions`) on human
             labels + labels read from the unlabelled training images' captions; ``off``: don't;

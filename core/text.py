@@ -2,9 +2,10 @@
 
 Up to ``FitConfig.sample_above`` phrases, every vocabulary phrase is embedded once at fit time and
 stored; an image's text vector is then the mean of its top-k phrases' stored rows, so inference
-needs no transformer call. Above (MiniLM embeds about a thousand phrases a second on a CPU core:
-hours at 40M phrases), the fit embeds and stores only the phrases that the images' text vectors
-use, and a phrase outside them is embedded when a new image first needs it (:class:`PhraseVectors`).
+needs no transformer call. Above (MiniLM embeds about 200 phrases a second on one core of a
+2-core dev machine: about 57 hours for 40M phrases, ``docs/results.md`` B8), the fit embeds and
+stores only the phrases that the images' text vectors use, and a phrase outside them is embedded
+when a new image first needs it (:class:`PhraseVectors`).
 """
 
 from __future__ import annotations

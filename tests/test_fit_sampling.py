@@ -189,3 +189,22 @@ def test_cli_sets_the_threshold():
     assert _fit_config(parse(["fit", "data", "--workspace", "ws"])).sample_above == 200_000
     assert _fit_config(parse(["fit", "data", "--workspace", "ws", "--sample-above", "none"])).sample_above is None
     assert _fit_config(parse(["fit", "data", "--workspace", "ws", "--sample-above", "5000"])).sample_above == 5000
+
+
+@pytest.mark.parametrize("combined", [False, True])
+def test_used_phrase_ids_are_every_row_the_text_vectors_read(combined):
+    from core.phrases.combined import image_text_vectors
+
+    ids = np.array([[5, 2, 9, 100, 101, 102], [-1, 2, 7, 103, 100, 104]])
+    used = used_phrase_ids(ids, top_k=2, combined=combined)
+    assert used.tolist() == ([0, 2, 5, 100, 101, 103] if combined else [0, 2, 5])
+    full = np.random.default_rng(0).normal(size=(110, 4)).astype(np.float32)
+
+    def refuse(texts):
+        raise AssertionError(f"embedded {texts}: a used phrase was not stored")
+
+    vectors = PhraseVectors(used, full[used], [str(j) for j in range(110)], refuse)
+    scores = np.ones(ids.shape, np.float32)
+    for weighting in ("mean", "score"):
+        kw = {"top_k": 2, "weighting": weighting, "combined": combined}
+        assert np.array_equal(image_text_vectors(vectors, ids, scores, **kw), image_text_vectors(full, ids, scores, **kw))
