@@ -35,6 +35,11 @@ samples of ``--quality-sizes`` phrases (``--quality-seeds``), and the mean cosin
 mapped text embedding to its prototype::
 
     python bench/fit_scale.py --workspace ~/.cache/pixctx/demo-workspace --out bench/results/fit_scale_mapper_demo.json
+
+With ``--fit DATA`` it fits DATA twice, with every phrase and with ``--sample-above`` lowered, and
+writes each fit's test metrics, stage times, phrases embedded and prototypes mapped::
+
+    python bench/fit_scale.py --fit assets/demo --sample-above 1000 --out bench/results/fit_scale_fit_demo.json
 """
 
 from __future__ import annotations
@@ -210,6 +215,37 @@ def mapper_quality(workspace: Path, sizes: list[int], seeds: list[int]) -> list[
     return rows
 
 
+def fit_both(data: Path, size: int, seed: int) -> list[dict]:
+    """A real workspace fit of ``data`` with every phrase (``sample_above=None``) and with the
+    threshold lowered to ``size``: each model's test metrics, stage seconds, phrases embedded and
+    prototypes mapped."""
+    sys.path.insert(0, str(ROOT))
+    from core.config import FitConfig
+    from core.pipeline import fit
+    from core.progress import silent
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pixctx-fit-scale-") as tmp:
+        for limit in (None, size):
+            ws = fit(data, Path(tmp) / f"ws-{limit}", FitConfig(seed=seed, sample_above=limit), progress=silent)
+            a = ws.arrays
+            embedded = len(a["phrase_embeddings"]) if "phrase_embeddings" in a else len(a["phrase_embedding_ids"])
+            rows.append(
+                {
+                    "data": str(data),
+                    "sample_above": limit,
+                    "seed": seed,
+                    "phrases": ws.manifest["n_phrases"],
+                    "phrases_embedded": embedded,
+                    "map_prototypes": ws.manifest["map_prototypes"],
+                    "metrics": ws.metrics,
+                    "timings_s": ws.manifest["timings_s"],
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def _run(*args: str) -> dict:
     done = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -225,6 +261,7 @@ def main() -> None:
     ap.add_argument("--text-rate", type=int, default=0, help="also measure MiniLM's phrases/s over this many phrases")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workspace", help="instead: the mapper's zero-shot quality on this workspace, every phrase vs samples")
+    ap.add_argument("--fit", help="instead: fit this dataset with every phrase and with --sample-above, and compare")
     ap.add_argument("--quality-sizes", type=int, nargs="+", default=[500, 1000, 2000])
     ap.add_argument("--quality-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "fit_scale.json"))
@@ -232,6 +269,11 @@ def main() -> None:
     ap.add_argument("--trace", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fit:
+        rows = fit_both(Path(args.fit), args.sample_above, args.seed)
+        Path(args.out).write_text(json.dumps({"rows": rows}, indent=2))
+        print(f"wrote {args.out}")
+        return
     if args.workspace:
         rows = mapper_quality(Path(args.workspace), args.quality_sizes, args.quality_seeds)
         Path(args.out).write_text(json.dumps({"workspace": args.workspace, "rows": rows}, indent=2))
