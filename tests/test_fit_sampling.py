@@ -107,18 +107,28 @@ def test_fit_below_the_threshold_maps_every_prototype(ws):
     assert map_sample(Explorer(ws)) is None
 
 
-def test_fit_above_the_threshold_maps_and_maps_from_a_sample(fitted_workspace, small_dataset, tmp_path):
-    """The demo fit again with the threshold lowered: the phrase stage, features and phrase
-    embeddings come from the caches, the map and the zero-shot mapper from a sample."""
+@pytest.fixture(scope="module")
+def sampled_workspace(fitted_workspace, small_dataset, tmp_path_factory):
+    """The demo subset fitted again with the threshold at half its distinct prototypes: the phrase
+    stage, features and phrase embeddings come from the caches, the map and the zero-shot mapper
+    from a sample."""
     from core.pipeline import fit
     from core.progress import silent
 
     full = open_workspace(fitted_workspace)
+    cfg = replace(full.config, sample_above=len(full.generator.output_ids) // 2)
+    path = tmp_path_factory.mktemp("sampled") / "ws"
+    fit(small_dataset, path, cfg, progress=silent)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_fit_above_the_threshold_maps_and_maps_from_a_sample(fitted_workspace, sampled_workspace):
+    full, ws = open_workspace(fitted_workspace), open_workspace(sampled_workspace)
     n_protos, n_phrases = len(full.generator.output_ids), len(full.generator.vocab)
     size = n_protos // 2
-    assert size < n_phrases
-    cfg = replace(full.config, sample_above=size)
-    ws = fit(small_dataset, tmp_path / "ws", cfg, progress=silent)
+    cfg = ws.config
+    assert cfg.sample_above == size < n_phrases
     gen = ws.generator
     assert np.array_equal(gen.output_ids, full.generator.output_ids)  # the same generator (from the stage cache)
     ids = ws.maps.prototype_ids
@@ -156,7 +166,28 @@ def test_fit_above_the_threshold_maps_and_maps_from_a_sample(fitted_workspace, s
     mine, theirs = ws.predict(paths[:3]), full.predict(paths[:3])
     for a, b in zip(mine, theirs):
         assert a.phrases == b.phrases and a.rankings["multimodal"] == b.rankings["multimodal"]
-    shutil.rmtree(tmp_path / "ws")
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_map_page_says_when_the_fit_laid_out_a_sample(fitted_workspace, sampled_workspace, sampled):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["workspace_path"] = str(sampled_workspace if sampled else fitted_workspace)
+    at.run()
+    at.switch_page("views/prototype_map.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    said = [c.value for c in at.caption if c.value.startswith("The fit laid out a random sample")]
+    if sampled:
+        mapped, of = map_sample(Explorer(open_workspace(sampled_workspace)))
+        assert said == [
+            f"The fit laid out a random sample (seeded) of {mapped:,} of the generator's {of:,} distinct phrase prototypes: "
+            "highlights and selections here cover that sample; the gallery's phrase filter and predictions use every phrase."
+        ]
+    else:
+        assert said == []
 
 
 def test_phrase_vectors_read_stored_rows_and_embed_the_others_once(ws):
