@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.data.images import square_pixels
+
 
 @dataclass(frozen=True)
 class BackboneInfo:
@@ -37,20 +39,16 @@ class BackboneInfo:
     has_imagenet_head: bool
 
 
-def preprocess_image(image: Image.Image, info: BackboneInfo) -> np.ndarray:
-    """Pad to a white square, resize to the backbone's input size, normalise: (3, S, S) float32.
+def normalise_pixels(pixels: np.ndarray, info: BackboneInfo) -> np.ndarray:
+    """Square uint8 pixels ``(N, S, S, 3)`` -> the backbone's normalised input ``(N, 3, S, S)`` float32."""
+    x = pixels.astype(np.float32) / 255.0
+    x = (x - np.asarray(info.mean, dtype=np.float32)) / np.asarray(info.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-    A plain function of picklable arguments, so decoding can run in worker processes.
-    """
-    size = info.image_size
-    w, h = image.size
-    side = max(w, h)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
-    canvas = canvas.resize((size, size), Image.Resampling.BICUBIC)
-    arr = np.asarray(canvas, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(info.mean, dtype=np.float32)) / np.asarray(info.std, dtype=np.float32)
-    return arr.transpose(2, 0, 1)
+
+def preprocess_image(image: Image.Image, info: BackboneInfo) -> np.ndarray:
+    """Pad to a white square, resize to the backbone's input size, normalise: (3, S, S) float32."""
+    return normalise_pixels(square_pixels(image, info.image_size)[None], info)[0]
 
 
 FeatureFn = Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
@@ -71,8 +69,10 @@ class _FeatureModule(torch.nn.Module):
 class Backbone:
     """A feature extractor: ``embed_batch(images) -> (N, dim)`` float32 features.
 
-    ``runtime`` says what runs the forward pass: ``torch`` (eager; fp16 autocast on CUDA) or an
-    exported model in ONNX Runtime / OpenVINO (:mod:`core.runtimes`).
+    ``runtime`` says what runs the forward pass: ``torch`` (eager; on CUDA channels-last with
+    ``cuda_dtype`` autocast, fp16 by default) or an exported model in ONNX Runtime / OpenVINO
+    (:mod:`core.runtimes`). ``embed_batch`` takes normalised float32 ``(N, 3, S, S)`` or square
+    uint8 pixels ``(N, S, S, 3)`` (:func:`core.data.images.decode_pixels`), normalised on the device.
     """
 
     def __init__(
@@ -91,6 +91,11 @@ class Backbone:
         self.weights: str | None = None  # the local checkpoint, if any (workers re-create the backbone from it)
         self.runtime = "torch"
         self._runner: Callable[[np.ndarray], np.ndarray] | None = None
+        #: autocast dtype on CUDA (``None``: fp32); fp16 keeps features within cosine 0.999 of fp32
+        self.cuda_dtype: torch.dtype | None = torch.float16
+        if device.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+            self.module = self.module.to(memory_format=torch.channels_last)
 
     def export_module(self) -> torch.nn.Module:
         """A clean CPU copy of the feature extractor for export: evaluation mode, and no parameter
@@ -139,14 +144,21 @@ class Backbone:
 
     @torch.inference_mode()
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Features of a preprocessed batch (N, 3, S, S)."""
+        """Features of a batch: normalised float32 ``(N, 3, S, S)`` or uint8 pixels ``(N, S, S, 3)``."""
+        on_cuda = self.device.startswith("cuda") and self._runner is None
+        if batch.dtype == np.uint8 and not on_cuda:
+            batch = normalise_pixels(batch, self.info)
         if self._runner is not None:
             return self._runner(batch)
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        if self.device.startswith("cuda"):
-            with torch.autocast("cuda", dtype=torch.float16):
-                f = self._features(self.module, x)
-        else:
+        if not on_cuda:
+            return self._features(self.module, x).float().cpu().numpy()
+        if x.dtype == torch.uint8:  # normalise on the GPU: a quarter of the bytes cross the bus
+            mean = torch.tensor(self.info.mean, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(self.info.std, device=x.device).view(1, 3, 1, 1)
+            x = (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=self.cuda_dtype or torch.float32, enabled=self.cuda_dtype is not None):
             f = self._features(self.module, x)
         return f.float().cpu().numpy()
 

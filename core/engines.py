@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from core.backbones import Backbone, BackboneInfo
-from core.features import Chunk, decode_for_backbone
+from core.data.images import decode_pixels
+from core.features import Chunk
 
 ENGINES = ("local", "ray")
 #: CPUs of a node left to the decoding tasks (the actors share the rest).
@@ -84,16 +85,13 @@ def plan_actors(workers: int | None, device: str) -> ActorPlan:
 
 
 def _decode_batch(batch: dict[str, np.ndarray], info: BackboneInfo) -> dict[str, np.ndarray]:
-    """Ray task: decode and preprocess a batch of image files (failed ones: zeros and a reason)."""
+    """Ray task: decode a batch of image files to square uint8 pixels (failed ones: zeros and a reason)."""
     size = info.image_size
-    images = np.zeros((len(batch["path"]), 3, size, size), dtype=np.float32)
-    errors = []
-    for i, path in enumerate(batch["path"]):
-        arr, err = decode_for_backbone(str(path), info)
-        if arr is not None:
-            images[i] = arr
-        errors.append(err or "")
-    return {"pos": batch["pos"], "path": batch["path"], "image": images, "error": np.array(errors, dtype=object)}
+    images = np.zeros((len(batch["path"]), size, size, 3), dtype=np.uint8)
+    ok, pixels, errors = decode_pixels([str(p) for p in batch["path"]], size)
+    images[ok] = pixels
+    reasons = np.array([errors.get(i, "") for i in range(len(images))], dtype=object)
+    return {"pos": batch["pos"], "path": batch["path"], "image": images, "error": reasons}
 
 
 class _Embedder:

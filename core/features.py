@@ -8,23 +8,24 @@ and renamed into place atomically, so an interrupted run only recomputes what is
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing
 import os
 import re
 import uuid
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from core.backbones import Backbone, BackboneInfo, preprocess_image
+from core.backbones import Backbone, BackboneInfo, normalise_pixels
 from core.config import default_cache_dir  # noqa: F401  (defined with the other defaults; imported from here too)
-from core.data.images import ImageError, load_image
+from core.data.images import decode_pixels
 from core.progress import ProgressFn, silent
 
 
@@ -80,10 +81,8 @@ class FeatureCache:
 
 def decode_for_backbone(path: str, info: BackboneInfo) -> tuple[np.ndarray | None, str | None]:
     """Decode and preprocess one image file: ``(array, None)``, or ``(None, reason)`` when it cannot be used."""
-    try:
-        return preprocess_image(load_image(path, max_side=max(2 * info.image_size, 512)), info), None
-    except ImageError as exc:
-        return None, str(exc)
+    ok, pixels, errors = decode_pixels([path], info.image_size)
+    return (normalise_pixels(pixels, info)[0], None) if ok else (None, errors[0])
 
 
 #: What an engine yields per chunk: positions (into the paths it was given) of the images embedded,
@@ -101,42 +100,70 @@ class FeatureEngine(Protocol):
 class LocalEngine:
     """This process: images decoded by a pool of threads (or processes), batches through the backbone.
 
+    Decoding runs ``prefetch`` chunks ahead of the forward pass, so the backbone never waits on a
+    chunk's decoding while the pool has work to do, and the pool hands back square uint8 pixels
+    (normalised by the backbone, on the GPU there).
+
     Attributes:
         batch_size: images per forward pass (raise it on a GPU).
         chunk_size: images decoded and persisted together.
         workers: decoding threads (or processes).
         processes: decode in worker processes instead of threads, so a fast accelerator never waits
-            on the interpreter lock (the pipeline does so on CUDA).
+            on the interpreter lock (:func:`local_engine` does so on CUDA).
+        prefetch: chunks decoded ahead of the one the backbone is on.
     """
 
     batch_size: int = 32
     chunk_size: int = 256
     workers: int = 4
     processes: bool = False
+    prefetch: int = 2
 
     def chunks(self, paths: list[str], backbone: Backbone) -> Iterator[Chunk]:
-        prepare = partial(decode_for_backbone, info=backbone.info)
         # spawned (not forked) processes: the parent may hold runtime threads or a CUDA context
         pool_cm = (
             ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
             if self.processes
             else ThreadPoolExecutor(max_workers=self.workers)
         )
+        size, task = backbone.info.image_size, DECODE_TASK
         with pool_cm as pool:
-            for start in range(0, len(paths), self.chunk_size):
-                positions = range(start, min(start + self.chunk_size, len(paths)))
+
+            def submit(start: int) -> tuple[int, list[Future]]:
+                stop = min(start + self.chunk_size, len(paths))
+                return start, [pool.submit(decode_pixels, paths[b : min(b + task, stop)], size) for b in range(start, stop, task)]
+
+            todo = iter(range(0, len(paths), self.chunk_size))
+            pending = deque(submit(s) for s in itertools.islice(todo, self.prefetch + 1))
+            while pending:
+                start, futures = pending.popleft()
+                pending.extend(submit(s) for s in itertools.islice(todo, 1))
                 ok: list[int] = []
-                arrays: list[np.ndarray] = []
+                pixels: list[np.ndarray] = []
                 errors: dict[int, str] = {}
-                for i, (arr, err) in zip(positions, pool.map(prepare, [paths[i] for i in positions], chunksize=8)):
-                    if err is not None:
-                        errors[i] = err
-                    else:
-                        ok.append(i)
-                        arrays.append(arr)  # type: ignore[arg-type]
+                for k, future in enumerate(futures):
+                    base = start + k * task
+                    done, px, errs = future.result()
+                    ok += [base + i for i in done]
+                    pixels.append(px)
+                    errors.update({base + i: reason for i, reason in errs.items()})
+                px = np.concatenate(pixels)
                 step = self.batch_size
-                out = [backbone.embed_batch(np.stack(arrays[b : b + step])) for b in range(0, len(arrays), step)]
+                out = [backbone.embed_batch(px[b : b + step]) for b in range(0, len(px), step)]
                 yield ok, np.concatenate(out) if out else np.zeros((0, backbone.dim), np.float32), errors
+
+
+#: images per decoding task (a task's pixels come back as one array)
+DECODE_TASK = 16
+
+
+def local_engine(backbone: Backbone, batch_size: int = 32) -> LocalEngine:
+    """This process's engine for ``backbone``: on CUDA, batches of at least 256 images and decoding
+    in worker processes on every core but one (the GPU outruns a few decoding threads many times)."""
+    if backbone.device == "cpu" or backbone.runtime != "torch":
+        return LocalEngine(batch_size=batch_size)
+    workers = max(1, (os.cpu_count() or 2) - 1)
+    return LocalEngine(batch_size=max(batch_size, 256), chunk_size=2048, workers=workers, processes=True)
 
 
 def embed_images(
@@ -145,9 +172,6 @@ def embed_images(
     *,
     cache: FeatureCache | None = None,
     batch_size: int = 32,
-    chunk_size: int = 256,
-    workers: int = 4,
-    processes: bool = False,
     engine: FeatureEngine | None = None,
     progress: ProgressFn = silent,
 ) -> tuple[np.ndarray, dict[int, str], list[bytes | None]]:
@@ -157,8 +181,8 @@ def embed_images(
         paths: image files.
         backbone: the feature extractor.
         cache: where features are looked up and stored; ``None`` disables caching.
-        batch_size, chunk_size, workers, processes: the :class:`LocalEngine`'s settings.
-        engine: what computes the missing features (default: a :class:`LocalEngine`).
+        batch_size: images per forward pass of the default engine.
+        engine: what computes the missing features (default: :func:`local_engine`).
         progress: ``progress("embed images", done, total)``.
 
     Returns:
@@ -166,7 +190,7 @@ def embed_images(
         zero), ``{index: reason}`` for images that could not be decoded, and each file's SHA-1
         (``None`` where it could not be read).
     """
-    engine = engine or LocalEngine(batch_size, chunk_size, workers, processes)
+    engine = engine or local_engine(backbone, batch_size)
     n = len(paths)
     feats = np.zeros((n, backbone.dim), dtype=np.float32)
     errors: dict[int, str] = {}

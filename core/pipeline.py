@@ -82,15 +82,13 @@ class TextVectors:
 def embed_stage(ds: Dataset, cfg: FitConfig, backbone: Backbone, cache_root: Path, progress: ProgressFn) -> Features:
     """Visual features of every row (cached), dropping undecodable images (reported as issues)."""
     items = ds.items.reset_index(drop=True)
-    batch = cfg.batch_size if backbone.device == "cpu" else max(cfg.batch_size, 128)
     paths = list(items["path"])
     engine = feature_engine(cfg, cache_root)  # None: this process
     feats, errors, digests = embed_images(
         paths,
         backbone,
         cache=FeatureCache(cache_root, cache_key(backbone, cfg.backbone_weights)),
-        batch_size=batch,
-        processes=backbone.device != "cpu",
+        batch_size=cfg.batch_size,
         engine=engine,
         progress=progress,
     )
@@ -101,8 +99,7 @@ def embed_stage(ds: Dataset, cfg: FitConfig, backbone: Backbone, cache_root: Pat
             paths,
             second,
             cache=FeatureCache(cache_root, cache_key(second, None)),
-            batch_size=batch,
-            processes=backbone.device != "cpu",
+            batch_size=cfg.batch_size,
             engine=engine,
             progress=lambda s, d, n: progress("embed images (generator backbone)", d, n),
         )

@@ -108,3 +108,33 @@ def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_p
 
 #: modes that resample well as they are (palette and 1-bit images are converted first)
 _REDUCIBLE = {"RGB", "RGBA", "L", "LA", "RGBa", "La", "CMYK", "YCbCr", "I", "F"}
+
+
+def square_pixels(image: Image.Image, size: int) -> np.ndarray:
+    """Pad an RGB image to a white square (clip art and wide photos keep all their content) and
+    resize it to ``size`` x ``size``: ``(size, size, 3)`` uint8, what a backbone normalises."""
+    w, h = image.size
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return np.asarray(canvas.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def decode_pixels(paths: list[str], size: int) -> tuple[list[int], np.ndarray, dict[int, str]]:
+    """Decode image files to square ``size`` pixels (a plain function of picklable arguments, so
+    decoding runs in worker threads or processes; uint8 is a quarter of float32 to send back).
+
+    Returns:
+        ``(ok, pixels, errors)``: the positions (into ``paths``) decoded, their ``(len(ok), size,
+        size, 3)`` uint8 pixels, and ``{position: reason}`` for files that cannot be used.
+    """
+    ok: list[int] = []
+    pixels = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    errors: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        try:
+            pixels[len(ok)] = square_pixels(load_image(path, max_side=max(2 * size, 512)), size)
+            ok.append(i)
+        except ImageError as exc:
+            errors[i] = str(exc)
+    return ok, pixels[: len(ok)], errors
