@@ -45,6 +45,13 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
+    p.add_argument(
+        "--sample-above",
+        type=lambda v: None if v.lower() == "none" else int(v),
+        default=default("sample_above"),
+        help="above this many phrases: the zero-shot mapper and the map on a seeded sample of this many, and only the "
+        "phrases images use embedded ('none': never; default: %(default)s)",
+    )
     p.add_argument("--cache-dir", default=None, help="feature cache (default: $PIXCTX_CACHE_DIR or ~/.cache/pixctx)")
     p.add_argument(
         "--caption-labels",
@@ -81,6 +88,7 @@ def _fit_config(args: argparse.Namespace):
         ray_address=args.ray_address,
         batch_size=args.batch_size,
         projections=not args.no_maps,
+        sample_above=args.sample_above,
         cache_dir=args.cache_dir,
         caption_labels=args.caption_labels,
     )

@@ -93,6 +93,13 @@ class FitConfig:
         ray_address: the Ray cluster to join (``None``: start a local Ray).
         batch_size: backbone batch size.
         projections: compute the 2-D UMAP maps.
+        sample_above: above this many phrases the zero-shot mapper (:func:`core.zeroshot.fit_mapper`)
+            is fitted on a seeded uniform sample of this many phrases, and above this many distinct
+            prototypes the 2-D map lays out a seeded uniform sample of this many (the app says so);
+            the prototypes, memory-mapped past ``generator.on_disk_above``, are read by index. Above
+            this many phrases the text stage also embeds only the phrases the images' top-k use (any
+            other when a prediction first reads it: :class:`core.text.PhraseVectors`). ``None``:
+            every phrase and prototype, whatever their number. Below it the fit is unchanged.
         cache_dir: feature cache (default ``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``).
         caption_labels: ``on``: also train the caption models (:mod:`core.captions`) on human
             labels + labels read from the unlabelled training images' captions; ``off``: don't;
@@ -119,6 +126,7 @@ class FitConfig:
     ray_address: str | None = None
     batch_size: int = 32
     projections: bool = True
+    sample_above: int | None = 200_000
     cache_dir: str | None = None
     caption_labels: str = "auto"
     captions: CaptionLabelConfig = field(default_factory=CaptionLabelConfig)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import MODELS
-from core.phrases.vocab import normalize
+from core.phrases.substring import PhraseFilter
 from core.progress import ProgressFn, silent
 from core.vector_index import NeighbourSearch, visual_index
 from core.vectors import l2n
@@ -107,15 +107,13 @@ class Explorer:
         return np.array([self._label_index[n] for n in names], dtype=np.int64)
 
     @cached_property
-    def _normalized_phrases(self) -> list[str]:
-        return [normalize(p) for p in self.ws.phrases]
+    def _phrase_filter(self) -> PhraseFilter:
+        return PhraseFilter(self.ws.phrases)
 
     def matching_phrase_ids(self, query: str) -> np.ndarray:
-        """Vocabulary ids of the phrases containing ``query`` (case and accents ignored)."""
-        q = normalize(query)
-        if not q:
-            return np.zeros(0, dtype=np.int64)
-        return np.array([j for j, p in enumerate(self._normalized_phrases) if q in p], dtype=np.int64)
+        """Vocabulary ids of the phrases containing ``query`` once both are normalised (case and
+        punctuation ignored), searched in the vocabulary's Arrow column (:mod:`core.phrases.substring`)."""
+        return self._phrase_filter.containing(query)
 
     def phrase_match(self, query: str, k: int = 10) -> np.ndarray:
         """Mask of images with a phrase containing ``query`` among their top ``k`` generated phrases."""

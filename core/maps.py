@@ -13,6 +13,16 @@ from core.vectors import l2n, top_k
 MAX_POINTS = 50_000
 
 
+def map_sample(explorer: Explorer) -> tuple[int, int] | None:
+    """``(mapped, of)`` when the fit laid out a sample of the distinct prototypes (above
+    ``FitConfig.sample_above``: the map, its highlights and its selections then cover only the
+    ``mapped`` ones); ``None`` when the map holds every one (workspaces fitted before the sample
+    hold every one)."""
+    counts = explorer.ws.manifest.get("map_prototypes") or {}
+    mapped, of = counts.get("mapped"), counts.get("of")
+    return (int(mapped), int(of)) if mapped is not None and of is not None and mapped < of else None
+
+
 def has_map(explorer: Explorer) -> bool:
     """Whether the workspace has a prototype map (not for the ImageNet source or ``projections=False``)."""
     return explorer.ws.maps is not None

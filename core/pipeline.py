@@ -37,12 +37,13 @@ from core.metrics import evaluate_models
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
-from core.text import TextEncoder, caption_embeddings, embed_texts
+from core.text import PhraseVectors, TextEncoder, caption_embeddings, embed_texts, phrase_embedding_arrays, phrase_texts
 from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
 from core.vector_index import save_visual_index
+from core.vectors import sample_rows
 from core.workspace import Workspace
 from core.workspace_files import staged_workspace, write_fit
-from core.zeroshot import TextToCoEmbedding, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores
+from core.zeroshot import fit_mapper, label_embeddings, scores_to_proba, text_label_embeddings, zero_shot_scores
 
 __all__ = ["FitConfig", "fit"]
 
@@ -71,9 +72,10 @@ class Targets:
 
 @dataclass
 class TextVectors:
-    """Stage 4: every phrase's embedding and every image's text vector."""
+    """Stage 4: the phrases' embeddings (every phrase's, or above ``FitConfig.sample_above`` those
+    the images use: :class:`core.text.PhraseVectors`) and every image's text vector."""
 
-    phrase_embeddings: np.ndarray
+    phrase_embeddings: np.ndarray | PhraseVectors
     image_vectors: np.ndarray
 
 
@@ -152,23 +154,33 @@ def phrase_stage(source: PhraseSource, feats: Features, cfg: FitConfig, backbone
 def text_stage(
     phrases: PhraseFit, source: PhraseSource, encoder: TextEncoder, cfg: FitConfig, cache_root: Path, progress: ProgressFn
 ) -> TextVectors:
-    """Embed every phrase once (cached) and average each image's top-k into its text vector."""
-    from core.phrases.combined import image_text_vectors
+    """Embed the phrases once (cached) and average each image's top-k into its text vector: every
+    phrase up to ``cfg.sample_above`` phrases (or with ``None``); above, only the phrases the images'
+    top-k use (the others are embedded when a prediction first reads them)."""
+    from core.phrases.combined import image_text_vectors, used_phrase_ids
 
-    emb = embed_texts(phrases.phrases, encoder, cache_root, progress)
+    if cfg.sample_above is None or len(phrases.phrases) <= cfg.sample_above:
+        emb = embed_texts(phrases.phrases, encoder, cache_root, progress)
+    else:
+        used = used_phrase_ids(phrases.ids, top_k=cfg.top_k, combined=source.combined)
+        rows = embed_texts(phrase_texts(phrases.phrases, used), encoder, cache_root, progress)
+        emb = PhraseVectors(used, rows, phrases.phrases, lambda texts: embed_texts(texts, encoder, cache_root))
     vec = image_text_vectors(emb, phrases.ids, phrases.scores, top_k=cfg.top_k, weighting=cfg.weighting, combined=source.combined)
     return TextVectors(emb, vec)
 
 
-def zeroshot_stage(phrases: PhraseFit, text: TextVectors, names: list[str], encoder: TextEncoder, out: Path) -> np.ndarray:
-    """Zero-shot probabilities of every row for the label names (the text -> co-embedding map is saved to ``out``)."""
+def zeroshot_stage(
+    phrases: PhraseFit, text: TextVectors, names: list[str], encoder: TextEncoder, cfg: FitConfig, out: Path
+) -> np.ndarray:
+    """Zero-shot probabilities of every row for the label names (the text -> co-embedding map,
+    fitted on a sample of the phrases above ``cfg.sample_above``, is saved to ``out``)."""
     label_specs: list[tuple[str, list[str]]] = [(n, []) for n in names]
     generator = phrases.generator
     if generator is None:  # no co-embedding: compare label names with the image's phrase text vector
         return scores_to_proba(zero_shot_scores(text.image_vectors, text_label_embeddings(label_specs, encoder.encode)))
-    has_proto = np.abs(generator.prototypes).sum(1) > 0
-    corpus_emb = text.phrase_embeddings[: len(generator.vocab)]  # combined sources append the ImageNet phrases
-    mapper = TextToCoEmbedding.fit(corpus_emb[has_proto], generator.prototypes[has_proto])
+    emb = text.phrase_embeddings  # combined sources append the ImageNet phrases; PhraseVectors are read by id
+    corpus_emb = emb[: len(generator.vocab)] if isinstance(emb, np.ndarray) else emb
+    mapper = fit_mapper(corpus_emb, generator.prototypes, sample_above=cfg.sample_above, seed=cfg.seed)
     mapper.save(str(out))
     terms = label_embeddings(
         label_specs, vocab_index=generator.vocab.index, prototypes=generator.prototypes, embed_text=encoder.encode, mapper=mapper
@@ -176,20 +188,30 @@ def zeroshot_stage(phrases: PhraseFit, text: TextVectors, names: list[str], enco
     return scores_to_proba(zero_shot_scores(phrases.coembedding, terms))
 
 
-def map_stage(phrases: PhraseFit, seed: int, progress: ProgressFn) -> dict[str, np.ndarray]:
-    """2-D UMAP of the phrase prototypes and the images in the co-embedding (empty without a generator)."""
+def map_stage(phrases: PhraseFit, seed: int, progress: ProgressFn, sample_above: int | None = None) -> dict[str, np.ndarray]:
+    """2-D UMAP of the phrase prototypes and the images in the co-embedding (empty without a
+    generator): every distinct prototype up to ``sample_above`` of them (or with ``None``), above
+    that a seeded uniform sample of ``sample_above`` (:func:`map_prototype_ids`)."""
     generator = phrases.generator
     if generator is None:
         return {}
     from core.projection import umap_2d
 
-    proto_ids = generator.output_ids
+    proto_ids = map_prototype_ids(generator.output_ids, sample_above, seed)
     xy = umap_2d(np.concatenate([generator.prototypes[proto_ids], phrases.coembedding]), seed=seed, progress=progress)
     return {
         "map_prototype_ids": proto_ids.astype(np.int64),
         "map_prototypes": xy[: len(proto_ids)],
         "map_images": xy[len(proto_ids) :],
     }
+
+
+def map_prototype_ids(output_ids: np.ndarray, sample_above: int | None, seed: int) -> np.ndarray:
+    """The vocabulary ids the map lays out: ``output_ids`` (one per distinct prototype) up to
+    ``sample_above`` of them, else a seeded uniform sample of ``sample_above`` of them, in vocabulary order."""
+    if sample_above is None:
+        return output_ids
+    return output_ids[sample_rows(len(output_ids), sample_above, seed)]
 
 
 class _Timings(dict):
@@ -276,10 +298,10 @@ def fit(
             )
             probs = trained.probs
         with timings("zeroshot"):
-            probs["zeroshot"] = zeroshot_stage(phrases, text, targets.names, encoder, tmp / "zeroshot.safetensors")
+            probs["zeroshot"] = zeroshot_stage(phrases, text, targets.names, encoder, cfg, tmp / "zeroshot.safetensors")
         metrics, per_label = evaluate_models(probs, targets.y, targets.test, targets.fit_idx, targets.names, ds.multilabel)
         with timings("projections"):
-            maps = map_stage(phrases, cfg.seed, prog) if cfg.projections else {}
+            maps = map_stage(phrases, cfg.seed, prog, cfg.sample_above) if cfg.projections else {}
         timings["total"] = time.perf_counter() - t0
         _write(
             tmp,
@@ -379,7 +401,7 @@ def _write(
         "text_vec": text.image_vectors,
         "phrase_ids": phrases.ids.astype(np.int64),
         "phrase_scores": phrases.scores.astype(np.float32),
-        "phrase_embeddings": text.phrase_embeddings,
+        **phrase_embedding_arrays(text.phrase_embeddings),
     }
     if captions is not None:
         arrays["caption_vec"] = captions.embeddings
@@ -401,6 +423,7 @@ def _write(
         "labels": targets.names,
         "phrases": list(phrases.phrases) if source.stores_phrases else None,
         "n_phrases": len(phrases.phrases),
+        "map_prototypes": _map_counts(maps, phrases),
         "metrics": metrics,
         "n_test": int(targets.test.sum()),
         "n_labelled": len(targets.fit_idx),
@@ -413,6 +436,14 @@ def _write(
         "device": device,
     }
     write_fit(tmp, manifest, items, issues, arrays, probs)
+
+
+def _map_counts(maps: dict[str, np.ndarray], phrases: PhraseFit) -> dict[str, int] | None:
+    """How many prototypes the map lays out (``mapped``) of the generator's distinct ones (``of``);
+    ``None`` without a map. Fewer above ``FitConfig.sample_above`` (:func:`core.maps.map_sample`)."""
+    if "map_prototype_ids" not in maps or phrases.generator is None:
+        return None
+    return {"mapped": len(maps["map_prototype_ids"]), "of": len(phrases.generator.output_ids)}
 
 
 def _versions() -> dict[str, str]:

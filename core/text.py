@@ -1,13 +1,18 @@
 """Text embeddings of phrases (paper §3.3) with sentence-transformers.
 
-Every vocabulary phrase is embedded once at fit time and stored; an image's text vector is
-then the mean of its top-k phrases' stored rows, so inference needs no transformer call.
+Up to ``FitConfig.sample_above`` phrases, every vocabulary phrase is embedded once at fit time and
+stored; an image's text vector is then the mean of its top-k phrases' stored rows, so inference
+needs no transformer call. Above (MiniLM embeds about 200 phrases a second on one core of a
+2-core dev machine: about 57 hours for 40M phrases, ``docs/results.md`` B8), the fit embeds and
+stores only the phrases that the images' text vectors use, and a phrase outside them is embedded
+when a new image first needs it (:class:`PhraseVectors`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +132,65 @@ def caption_embeddings(texts: list[str], encoder: TextEncoder, cache_root: Path,
     emb = embed_texts(texts, encoder, cache_root, lambda s, d, n: progress("embed captions", d, n))
     emb[[not t for t in texts]] = 0.0
     return emb
+
+
+def phrase_texts(phrases: Sequence[str], ids: np.ndarray) -> list[str]:
+    """The texts of phrase ``ids`` (a vocabulary file's column reads only those)."""
+    take = getattr(phrases, "take", None)
+    return take(ids) if take is not None else [phrases[int(j)] for j in ids]
+
+
+class PhraseVectors:
+    """Text embeddings of phrases by id, from a stored subset of rows; the others embedded when read.
+
+    Reads like the ``(P, T)`` array of every phrase's embedding where the product reads one: indexed
+    by an integer array of phrase ids of any shape (or a boolean mask over the phrases), it returns
+    their rows. Ids outside ``ids`` are embedded by ``embed`` (through the text-embedding cache),
+    once per read.
+
+    Attributes:
+        ids: (M,) sorted phrase ids whose embedding is stored.
+        rows: (M, T) their embeddings (may be memory-mapped).
+        phrases: every phrase's text, by id.
+    """
+
+    def __init__(
+        self, ids: np.ndarray, rows: np.ndarray, phrases: Sequence[str], embed: Callable[[list[str]], np.ndarray]
+    ) -> None:
+        self.ids, self.rows, self.phrases, self._embed = np.asarray(ids, dtype=np.int64), rows, phrases, embed
+
+    def __len__(self) -> int:
+        return len(self.phrases)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.phrases), self.rows.shape[1]
+
+    def __getitem__(self, key: np.ndarray) -> np.ndarray:
+        ids = np.asarray(key)
+        if ids.dtype == bool:
+            ids = np.flatnonzero(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"phrase vectors are read by integer phrase ids, not {key!r}")
+        flat = ids.ravel()
+        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"phrase ids out of range for {len(self)} phrases")
+        pos = np.minimum(np.searchsorted(self.ids, flat), max(len(self.ids) - 1, 0))
+        found = self.ids[pos] == flat if len(self.ids) else np.zeros(len(flat), dtype=bool)
+        out = np.empty((len(flat), self.rows.shape[1]), dtype=np.float32)
+        out[found] = self.rows[pos[found]]
+        if not found.all():
+            missing, inverse = np.unique(flat[~found], return_inverse=True)
+            texts = phrase_texts(self.phrases, missing)
+            out[~found] = np.asarray(self._embed(texts), dtype=np.float32)[inverse]
+        return out.reshape(*ids.shape, self.rows.shape[1])
+
+
+def phrase_embedding_arrays(embeddings: np.ndarray | PhraseVectors) -> dict[str, np.ndarray]:
+    """A workspace's arrays for its phrase embeddings: ``phrase_embeddings`` (every phrase's), or
+    ``phrase_embedding_ids`` and ``phrase_embedding_rows`` (a :class:`PhraseVectors`' stored rows;
+    a workspace written so has no ``phrase_embeddings``, so code that predates it fails on it
+    instead of reading rows by the wrong ids)."""
+    if isinstance(embeddings, PhraseVectors):
+        return {"phrase_embedding_ids": embeddings.ids, "phrase_embedding_rows": np.asarray(embeddings.rows)}
+    return {"phrase_embeddings": embeddings}

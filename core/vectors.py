@@ -1,4 +1,4 @@
-"""Vector helpers on plain numpy arrays (no torch): normalisation and top-k search.
+"""Vector helpers on plain numpy arrays (no torch): normalisation, top-k search and row samples.
 
 Modules that only read stored arrays (:mod:`core.explore`, :mod:`core.maps`,
 :mod:`core.zeroshot`, :mod:`core.retrieval.semantic`) import these instead of a model module,
@@ -26,3 +26,13 @@ def top_k(scores: np.ndarray, k: int, exclude: int | None = None) -> list[tuple[
     top = np.argpartition(-scores, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
     top = top[np.argsort(-scores[top])]
     return [(int(i), float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """A seeded uniform sample of ``size`` of the row indices ``0..n-1`` (all of them when
+    ``n <= size``), without replacement, sorted (rows of a memory-mapped array are then read in
+    file order). Memory is ``O(size)``, not ``O(n)``: a few rows of 40M are drawn without a
+    permutation of 40M."""
+    if n <= size:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False)).astype(np.int64)

@@ -13,7 +13,9 @@ Layout (no pickles anywhere)::
                                  visual -> visual (raw backbone features)
                                  text_vec -> text_vectors (top-k phrase text vectors)
                                  phrase_ids, phrase_scores -> phrase_ids, phrase_scores
-                                 phrase_embeddings -> phrase_embeddings (one row per phrase)
+                                 phrase_embeddings -> phrase_embeddings (one row per phrase; past
+                                   FitConfig.sample_above phrases instead phrase_embedding_ids and
+                                   phrase_embedding_rows: the phrases the images use, core.text.PhraseVectors)
                                  bottleneck -> coembedding (the full generator's co-embedding)
                                  bottleneck_crossfit -> coembedding_crossfit (the cross-fitted one)
                                  map_images, map_prototypes, map_prototype_ids -> maps
@@ -68,6 +70,7 @@ from core.data.manifest import DatasetIssue
 from core.forward import MODEL_INPUTS, ImageArrays, generator_input, model_inputs
 from core.phrases.sources import PhraseSource, stored_source
 from core.safetensors_mmap import load_mmap
+from core.text import PhraseVectors
 from core.workspace_files import (
     FORMAT,
     WorkspaceBusyError,
@@ -373,9 +376,25 @@ class Workspace:
         return self.arrays["phrase_scores"]
 
     @property
-    def phrase_embeddings(self) -> np.ndarray:
-        """(P, T) text embedding of every phrase."""
-        return self.arrays["phrase_embeddings"]
+    def phrase_embeddings(self) -> np.ndarray | PhraseVectors:
+        """(P, T) text embedding of every phrase, read by phrase id: the stored array, or, for a fit
+        past ``FitConfig.sample_above`` phrases, a :class:`~core.text.PhraseVectors` over the stored
+        rows of the phrases the images use, which embeds any other phrase when first read (with the
+        text model, through the text-embedding cache)."""
+        a = self.arrays
+        if "phrase_embeddings" in a:
+            return a["phrase_embeddings"]
+        return self._once(  # type: ignore[return-value]
+            "_phrase_vectors",
+            lambda: PhraseVectors(a["phrase_embedding_ids"], a["phrase_embedding_rows"], self.phrases, self._embed_phrases),
+        )
+
+    def _embed_phrases(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings of phrases the fit did not store (one caller at a time: the cache is written)."""
+        from core.text import embed_texts
+
+        with self._lock:
+            return embed_texts(texts, self.text_encoder, self.config.cache_root())
 
     @property
     def coembedding(self) -> np.ndarray | None:

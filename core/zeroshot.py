@@ -3,7 +3,8 @@
 A label (a name plus optional synonyms) is placed in the phrase generator's co-embedding
 space term by term: a term that is a vocabulary phrase with a prototype uses that prototype;
 any other term goes through a learned linear map from its text embedding to the co-embedding
-(ridge regression fitted on the vocabulary's (text embedding, prototype) pairs). An image's
+(ridge regression fitted on the vocabulary's (text embedding, prototype) pairs, or on a seeded
+uniform sample of them past a size: :func:`fit_mapper`). An image's
 score for a label is the best cosine over the label's terms; the nearest label wins. Works for
 any label set a user types.
 """
@@ -14,7 +15,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from core.phrases.vocab import normalize
-from core.vectors import l2n
+from core.vectors import l2n, sample_rows
 
 
 class TextToCoEmbedding:
@@ -41,6 +42,31 @@ class TextToCoEmbedding:
     def load(cls, path: str) -> TextToCoEmbedding:
         t = load_file(path)
         return cls(t["weight"], t["bias"])
+
+
+def fit_mapper(
+    text_emb: np.ndarray, prototypes: np.ndarray, *, sample_above: int | None = None, seed: int = 0
+) -> TextToCoEmbedding:
+    """The text -> co-embedding map fitted on the (text embedding, prototype) pairs of the phrases
+    that have a prototype (a non-zero row).
+
+    Args:
+        text_emb: (V, T) text embedding of every phrase (row ``j``: phrase ``j``).
+        prototypes: (V, d) prototype of every phrase, zero for phrases without images (may be
+            memory-mapped).
+        sample_above: up to this many phrases (or with ``None``) every pair is used, as it always
+            was; above, only the pairs of a seeded uniform sample of ``sample_above`` phrases
+            (:func:`core.vectors.sample_rows`): both arrays are read at those rows only, never
+            copied whole.
+        seed: the sample's seed.
+    """
+    if sample_above is None or len(prototypes) <= sample_above:
+        has_proto = np.abs(prototypes).sum(1) > 0
+        return TextToCoEmbedding.fit(text_emb[has_proto], prototypes[has_proto])
+    rows = sample_rows(len(prototypes), sample_above, seed)
+    protos = np.asarray(prototypes[rows])
+    keep = np.abs(protos).sum(1) > 0
+    return TextToCoEmbedding.fit(np.asarray(text_emb[rows[keep]]), protos[keep])
 
 
 def label_terms(label: str, synonyms: list[str] | tuple[str, ...] = ()) -> list[str]:

@@ -7,7 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, prototype_table
+from core.maps import MAX_POINTS, display_sample, has_map, image_table, images_near, map_sample, prototype_table
 from ui.frame import workspace
 from ui.loaders import explorer_for
 from ui.safe_text import plotly_text
@@ -142,10 +142,18 @@ fig.update_layout(
     yaxis=dict(visible=False, domain=[legend_share, 1.0]),
 )
 event = st.plotly_chart(fig, width="stretch", key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
+fit_sample = map_sample(ex)
 if sampled:
+    scope = "every prototype the fit laid out" if fit_sample else "every prototype"
     st.caption(
         f"Above {MAX_POINTS:,} points per layer the map draws a random sample of {MAX_POINTS:,} (seeded); selections "
-        "and searches still cover every prototype."
+        f"and searches still cover {scope}."
+    )
+if fit_sample:
+    st.caption(
+        f"The fit laid out a random sample (seeded) of {fit_sample[0]:,} of the generator's {fit_sample[1]:,} distinct "
+        "phrase prototypes: highlights and selections here cover that sample; the gallery's phrase filter and "
+        "predictions use every phrase."
     )
 st.caption(
     f"{len(protos):,} phrase prototypes on the map (the phrases that train the generator's softmax; the vocabulary "

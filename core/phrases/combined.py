@@ -23,6 +23,13 @@ def combine_outputs(
     return ids, scores
 
 
+def used_phrase_ids(ids: np.ndarray, *, top_k: int, combined: bool) -> np.ndarray:
+    """Sorted ids of the phrases that :func:`image_text_vectors` reads for these ``ids`` (each
+    source's top ``top_k``; a missing phrase, -1, reads row 0)."""
+    blocks = [ids[:, : ids.shape[1] // 2], ids[:, ids.shape[1] // 2 :]] if combined else [ids]
+    return np.unique(np.concatenate([np.maximum(b[:, :top_k], 0).ravel() for b in blocks]))
+
+
 def image_text_vectors(
     phrase_embeddings: np.ndarray, ids: np.ndarray, scores: np.ndarray, *, top_k: int, weighting: str, combined: bool
 ) -> np.ndarray:
