@@ -10,8 +10,9 @@ The public API, in one line each::
 
 The modules, bottom-up (each imports only those above it):
 
-* :mod:`core.progress`, :mod:`core.vectors`, :mod:`core.checkpoint`, :mod:`core.safetensors_mmap` --
-  progress callbacks, numpy vector helpers, safetensors + JSON model files, safetensors read memory-mapped.
+* :mod:`core.lazy`, :mod:`core.progress`, :mod:`core.vectors`, :mod:`core.checkpoint`, :mod:`core.safetensors_mmap` --
+  lazily loaded package names, progress callbacks, numpy vector helpers, safetensors + JSON model
+  files, safetensors read memory-mapped.
 * :mod:`core.config` -- :class:`FitConfig` and the model names (no heavy imports).
 * :mod:`core.data`, :mod:`core.formats` -- manifests, image folders, robust image decoding;
   other dataset formats in and out.
@@ -42,6 +43,8 @@ The modules, bottom-up (each imports only those above it):
 
 from __future__ import annotations
 
+from core.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -58,11 +61,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    # Lazy: `import core` stays cheap (no torch import) for the CLI's --help.
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'core' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

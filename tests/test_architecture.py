@@ -84,3 +84,14 @@ def test_light_modules_do_not_import_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_decoding_workers_import_neither_torch_nor_pandas():
+    """A decoding process (spawned per fit on a GPU) imports only the image decoder: no torch, no pandas."""
+    code = (
+        "import sys, core.data.images; import core.data as d; d.ImageError;"
+        "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

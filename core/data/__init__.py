@@ -5,6 +5,8 @@ Lazy: decoding worker processes import :mod:`core.data.images` alone, not pandas
 
 from __future__ import annotations
 
+from core.lazy import lazy_exports
+
 _EXPORTS = {
     "Dataset": "core.data.manifest",
     "DatasetIssue": "core.data.manifest",
@@ -15,10 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'core.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

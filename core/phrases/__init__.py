@@ -11,6 +11,8 @@ light submodule never imports torch.
 
 from __future__ import annotations
 
+from core.lazy import lazy_exports
+
 _EXPORTS = {
     "GeneratorConfig": "core.config",
     "PhraseGenerator": "core.phrases.generator",
@@ -23,10 +25,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'core.phrases' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
