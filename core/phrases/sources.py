@@ -26,6 +26,7 @@ from core.data.manifest import DatasetIssue
 from core.forward import generator_input_name
 from core.phrases.combined import COMBINED, combine_outputs
 from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
+from core.phrases.occurrences import PhraseOccurrences, has_phrases
 from core.progress import ProgressFn
 
 
@@ -36,7 +37,8 @@ class PhraseFitInputs:
     Attributes:
         features: (N, D) the classifier backbone's features.
         generator_input: (N, D') what a phrase generator reads (:func:`core.forward.generator_input`).
-        phrase_lists: each row's phrases from its text and tags.
+        phrase_lists: each row's phrases from its text and tags (Arrow columns past
+            ``GeneratorConfig.on_disk_above`` phrases: :func:`core.phrases.occurrences.extract_fit_phrases`).
         train: (N,) bool, rows whose text may train a generator (never test rows).
         items: the rows (``row``, ``item``, ``split`` columns are read).
         digests: SHA-1 of each image file (to detect captions a saved generator has seen).
@@ -45,7 +47,7 @@ class PhraseFitInputs:
 
     features: np.ndarray
     generator_input: np.ndarray
-    phrase_lists: list[list[str]]
+    phrase_lists: list[list[str]] | PhraseOccurrences
     train: np.ndarray
     items: pd.DataFrame
     digests: list[bytes | None]
@@ -125,7 +127,7 @@ class CorpusSource(PhraseSource):
         from core.phrases.crossfit import crossfit_phrases
         from core.phrases.stage_cache import cached_stage, stage_key
 
-        corpus = x.train & np.array([bool(p) for p in x.phrase_lists])
+        corpus = x.train & has_phrases(x.phrase_lists)
         name = generator_input_name(cfg.backbone, cfg.generator_backbone)
         key = stage_key(x.generator_input, x.phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=x.k, backbone=name)
         generator, outs = cached_stage(  # a resumed (or repeated) fit reuses a finished phrase-generator stage

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from core.phrases.occurrences import PhraseOccurrences, count_vocabulary
 from core.phrases.vocab_file import MAGIC, PhraseColumn, PhraseLookup, read_vocab_file, write_vocab_file
 
 STOP_WORDS = frozenset(
@@ -344,28 +345,38 @@ class PhraseVocabulary:
     @classmethod
     def build(
         cls,
-        phrase_lists: list[list[str]],
+        phrase_lists: list[list[str]] | PhraseOccurrences,
         *,
         min_images_softmax: int = 3,
         max_softmax: int = 1_000_000,
         max_df: float = 0.2,
     ) -> PhraseVocabulary:
-        """Vocabulary of every phrase of ``phrase_lists`` (one list per image)."""
-        df = Counter(p for lst in phrase_lists for p in set(lst))
-        n = max(len(phrase_lists), 1)
-        limit = max(max_df * n, 3)
-        kept = sorted((p for p, c in df.items() if c <= limit), key=lambda p: (-df[p], p))
-        counts = np.array([df[p] for p in kept], dtype=np.int64)
+        """Vocabulary of every phrase of ``phrase_lists`` (one list per image), or of
+        :class:`~core.phrases.occurrences.PhraseOccurrences` (counted in Arrow: the same vocabulary,
+        its phrases an Arrow column)."""
+        if isinstance(phrase_lists, PhraseOccurrences):
+            kept, counts = count_vocabulary(phrase_lists, max_df=max_df)
+        else:
+            df = Counter(p for lst in phrase_lists for p in set(lst))
+            n = max(len(phrase_lists), 1)
+            limit = max(max_df * n, 3)
+            kept = sorted((p for p, c in df.items() if c <= limit), key=lambda p: (-df[p], p))
+            counts = np.array([df[p] for p in kept], dtype=np.int64)
         softmax = counts >= min_images_softmax
         if softmax.sum() > max_softmax:
             softmax[np.flatnonzero(softmax)[max_softmax:]] = False
         return cls(kept, counts, softmax)
 
-    def incidence(self, phrase_lists: list[list[str]]) -> sparse.csr_matrix:
+    def incidence(self, phrase_lists: list[list[str]] | PhraseOccurrences) -> sparse.csr_matrix:
         """(images x phrases) 0/1 matrix of the phrases each image carries (unknown ones ignored)."""
-        lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
-        cols = self.ids_of([p for lst in phrase_lists for p in lst])
-        rows = np.repeat(np.arange(len(phrase_lists)), lengths)
+        if isinstance(phrase_lists, PhraseOccurrences):  # one Arrow hash join: no Python string per occurrence
+            rows = phrase_lists.rows()
+            column = self.phrases if isinstance(self.phrases, PhraseColumn) else PhraseColumn.of(self.phrases)
+            cols = column.ids_of(phrase_lists.table.column("phrase"))
+        else:
+            lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
+            cols = self.ids_of([p for lst in phrase_lists for p in lst])
+            rows = np.repeat(np.arange(len(phrase_lists)), lengths)
         known = cols >= 0
         data = np.ones(int(known.sum()), dtype=np.float32)
         return sparse.csr_matrix((data, (rows[known], cols[known])), shape=(len(phrase_lists), len(self)))
