@@ -424,7 +424,7 @@ def _write(
             "meta_columns": ds.meta_columns,
         },
         "labels": targets.names,
-        "phrases": list(phrases.phrases) if source.stores_phrases else None,
+        **source.manifest_phrases(phrases.phrases),
         "n_phrases": len(phrases.phrases),
         "map_prototypes": _map_counts(maps, phrases),
         "metrics": metrics,

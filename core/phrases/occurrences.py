@@ -108,21 +108,44 @@ def _collect(batches: Iterable[Iterable[list[str]]]) -> PhraseOccurrences:
 
 
 def count_vocabulary(occ: PhraseOccurrences, *, max_df: float) -> tuple[PhraseColumn, np.ndarray]:
-    """``(phrases, counts)`` of :meth:`core.phrases.vocab.PhraseVocabulary.build`, counted in Arrow:
-    each phrase's number of distinct images, those on more than ``max(max_df * n_images, 3)`` dropped,
-    sorted by count (descending), then phrase (ascending: UTF-8 byte order is code-point order, as
-    Python's)."""
+    """``(phrases, counts)`` of :meth:`core.phrases.vocab.PhraseVocabulary.build`, counted without
+    a Python object per phrase: each occurrence gets the code of its phrase among the distinct
+    phrases (two hash passes in Arrow), each image's codes are made distinct (one sort of integers),
+    the distinct images per code counted; phrases on more than ``max(max_df * n_images, 3)`` are
+    dropped, the others sorted by count (descending), then phrase (ascending: UTF-8 byte order is
+    code-point order, as Python's)."""
     pa = _pyarrow()
     import pyarrow.compute as pc
 
-    df = occ.table.group_by("phrase").aggregate([("row", "count_distinct")])
-    limit = max(max_df * max(occ.n_images, 1), 3)
-    df = df.filter(pc.less_equal(df.column("row_count_distinct"), limit))
-    order = pc.sort_indices(df, sort_keys=[("row_count_distinct", "descending"), ("phrase", "ascending")])
-    df = df.take(order)
-    phrases = df.column("phrase").combine_chunks() if df.num_rows else pa.array([], type=pa.large_string())
-    counts = df.column("row_count_distinct").to_numpy().astype(np.int64)
-    return PhraseColumn(phrases, pc.sort_indices(phrases).to_numpy()), counts
+    column = occ.table.column("phrase")
+    distinct = pc.unique(column) if occ.n_occurrences else pa.array([], type=pa.large_string())
+    if isinstance(distinct, pa.ChunkedArray):
+        distinct = distinct.combine_chunks()
+    codes = pc.index_in(column, value_set=distinct).to_numpy().astype(np.int64)
+    n = len(distinct)
+    pairs = np.unique(occ.rows() * max(n, 1) + codes)  # one per (image, phrase)
+    df = np.bincount(pairs % max(n, 1), minlength=n) if n else np.zeros(0, dtype=np.int64)
+    del codes, pairs
+    rank = np.empty(n, dtype=np.int64)
+    rank[pc.sort_indices(distinct).to_numpy()] = np.arange(n)  # each phrase's place in string order
+    kept = np.flatnonzero(df <= max(max_df * max(occ.n_images, 1), 3))
+    ids = kept[np.lexsort((rank[kept], -df[kept]))]
+    phrases = distinct.take(pa.array(ids))
+    return PhraseColumn(phrases, np.argsort(rank[ids], kind="stable")), df[ids].astype(np.int64)
+
+
+def incidence_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
+    """The (images x phrases) CSR matrix of occurrences ``(rows, cols)`` (``rows`` nondecreasing;
+    ``cols`` -1 for phrases outside the vocabulary, ignored), duplicates summed: the matrix that
+    ``csr_matrix((ones, (rows, cols)))`` gives, without its intermediate COO copies."""
+    from scipy import sparse
+
+    known = cols >= 0
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[known], minlength=shape[0]), out=indptr[1:])
+    matrix = sparse.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), cols[known], indptr), shape=shape)
+    matrix.sum_duplicates()  # sorted indices, duplicates summed: the canonical form COO conversion gives
+    return matrix
 
 
 def n_occurrences(phrases: Sequence[Sequence[str]] | PhraseOccurrences) -> int:

@@ -24,7 +24,7 @@ import pandas as pd
 from core.config import PHRASE_SOURCES, FitConfig
 from core.data.manifest import DatasetIssue
 from core.forward import generator_input_name
-from core.phrases.combined import COMBINED, combine_outputs
+from core.phrases.combined import COMBINED, ChainedPhrases, combine_outputs
 from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
 from core.phrases.occurrences import PhraseOccurrences, has_phrases
 from core.progress import ProgressFn
@@ -100,6 +100,11 @@ class PhraseSource:
     def stores_phrases(self) -> bool:
         """Whether the manifest must list the phrases (they are not all in the generator's vocabulary)."""
         return not self.has_generator or self.uses_imagenet_head
+
+    def manifest_phrases(self, phrases: Sequence[str]) -> dict[str, list[str] | None]:
+        """The manifest's entries for the fit's phrase texts: ``phrases``, listed where
+        :attr:`stores_phrases` (the generator's vocabulary is in its own file)."""
+        return {"phrases": list(phrases) if self.stores_phrases else None}
 
     def check(self, cfg: FitConfig, has_imagenet_head: bool) -> None:
         """Raise ``ValueError`` if ``cfg`` cannot use this source."""
@@ -187,8 +192,12 @@ class CombinedSource(CorpusSource):
         half = x.k // 2
         inet = imagenet_top_phrases(backbone.imagenet_logits(x.features), half)
         out.ids, out.scores = combine_outputs((out.ids, out.scores), inet, len(out.phrases), half)
-        out.phrases = [*out.phrases, *imagenet_phrases()]
+        out.phrases = ChainedPhrases(out.phrases, imagenet_phrases())  # the vocabulary not copied
         return out
+
+    def manifest_phrases(self, phrases: Sequence[str]) -> dict[str, list[str] | None]:
+        """Only the ImageNet phrases (``extra_phrases``): the vocabulary's are in the generator's file."""
+        return {"phrases": None, "extra_phrases": list(phrases.extra)}
 
     def apply(self, generator, backbone, features, generator_in, k):
         emb, ids, scores = super().apply(generator, backbone, features, generator_in, k)

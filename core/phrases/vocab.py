@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from core.phrases.occurrences import PhraseOccurrences, count_vocabulary
+from core.phrases.occurrences import PhraseOccurrences, count_vocabulary, incidence_matrix
 from core.phrases.vocab_file import MAGIC, PhraseColumn, PhraseLookup, read_vocab_file, write_vocab_file
 
 STOP_WORDS = frozenset(
@@ -370,13 +370,12 @@ class PhraseVocabulary:
     def incidence(self, phrase_lists: list[list[str]] | PhraseOccurrences) -> sparse.csr_matrix:
         """(images x phrases) 0/1 matrix of the phrases each image carries (unknown ones ignored)."""
         if isinstance(phrase_lists, PhraseOccurrences):  # one Arrow hash join: no Python string per occurrence
-            rows = phrase_lists.rows()
             column = self.phrases if isinstance(self.phrases, PhraseColumn) else PhraseColumn.of(self.phrases)
             cols = column.ids_of(phrase_lists.table.column("phrase"))
-        else:
-            lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
-            cols = self.ids_of([p for lst in phrase_lists for p in lst])
-            rows = np.repeat(np.arange(len(phrase_lists)), lengths)
+            return incidence_matrix(phrase_lists.rows(), cols, (len(phrase_lists), len(self)))
+        lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
+        cols = self.ids_of([p for lst in phrase_lists for p in lst])
+        rows = np.repeat(np.arange(len(phrase_lists)), lengths)
         known = cols >= 0
         data = np.ones(int(known.sum()), dtype=np.float32)
         return sparse.csr_matrix((data, (rows[known], cols[known])), shape=(len(phrase_lists), len(self)))
