@@ -167,6 +167,7 @@ def main() -> None:
                 print(json.dumps(found[-1]), flush=True)
             same = all(found[0][k] == found[1][k] for k in ("vocab_sha1", "incidence_sha1"))
             rows += [r | {"same": same} for r in found]
+            rows.sort(key=lambda r: (r["n_phrases"], r["mode"] != "lists"))
         meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "threads": 1, "pyarrow": pa.__version__}
         path.write_text(json.dumps(meta | {"rows": rows}, indent=1))  # after each size: survives an interruption
     print(markdown(rows))

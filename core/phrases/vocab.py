@@ -304,9 +304,10 @@ def noise_kind(phrase: str) -> str | None:
 class PhraseVocabulary:
     """Phrases with their image counts; ``softmax`` marks the generator's softmax classes.
 
-    ``phrases`` is a list for a vocabulary built in memory, a :class:`~core.phrases.vocab_file.PhraseColumn`
-    for a loaded one (read from its memory-mapped file where indexed). ``index`` (phrase -> id) is
-    built on first use: a dict in memory, a binary search over the file's sorted order when loaded.
+    ``phrases`` is a list for a vocabulary built from lists, a :class:`~core.phrases.vocab_file.PhraseColumn`
+    for a loaded one (read from its memory-mapped file where indexed) or one counted from
+    :class:`~core.phrases.occurrences.PhraseOccurrences` (an Arrow column in memory). ``index``
+    (phrase -> id) is built on first use: a dict for a list, else a binary search over the sorted order.
     """
 
     phrases: Sequence[str]
