@@ -121,11 +121,20 @@ def count_vocabulary(occ: PhraseOccurrences, *, max_df: float) -> tuple[PhraseCo
     distinct = pc.unique(column) if occ.n_occurrences else pa.array([], type=pa.large_string())
     if isinstance(distinct, pa.ChunkedArray):
         distinct = distinct.combine_chunks()
-    codes = pc.index_in(column, value_set=distinct).to_numpy().astype(np.int64)
+    n = max(len(distinct), 1)
+    pairs = occ.rows()  # image * n + code: one int64 array per occurrence, sorted in place
+    pairs = pairs if pairs.flags.writeable else pairs.copy()
+    pairs *= n
+    pairs += pc.index_in(column, value_set=distinct).to_numpy()
+    pairs.sort()
+    first = np.ones(len(pairs), dtype=bool)  # the first of each (image, phrase)
+    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+    pairs = pairs[first]
+    del first
+    pairs %= n  # the code of each (image, phrase)
+    df = np.bincount(pairs, minlength=len(distinct))
+    del pairs
     n = len(distinct)
-    pairs = np.unique(occ.rows() * max(n, 1) + codes)  # one per (image, phrase)
-    df = np.bincount(pairs % max(n, 1), minlength=n) if n else np.zeros(0, dtype=np.int64)
-    del codes, pairs
     rank = np.empty(n, dtype=np.int64)
     rank[pc.sort_indices(distinct).to_numpy()] = np.arange(n)  # each phrase's place in string order
     kept = np.flatnonzero(df <= max(max_df * max(occ.n_images, 1), 3))
@@ -141,9 +150,11 @@ def incidence_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int])
     from scipy import sparse
 
     known = cols >= 0
+    per_row = np.bincount(rows, minlength=shape[0]) - np.bincount(rows[~known], minlength=shape[0])
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows[known], minlength=shape[0]), out=indptr[1:])
-    matrix = sparse.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), cols[known], indptr), shape=shape)
+    np.cumsum(per_row, out=indptr[1:])
+    indices = cols[known] if not known.all() else cols if cols.flags.writeable else cols.copy()  # sorted in place
+    matrix = sparse.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=shape)
     matrix.sum_duplicates()  # sorted indices, duplicates summed: the canonical form COO conversion gives
     return matrix
 

@@ -372,7 +372,7 @@ class PhraseVocabulary:
         """(images x phrases) 0/1 matrix of the phrases each image carries (unknown ones ignored)."""
         if isinstance(phrase_lists, PhraseOccurrences):  # one Arrow hash join: no Python string per occurrence
             column = self.phrases if isinstance(self.phrases, PhraseColumn) else PhraseColumn.of(self.phrases)
-            cols = column.ids_of(phrase_lists.table.column("phrase"))
+            cols = column.ids_of(phrase_lists.table.column("phrase"), dtype=np.int32)
             return incidence_matrix(phrase_lists.rows(), cols, (len(phrase_lists), len(self)))
         lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
         cols = self.ids_of([p for lst in phrase_lists for p in lst])

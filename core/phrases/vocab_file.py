@@ -80,11 +80,12 @@ class PhraseColumn(Sequence[str]):
         array = pa.array(list(phrases), type=pa.large_string())
         return cls(array, pc.sort_indices(array).to_numpy())
 
-    def ids_of(self, phrases) -> np.ndarray:
+    def ids_of(self, phrases, dtype: type = np.int64) -> np.ndarray:
         """Each phrase's id, -1 where it is not in the vocabulary (one hash join in Arrow).
 
         Args:
             phrases: a list of strings, or an Arrow string (chunked) array (never made Python strings).
+            dtype: the ids' integer type (``np.int32`` holds any vocabulary of fewer than 2**31 phrases).
         """
         pa = _pyarrow()
         import pyarrow.compute as pc
@@ -92,7 +93,7 @@ class PhraseColumn(Sequence[str]):
         if isinstance(phrases, list):
             phrases = pa.array(phrases, type=pa.large_string())
         found = pc.index_in(phrases, value_set=self.array)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
 class PhraseLookup(Mapping[str, int]):
