@@ -100,7 +100,7 @@ def probe(path: Path, mode: str) -> dict:
 
     from core.config import GeneratorConfig
     from core.phrases.occurrences import extract_fit_phrases
-    from core.phrases.vocab import PhraseVocabulary
+    from core.phrases.vocab import PhraseVocabulary, extract_phrases
 
     table = pq.read_table(path)
     texts, tags = table.column("text").to_pylist(), table.column("tags").to_pylist()
@@ -109,7 +109,7 @@ def probe(path: Path, mode: str) -> dict:
     base = _status("VmRSS")
     t = time.perf_counter()
     above = cfg.on_disk_above if mode == "arrow" else None  # None: lists, whatever their size (the old path)
-    phrases = extract_fit_phrases(texts, tags, above)
+    phrases = extract_fit_phrases(texts, tags, above, extract_phrases)
     extract_s, t = time.perf_counter() - t, time.perf_counter()
     vocab = PhraseVocabulary.build(phrases, min_images_softmax=cfg.min_images_softmax, max_df=cfg.max_df)
     inc = vocab.incidence(phrases)

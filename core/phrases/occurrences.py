@@ -82,12 +82,10 @@ def occurrences_from_lists(phrase_lists: Sequence[Sequence[str]], batch: int = _
 
 
 def extract_occurrences(
-    texts: Sequence[str], tags: Sequence[Sequence[str]], extract: Callable[..., list[str]] | None = None, batch: int = _BATCH
+    texts: Sequence[str], tags: Sequence[Sequence[str]], extract: Callable[..., list[str]], batch: int = _BATCH
 ) -> PhraseOccurrences:
     """Extract every image's phrases into Arrow, ``batch`` images at a time (``extract``: by default
     :func:`core.phrases.vocab.extract_phrases`)."""
-    if extract is None:
-        from core.phrases.vocab import extract_phrases as extract
     return _collect(
         (extract(tx, tg) for tx, tg in zip(texts[s : s + batch], tags[s : s + batch])) for s in range(0, len(texts), batch)
     )
@@ -183,7 +181,7 @@ def extract_fit_phrases(
     texts: Sequence[str],
     tags: Sequence[Sequence[str]],
     above: int | None,
-    extract: Callable[..., list[str]] | None = None,
+    extract: Callable[..., list[str]],
     batch: int = _BATCH,
 ) -> list[list[str]] | PhraseOccurrences:
     """Every image's phrases for a fit: lists of strings, as always, up to ``above`` occurrences
@@ -194,11 +192,10 @@ def extract_fit_phrases(
         texts: each image's text.
         tags: each image's tags.
         above: see above.
-        extract: ``(text, tags) -> phrases`` (default :func:`core.phrases.vocab.extract_phrases`).
+        extract: ``(text, tags) -> phrases`` (:func:`core.phrases.vocab.extract_phrases`; passed in,
+            as :mod:`core.phrases.vocab` imports this module).
         batch: images extracted at a time.
     """
-    if extract is None:
-        from core.phrases.vocab import extract_phrases as extract
     lists: list[list[str]] = []
     total = 0
     for s in range(0, len(texts), batch):

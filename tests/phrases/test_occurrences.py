@@ -55,7 +55,7 @@ def _assert_same_incidence(a, b) -> None:
 )
 def test_the_demo_vocabulary_and_incidence_counted_in_arrow_equal_the_python_ones(demo_text, settings):
     texts, tags, lists = demo_text
-    occ = extract_occurrences(texts, tags, batch=97)  # batches that do not divide the images
+    occ = extract_occurrences(texts, tags, extract_phrases, batch=97)  # batches that do not divide the images
     assert len(occ) == len(lists) and occ.n_occurrences == sum(map(len, lists)) > 15_000
     assert occ.table.column("phrase").to_pylist() == [p for lst in lists for p in lst]
     python, arrow = PhraseVocabulary.build(lists, **settings), PhraseVocabulary.build(occ, **settings)
@@ -89,9 +89,9 @@ def test_ties_unicode_duplicates_and_empty_images_match():
 def test_fit_phrases_are_lists_up_to_the_threshold_and_arrow_past_it(demo_text):
     texts, tags, lists = demo_text
     n = sum(map(len, lists))
-    below = extract_fit_phrases(texts, tags, n, batch=500)
+    below = extract_fit_phrases(texts, tags, n, extract_phrases, batch=500)
     assert below == lists and fit_input(lists, n) is lists and fit_input(lists, None) is lists
-    above = extract_fit_phrases(texts, tags, 5_000, batch=500)  # passes 5,000 in the first batches: the rest streamed
+    above = extract_fit_phrases(texts, tags, 5_000, extract_phrases, batch=500)  # past 5,000 early: the rest streamed
     assert isinstance(above, PhraseOccurrences) and len(above) == len(lists)
     assert np.array_equal(above.rows(), np.repeat(np.arange(len(lists)), [len(lst) for lst in lists]))
     assert above.table.column("phrase").to_pylist() == [p for lst in lists for p in lst]
@@ -104,7 +104,8 @@ def test_fit_phrases_are_lists_up_to_the_threshold_and_arrow_past_it(demo_text):
     # the stage cache's key: the same phrases, the same key; other phrases, another
     x, corpus, cfg = np.zeros((len(lists), 2), np.float32), np.ones(len(lists), bool), GeneratorConfig()
     assert stage_key(x, above, corpus, cfg) == stage_key(x, occurrences_from_lists(lists), corpus, cfg)
-    assert stage_key(x, above, corpus, cfg) != stage_key(x, extract_occurrences(texts[::-1], tags[::-1]), corpus, cfg)
+    reversed_phrases = extract_occurrences(texts[::-1], tags[::-1], extract_phrases)
+    assert stage_key(x, above, corpus, cfg) != stage_key(x, reversed_phrases, corpus, cfg)
 
 
 def test_a_fit_past_the_threshold_is_the_fit_of_the_lists():
