@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import threading
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         background.paste(im, mask=im.getchannel("A"))
         return background
     return im.convert("RGB")
+
+
+def draft_request(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size to ask a JPEG's ``draft`` for so that it decodes at the smallest DCT scale (1/2,
+    1/4, 1/8) that keeps the long side at least ``max_side``. Pillow reduces only while *both*
+    sides stay at least the request, so a square ``(max_side, max_side)`` request decodes a
+    1024 x 724 photo at full size; this asks for the photo's own aspect instead."""
+    long = max(width, height)
+    return math.ceil(max_side * width / long), math.ceil(max_side * height / long)
 
 
 def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -85,7 +95,7 @@ def load_image(source: str | Path | bytes, *, max_side: int | None = None, max_p
             if w * h > max_pixels or w <= 0 or h <= 0:
                 raise ImageError(f"image too large ({w}x{h} pixels, limit {max_pixels:,})")
             if max_side and im.format == "JPEG":
-                im.draft("RGB", (max_side, max_side))
+                im.draft("RGB", draft_request(w, h, max_side))
             # a large full-resolution decode (not a JPEG draft) costs hundreds of MB: one at a time
             # per process, so decoding threads never hold several at once
             large = w * h > LARGE_PIXELS and not (max_side and im.format == "JPEG")

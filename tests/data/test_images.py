@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data.images import ImageError, load_image
+from core.data.images import ImageError, draft_request, load_image
 
 
 def _bytes(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -55,6 +55,21 @@ def test_max_side_downscales(tmp_path):
     p = tmp_path / "big.jpg"
     Image.new("RGB", (1000, 500), (10, 20, 30)).save(p)
     assert max(load_image(p, max_side=100).size) == 100
+
+
+@pytest.mark.parametrize("size", [(1024, 724), (724, 1024), (4000, 3000), (2048, 1000), (1030, 515), (600, 300), (513, 9)])
+def test_jpeg_draft_keeps_the_long_side_and_reduces_non_square_photos(size):
+    """The draft decodes at the smallest DCT scale that keeps the long side >= max_side, whatever the
+    aspect (a square request left a 1024 x 724 photo at full size); the result is then reduced to it."""
+    w, h = size
+    im = Image.open(io.BytesIO(_bytes(Image.new("RGB", size, (90, 120, 150)), "JPEG")))
+    im.draft("RGB", draft_request(w, h, 512))
+    scale = w / im.size[0]
+    assert max(im.size) >= 512
+    assert scale == 8 or max(w, h) / (2 * scale) < 512  # one more halving would cut the long side below 512
+    assert max(load_image(_bytes(Image.new("RGB", size), "JPEG"), max_side=512).size) == min(512, max(w, h))
+    if size == (1024, 724):
+        assert im.size == (512, 362)
 
 
 @pytest.mark.parametrize(
