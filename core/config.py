@@ -50,7 +50,9 @@ class GeneratorConfig:
     #: above this many prototypes an IVF index is built shard by shard with its inverted lists on
     #: disk, from the fit on, saved that way and loaded memory-mapped (:mod:`core.phrases.index`);
     #: above this many phrases the fit also writes the prototypes shard by shard into a file it maps
-    #: (:mod:`core.phrases.generator`). By default every automatic IVF index: a generator of 1M
+    #: (:mod:`core.phrases.generator`); above this many phrase occurrences the fit reads the phrases
+    #: as Arrow columns, counting the vocabulary and building the incidence there
+    #: (:mod:`core.phrases.occurrences`). By default every automatic IVF index: a generator of 1M
     #: prototypes loads and answers its first search in about 1 s, against 52 s to rebuild the index
     #: in memory at each load (0.13 GiB per million prototypes), and searches in 0.26 ms per image
     #: against 0.18 (``docs/results.md`` B8). ``None``: everything in memory, the index built at

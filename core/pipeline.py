@@ -34,6 +34,7 @@ from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, embed_images
 from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
 from core.metrics import evaluate_models
+from core.phrases.occurrences import extract_fit_phrases
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
@@ -139,7 +140,9 @@ def phrase_stage(source: PhraseSource, feats: Features, cfg: FitConfig, backbone
     inputs = PhraseFitInputs(
         features=feats.visual,
         generator_input=feats.generator_input,
-        phrase_lists=[extract_phrases(tx, tg) for tx, tg in zip(items["text"], items["tags"])],
+        phrase_lists=extract_fit_phrases(
+            items["text"].tolist(), items["tags"].tolist(), cfg.generator.on_disk_above, extract_phrases
+        ),
         train=items["split"].to_numpy() != "test",
         items=items,
         digests=feats.digests,
@@ -421,7 +424,7 @@ def _write(
             "meta_columns": ds.meta_columns,
         },
         "labels": targets.names,
-        "phrases": list(phrases.phrases) if source.stores_phrases else None,
+        **source.manifest_phrases(phrases.phrases),
         "n_phrases": len(phrases.phrases),
         "map_prototypes": _map_counts(maps, phrases),
         "metrics": metrics,

@@ -349,9 +349,16 @@ class Workspace:
 
     @property
     def phrases(self) -> Sequence[str]:
-        """The phrase texts that ``phrase_ids`` index (a generator's are read from its file where indexed)."""
+        """The phrase texts that ``phrase_ids`` index (a generator's are read from its file where indexed;
+        ``corpus+imagenet``: the vocabulary's, then the manifest's ``extra_phrases``, or, fitted before
+        those, every phrase listed in ``phrases``)."""
         if self.manifest.get("phrases"):
-            return list(self.manifest["phrases"])
+            return self._once("_phrases", lambda: list(self.manifest["phrases"]))  # type: ignore[return-value]
+        if self.manifest.get("extra_phrases"):
+            from core.phrases.combined import ChainedPhrases
+
+            vocab, extra = self.generator.vocab.phrases, self.manifest["extra_phrases"]
+            return self._once("_phrases", lambda: ChainedPhrases(vocab, extra))  # type: ignore[return-value]
         return self.generator.vocab.phrases
 
     # --- typed per-image arrays -----------------------------------------------------------

@@ -127,3 +127,14 @@ def test_combined_phrase_sources(small_dataset, cache_dir, tmp_path):
     row = int(np.flatnonzero(ws.items["is_test"])[0])
     (pred,) = ws.predict([ws.items.at[row, "path"]])
     assert [p for p, _ in pred.phrases] == [p for p, _ in ws.item_phrases(row)]
+    # the manifest lists only the ImageNet phrases: the vocabulary's are in the generator's file
+    every = [*ws.generator.vocab.phrases, *imagenet_phrases()]
+    assert ws.manifest["phrases"] is None and ws.manifest["extra_phrases"] == imagenet_phrases()
+    assert ws.phrases == every and ws.phrases[n_corpus] == every[n_corpus] and ws.phrases[-1] == every[-1]
+    # a workspace fitted before listed every phrase in ``phrases``: it still opens, with the same phrases
+    manifest = json.loads((ws.path / "manifest.json").read_text())
+    manifest["phrases"] = every
+    del manifest["extra_phrases"]
+    (ws.path / "manifest.json").write_text(json.dumps(manifest))
+    old = open_workspace(ws.path)
+    assert old.phrases == every and old.item_phrases(row) == ws.item_phrases(row)

@@ -1,7 +1,8 @@
 """Phrase generation: image -> web-query-like phrases (paper §3.2).
 
 Submodules: :mod:`~core.phrases.vocab` (what counts as a phrase; the vocabulary's file is
-:mod:`~core.phrases.vocab_file`), :mod:`~core.phrases.generator`
+:mod:`~core.phrases.vocab_file`; a fit's phrases past memory are Arrow columns,
+:mod:`~core.phrases.occurrences`), :mod:`~core.phrases.generator`
 (the generator, torch), :mod:`~core.phrases.index` (faiss prototype index),
 :mod:`~core.phrases.crossfit` (leak-free phrases for training rows), :mod:`~core.phrases.imagenet`
 and :mod:`~core.phrases.combined` (the ImageNet source, alone or beside the corpus), and

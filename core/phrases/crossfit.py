@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.phrases.generator import GeneratorConfig, PhraseGenerator, fit_phrase_generator
+from core.phrases.occurrences import PhraseOccurrences, fit_input
 from core.phrases.vocab import PhraseVocabulary
 from core.progress import ProgressFn, silent
 
@@ -41,9 +42,14 @@ def apply_generator(gen: PhraseGenerator, features: np.ndarray, k: int) -> tuple
     return emb, ids, scores
 
 
+def _rows(phrases: list[list[str]] | PhraseOccurrences, rows: np.ndarray) -> list[list[str]] | PhraseOccurrences:
+    """The phrases of ``rows`` (increasing), in that order."""
+    return phrases.take(rows) if isinstance(phrases, PhraseOccurrences) else [phrases[i] for i in rows]
+
+
 def crossfit_phrases(
     features: np.ndarray,
-    phrase_lists: list[list[str]],
+    phrase_lists: list[list[str]] | PhraseOccurrences,
     corpus: np.ndarray,
     config: GeneratorConfig,
     *,
@@ -56,7 +62,9 @@ def crossfit_phrases(
 
     Args:
         features: (N, D) features of every row.
-        phrase_lists: phrases of every row (used only where ``corpus`` is true).
+        phrase_lists: phrases of every row (used only where ``corpus`` is true), or their
+            :class:`~core.phrases.occurrences.PhraseOccurrences` (the corpus's and each fold's are
+            then taken in Arrow; lists past ``config.on_disk_above`` phrases are converted to it).
         corpus: (N,) bool, rows whose text trains the generator (never test rows).
         config: generator hyper-parameters.
         n_folds: folds for cross-fitting (``<= 1`` disables it: training rows then see
@@ -69,7 +77,8 @@ def crossfit_phrases(
         The full generator and the per-row outputs.
     """
     corpus_idx = np.flatnonzero(corpus)
-    corpus_lists = [phrase_lists[i] for i in corpus_idx]
+    phrase_lists = fit_input(phrase_lists, config.on_disk_above)
+    corpus_lists = _rows(phrase_lists, corpus_idx)
     vocab = PhraseVocabulary.build(corpus_lists, min_images_softmax=config.min_images_softmax, max_df=config.max_df)
     full = fit_phrase_generator(
         features[corpus_idx],
@@ -91,7 +100,7 @@ def crossfit_phrases(
             kept = corpus_idx[assignment != f]
             gen = fit_phrase_generator(
                 features[kept],
-                [phrase_lists[i] for i in kept],
+                _rows(phrase_lists, kept),
                 config,
                 vocab=vocab,
                 backbone=backbone,

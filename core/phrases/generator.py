@@ -36,6 +36,7 @@ from scipy import sparse
 
 from core.config import GeneratorConfig
 from core.phrases.index import INDEX_FILE, LISTS_FILE, SHARD, PhraseIndex, build_on_disk, on_disk, read_on_disk
+from core.phrases.occurrences import PhraseOccurrences, fit_input
 from core.phrases.vocab import PhraseVocabulary
 from core.progress import ProgressFn, silent
 from core.safetensors_mmap import Streamed, load_mmap, save_streamed
@@ -283,7 +284,7 @@ def compute_prototypes(
 
 def fit_phrase_generator(
     features: np.ndarray,
-    phrase_lists: list[list[str]],
+    phrase_lists: list[list[str]] | PhraseOccurrences,
     config: GeneratorConfig | None = None,
     *,
     vocab: PhraseVocabulary | None = None,
@@ -295,7 +296,9 @@ def fit_phrase_generator(
 
     Args:
         features: (N, D) backbone features of the corpus images.
-        phrase_lists: the phrases of each image (see :func:`core.phrases.extract_phrases`).
+        phrase_lists: the phrases of each image (see :func:`core.phrases.extract_phrases`), or
+            :class:`~core.phrases.occurrences.PhraseOccurrences`; lists of more than
+            ``config.on_disk_above`` phrases are converted to it (:func:`~core.phrases.occurrences.fit_input`).
         config: hyper-parameters.
         vocab: a fixed vocabulary to use (phrase ids stay comparable across generators, as in
             cross-fitting); by default it is built from ``phrase_lists``.
@@ -304,6 +307,7 @@ def fit_phrase_generator(
         stage: the progress stage name.
     """
     cfg = config or GeneratorConfig()
+    phrase_lists = fit_input(phrase_lists, cfg.on_disk_above)
     if vocab is None:
         vocab = PhraseVocabulary.build(phrase_lists, min_images_softmax=cfg.min_images_softmax, max_df=cfg.max_df)
     inc = vocab.incidence(phrase_lists)

@@ -24,8 +24,9 @@ import pandas as pd
 from core.config import PHRASE_SOURCES, FitConfig
 from core.data.manifest import DatasetIssue
 from core.forward import generator_input_name
-from core.phrases.combined import COMBINED, combine_outputs
+from core.phrases.combined import COMBINED, ChainedPhrases, combine_outputs
 from core.phrases.imagenet import imagenet_phrases, imagenet_top_phrases
+from core.phrases.occurrences import PhraseOccurrences, has_phrases
 from core.progress import ProgressFn
 
 
@@ -36,7 +37,8 @@ class PhraseFitInputs:
     Attributes:
         features: (N, D) the classifier backbone's features.
         generator_input: (N, D') what a phrase generator reads (:func:`core.forward.generator_input`).
-        phrase_lists: each row's phrases from its text and tags.
+        phrase_lists: each row's phrases from its text and tags (Arrow columns past
+            ``GeneratorConfig.on_disk_above`` phrases: :func:`core.phrases.occurrences.extract_fit_phrases`).
         train: (N,) bool, rows whose text may train a generator (never test rows).
         items: the rows (``row``, ``item``, ``split`` columns are read).
         digests: SHA-1 of each image file (to detect captions a saved generator has seen).
@@ -45,7 +47,7 @@ class PhraseFitInputs:
 
     features: np.ndarray
     generator_input: np.ndarray
-    phrase_lists: list[list[str]]
+    phrase_lists: list[list[str]] | PhraseOccurrences
     train: np.ndarray
     items: pd.DataFrame
     digests: list[bytes | None]
@@ -99,6 +101,11 @@ class PhraseSource:
         """Whether the manifest must list the phrases (they are not all in the generator's vocabulary)."""
         return not self.has_generator or self.uses_imagenet_head
 
+    def manifest_phrases(self, phrases: Sequence[str]) -> dict[str, list[str] | None]:
+        """The manifest's entries for the fit's phrase texts: ``phrases``, listed where
+        :attr:`stores_phrases` (the generator's vocabulary is in its own file)."""
+        return {"phrases": list(phrases) if self.stores_phrases else None}
+
     def check(self, cfg: FitConfig, has_imagenet_head: bool) -> None:
         """Raise ``ValueError`` if ``cfg`` cannot use this source."""
         if self.uses_imagenet_head and not has_imagenet_head:
@@ -125,7 +132,7 @@ class CorpusSource(PhraseSource):
         from core.phrases.crossfit import crossfit_phrases
         from core.phrases.stage_cache import cached_stage, stage_key
 
-        corpus = x.train & np.array([bool(p) for p in x.phrase_lists])
+        corpus = x.train & has_phrases(x.phrase_lists)
         name = generator_input_name(cfg.backbone, cfg.generator_backbone)
         key = stage_key(x.generator_input, x.phrase_lists, corpus, cfg.generator, n_folds=cfg.n_folds, k=x.k, backbone=name)
         generator, outs = cached_stage(  # a resumed (or repeated) fit reuses a finished phrase-generator stage
@@ -185,8 +192,12 @@ class CombinedSource(CorpusSource):
         half = x.k // 2
         inet = imagenet_top_phrases(backbone.imagenet_logits(x.features), half)
         out.ids, out.scores = combine_outputs((out.ids, out.scores), inet, len(out.phrases), half)
-        out.phrases = [*out.phrases, *imagenet_phrases()]
+        out.phrases = ChainedPhrases(out.phrases, imagenet_phrases())  # the vocabulary not copied
         return out
+
+    def manifest_phrases(self, phrases: Sequence[str]) -> dict[str, list[str] | None]:
+        """Only the ImageNet phrases (``extra_phrases``): the vocabulary's are in the generator's file."""
+        return {"phrases": None, "extra_phrases": list(phrases.extra)}
 
     def apply(self, generator, backbone, features, generator_in, k):
         emb, ids, scores = super().apply(generator, backbone, features, generator_in, k)

@@ -20,17 +20,26 @@ from safetensors.numpy import load_file, save_file
 
 from core.phrases.crossfit import PhraseOutputs
 from core.phrases.generator import GeneratorConfig, PhraseGenerator
+from core.phrases.occurrences import PhraseOccurrences
 
 FOLDER = "phrase_stage"
 
 
 def stage_key(
-    features: np.ndarray, phrase_lists: list[list[str]], corpus: np.ndarray, config: GeneratorConfig, **settings: object
+    features: np.ndarray,
+    phrase_lists: list[list[str]] | PhraseOccurrences,
+    corpus: np.ndarray,
+    config: GeneratorConfig,
+    **settings: object,
 ) -> str:
-    """SHA-1 of the stage's inputs (features, phrases, corpus rows, config and ``settings``)."""
+    """SHA-1 of the stage's inputs (features, phrases, corpus rows, config and ``settings``);
+    :class:`~core.phrases.occurrences.PhraseOccurrences` are hashed by their Arrow buffers."""
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(features, dtype=np.float32).tobytes())
     h.update(np.ascontiguousarray(corpus, dtype=bool).tobytes())
+    if isinstance(phrase_lists, PhraseOccurrences):
+        h.update(phrase_lists.digest())
+        phrase_lists = "arrow"
     h.update(json.dumps([phrase_lists, asdict(config), settings], sort_keys=True, default=str).encode())
     return h.hexdigest()
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.phrases.vocab import normalize
-from core.phrases.vocab_file import PhraseColumn
 
 #: ASCII phrases that ``normalize`` leaves unchanged (its token pattern, restricted to ASCII).
 _ASCII_WORD = "[a-z0-9]+(?:['-][a-z0-9]+)*"
@@ -38,10 +37,8 @@ class PhraseFilter:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if isinstance(phrases, PhraseColumn):
-            self.array = phrases.array
-        else:
-            self.array = pa.array(list(phrases), type=pa.large_string())
+        array = getattr(phrases, "array", None)  # a vocabulary's column, or ChainedPhrases' (Arrow, not Python strings)
+        self.array = array if isinstance(array, pa.Array) else pa.array(list(phrases), type=pa.large_string())
         plain = pc.match_substring_regex(self.array, PLAIN).to_numpy(zero_copy_only=False)
         self.other_ids = np.flatnonzero(~plain)
         self.other = pa.array(

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from core.phrases.occurrences import PhraseOccurrences, count_vocabulary, incidence_matrix
 from core.phrases.vocab_file import MAGIC, PhraseColumn, PhraseLookup, read_vocab_file, write_vocab_file
 
 STOP_WORDS = frozenset(
@@ -303,9 +304,10 @@ def noise_kind(phrase: str) -> str | None:
 class PhraseVocabulary:
     """Phrases with their image counts; ``softmax`` marks the generator's softmax classes.
 
-    ``phrases`` is a list for a vocabulary built in memory, a :class:`~core.phrases.vocab_file.PhraseColumn`
-    for a loaded one (read from its memory-mapped file where indexed). ``index`` (phrase -> id) is
-    built on first use: a dict in memory, a binary search over the file's sorted order when loaded.
+    ``phrases`` is a list for a vocabulary built from lists, a :class:`~core.phrases.vocab_file.PhraseColumn`
+    for a loaded one (read from its memory-mapped file where indexed) or one counted from
+    :class:`~core.phrases.occurrences.PhraseOccurrences` (an Arrow column in memory). ``index``
+    (phrase -> id) is built on first use: a dict for a list, else a binary search over the sorted order.
     """
 
     phrases: Sequence[str]
@@ -344,25 +346,34 @@ class PhraseVocabulary:
     @classmethod
     def build(
         cls,
-        phrase_lists: list[list[str]],
+        phrase_lists: list[list[str]] | PhraseOccurrences,
         *,
         min_images_softmax: int = 3,
         max_softmax: int = 1_000_000,
         max_df: float = 0.2,
     ) -> PhraseVocabulary:
-        """Vocabulary of every phrase of ``phrase_lists`` (one list per image)."""
-        df = Counter(p for lst in phrase_lists for p in set(lst))
-        n = max(len(phrase_lists), 1)
-        limit = max(max_df * n, 3)
-        kept = sorted((p for p, c in df.items() if c <= limit), key=lambda p: (-df[p], p))
-        counts = np.array([df[p] for p in kept], dtype=np.int64)
+        """Vocabulary of every phrase of ``phrase_lists`` (one list per image), or of
+        :class:`~core.phrases.occurrences.PhraseOccurrences` (counted in Arrow: the same vocabulary,
+        its phrases an Arrow column)."""
+        if isinstance(phrase_lists, PhraseOccurrences):
+            kept, counts = count_vocabulary(phrase_lists, max_df=max_df)
+        else:
+            df = Counter(p for lst in phrase_lists for p in set(lst))
+            n = max(len(phrase_lists), 1)
+            limit = max(max_df * n, 3)
+            kept = sorted((p for p, c in df.items() if c <= limit), key=lambda p: (-df[p], p))
+            counts = np.array([df[p] for p in kept], dtype=np.int64)
         softmax = counts >= min_images_softmax
         if softmax.sum() > max_softmax:
             softmax[np.flatnonzero(softmax)[max_softmax:]] = False
         return cls(kept, counts, softmax)
 
-    def incidence(self, phrase_lists: list[list[str]]) -> sparse.csr_matrix:
+    def incidence(self, phrase_lists: list[list[str]] | PhraseOccurrences) -> sparse.csr_matrix:
         """(images x phrases) 0/1 matrix of the phrases each image carries (unknown ones ignored)."""
+        if isinstance(phrase_lists, PhraseOccurrences):  # one Arrow hash join: no Python string per occurrence
+            column = self.phrases if isinstance(self.phrases, PhraseColumn) else PhraseColumn.of(self.phrases)
+            cols = column.ids_of(phrase_lists.table.column("phrase"), dtype=np.int32)
+            return incidence_matrix(phrase_lists.rows(), cols, (len(phrase_lists), len(self)))
         lengths = np.array([len(lst) for lst in phrase_lists], dtype=np.int64)
         cols = self.ids_of([p for lst in phrase_lists for p in lst])
         rows = np.repeat(np.arange(len(phrase_lists)), lengths)

@@ -71,13 +71,29 @@ class PhraseColumn(Sequence[str]):
         """The phrases of ``ids``, in that order."""
         return self.array.take(np.asarray(ids, dtype=np.int64)).to_pylist()
 
-    def ids_of(self, phrases: list[str]) -> np.ndarray:
-        """Each phrase's id, -1 where it is not in the vocabulary (one hash join in Arrow)."""
+    @classmethod
+    def of(cls, phrases: Sequence[str]) -> PhraseColumn:
+        """A column of phrases held in memory (what :func:`write_vocab_file` would write)."""
         pa = _pyarrow()
         import pyarrow.compute as pc
 
-        found = pc.index_in(pa.array(phrases, type=pa.large_string()), value_set=self.array)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        array = pa.array(list(phrases), type=pa.large_string())
+        return cls(array, pc.sort_indices(array).to_numpy())
+
+    def ids_of(self, phrases, dtype: type = np.int64) -> np.ndarray:
+        """Each phrase's id, -1 where it is not in the vocabulary (one hash join in Arrow).
+
+        Args:
+            phrases: a list of strings, or an Arrow string (chunked) array (never made Python strings).
+            dtype: the ids' integer type (``np.int32`` holds any vocabulary of fewer than 2**31 phrases).
+        """
+        pa = _pyarrow()
+        import pyarrow.compute as pc
+
+        if isinstance(phrases, list):
+            phrases = pa.array(phrases, type=pa.large_string())
+        found = pc.index_in(phrases, value_set=self.array)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
 class PhraseLookup(Mapping[str, int]):
@@ -119,10 +135,9 @@ def write_vocab_file(path: Path, phrases: Sequence[str], counts: np.ndarray, sof
     """Write a vocabulary as the Arrow file described in the module docstring (``path`` replaced
     by renaming a finished ``.partial`` file: a loaded vocabulary may be mapping the old one)."""
     pa = _pyarrow()
-    import pyarrow.compute as pc
 
-    array = phrases.array if isinstance(phrases, PhraseColumn) else pa.array(list(phrases), type=pa.large_string())
-    order = phrases.order if isinstance(phrases, PhraseColumn) else pc.sort_indices(array).to_numpy()
+    column = phrases if isinstance(phrases, PhraseColumn) else PhraseColumn.of(phrases)
+    array, order = column.array, column.order
     table = pa.table(
         {
             "phrase": array,
