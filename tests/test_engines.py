@@ -118,3 +118,31 @@ def test_collection_paths_reads_manifests_and_image_folders(tmp_path):
     assert collection_paths(tmp_path / "imgs") == [str(tmp_path / "imgs" / "b.webp"), str(tmp_path / "imgs" / "sub" / "a.webp")]
     with pytest.raises(FileNotFoundError):
         collection_paths(tmp_path / "missing")
+
+
+class _Cluster:
+    """What `plan_actors` reads of a Ray cluster: its resources and its nodes."""
+
+    def __init__(self, gpus: int, nodes: int, cpus_per_node: float) -> None:
+        self.gpus, self.n, self.cpus = gpus, nodes, cpus_per_node
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": self.n * self.cpus, **({"GPU": float(self.gpus)} if self.gpus else {})}
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": self.cpus}} for _ in range(self.n)]
+
+
+def test_actor_plan_uses_one_gpu_per_actor_where_the_cluster_has_gpus(monkeypatch):
+    import core.engines as engines
+
+    monkeypatch.setattr(engines, "import_ray", lambda: _Cluster(gpus=8, nodes=2, cpus_per_node=32))
+    plan = engines.plan_actors(None, "auto")
+    assert (plan.workers, plan.device, plan.num_gpus) == (8, "cuda", 1.0)
+    cpu = engines.plan_actors(None, "cpu")  # a GPU cluster told to use its CPUs: one actor per node, cores shared
+    assert (cpu.workers, cpu.device, cpu.num_gpus) == (2, "cpu", 0.0) and cpu.num_cpus == 32 - engines.DECODE_CPUS
+    monkeypatch.setattr(engines, "import_ray", lambda: _Cluster(gpus=0, nodes=1, cpus_per_node=16))
+    two = engines.plan_actors(2, "auto")
+    assert (two.workers, two.device, two.threads) == (2, "cpu", 8) and two.num_cpus == (16 - engines.DECODE_CPUS) / 2
+    with pytest.raises(RuntimeError, match="no GPU"):
+        engines.plan_actors(None, "cuda")
