@@ -320,13 +320,11 @@ def cuda_rows(b: Bench) -> None:
             add("torch", label, "local", 1, "backbone", rate, feats[:n], device="cuda", batch=batch, n_timed=len(tiled))
     bb.cuda_dtype = torch.float16
     half = copy.deepcopy(bb.module).half()
-    mean = torch.tensor(bb.info.mean, device="cuda").view(1, 3, 1, 1)
-    std = torch.tensor(bb.info.std, device="cuda").view(1, 3, 1, 1)
 
     @torch.inference_mode()
     def half_forward(px: np.ndarray) -> np.ndarray:  # a candidate: fp16 weights, no autocast
         x = torch.from_numpy(px).to("cuda").permute(0, 3, 1, 2).float() / 255.0
-        x = ((x - mean) / std).half().contiguous(memory_format=torch.channels_last)
+        x = ((x - bb._mean) / bb._std).half().contiguous(memory_format=torch.channels_last)
         return bb._features(half, x).float().cpu().numpy()
 
     rate, feats = cuda_forward_rate(half_forward, tiled, 1024, args.repeats)

@@ -96,6 +96,9 @@ class Backbone:
         if device.startswith("cuda"):
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
             self.module = self.module.to(memory_format=torch.channels_last)
+            # uint8 pixels are normalised on the device with these (made once, not per batch)
+            self._mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1)
+            self._std = torch.tensor(info.std, device=device).view(1, 3, 1, 1)
 
     def export_module(self) -> torch.nn.Module:
         """A clean CPU copy of the feature extractor for export: evaluation mode, and no parameter
@@ -154,9 +157,7 @@ class Backbone:
         if not on_cuda:
             return self._features(self.module, x).float().cpu().numpy()
         if x.dtype == torch.uint8:  # normalise on the GPU: a quarter of the bytes cross the bus
-            mean = torch.tensor(self.info.mean, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.info.std, device=x.device).view(1, 3, 1, 1)
-            x = (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+            x = (x.permute(0, 3, 1, 2).float() / 255.0 - self._mean) / self._std
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=self.cuda_dtype or torch.float32, enabled=self.cuda_dtype is not None):
             f = self._features(self.module, x)
