@@ -403,13 +403,14 @@ def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool, m
 
 def caption_targets(
     captions: CaptionLabels | None, fit_idx: np.ndarray, models: tuple[str, ...]
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per caption model, ``(targets of every row, rows to train on)``: the human-labelled rows plus
-    the caption-labelled ones (for :func:`core.training.train_classifiers`); empty without captions."""
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per caption model, ``(targets of every row, rows to train on, every row's confidence)``: the
+    human-labelled rows plus the caption-labelled ones, and the caption classifier's confidence (for
+    :func:`core.training.train_classifiers`'s loss weights); empty without captions."""
     if captions is None:
         return {}
     rows = np.union1d(fit_idx, np.flatnonzero(captions.caption))
-    return {m: (captions.targets, rows) for m in models}
+    return {m: (captions.targets, rows, captions.confidence) for m in models}
 
 
 def caption_label_column(captions: CaptionLabels | None, names: list[str], n: int) -> list[list[str] | None]:
