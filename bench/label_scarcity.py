@@ -310,6 +310,35 @@ def before_after(before: list[dict], after: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired(before: list[dict], after: list[dict], full: list[dict]) -> str:
+    """Markdown: per set and label fraction below 100%, the paired differences (after − before, same
+    seeds: same label draws, generator fits and classifier seeds) of the two caption models, and the
+    share of the labelling gap closed before → after (``baseline`` at 100% from the runs of ``full``)."""
+    old = {(r["dataset"], r["fraction"], r["seed"]): r for r in before}
+    lines = [
+        "| set | labels | seeds | baseline + captions: after − before | multimodal + captions: after − before "
+        "| multimodal + captions: before → after | gap closed: before → after |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in sorted({r["dataset"] for r in after}):
+        top = [r["metrics"]["baseline"]["top1"] for r in full if r["dataset"] == name and r["fraction"] >= 1.0]
+        for frac in sorted({r["fraction"] for r in after if r["dataset"] == name and r["fraction"] < 1.0}):
+            sel = [r for r in after if r["dataset"] == name and r["fraction"] == frac]
+            pairs = [(old[k], r) for r in sel if (k := (name, frac, r["seed"])) in old]
+            if not pairs:
+                continue
+            top1 = {m: [[p[i]["metrics"][m]["top1"] for p in pairs] for i in (0, 1)] for m in (*CAPTION_MODELS, "baseline")}
+            diff = {m: ci95(list(np.subtract(top1[m][1], top1[m][0]))) for m in CAPTION_MODELS}
+            mmc = [np.mean(v) for v in top1["multimodal_captions"]]
+            base = float(np.mean(top1["baseline"][1]))
+            gap = " → ".join(f"{100 * (v - base) / (np.mean(top) - base):.0f}%" for v in mmc) if top else ""
+            cells = " | ".join(f"{100 * d[0]:+.1f} ± {100 * d[1]:.1f}" for d in diff.values())
+            lines.append(
+                f"| {name} | {100 * frac:.0f}% | {len(pairs)} | {cells} | {100 * mmc[0]:.1f} → {100 * mmc[1]:.1f} | {gap} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("datasets", nargs="*")
@@ -338,6 +367,12 @@ def main() -> None:
     ap.add_argument("--merge", nargs="*", default=[], help="add the runs of these result files (parallel runs) to --out")
     ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown (docs/results.md)")
     ap.add_argument("--before", default=None, help="with --markdown: also a before/after table against this result file")
+    ap.add_argument(
+        "--paired",
+        default=None,
+        help="with --summary: also the paired differences of the caption models against this result file (same seeds)",
+    )
+    ap.add_argument("--full", nargs="*", default=[], help="with --paired: result files with the 100%% runs (gap closed)")
     args = ap.parse_args()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {"split": "each dataset's own split column", "runs": []}
@@ -392,6 +427,11 @@ def main() -> None:
         if args.before:
             print()
             print(before_after(summarise(json.loads(Path(args.before).read_text())["runs"]), result["summary"]))
+    if args.paired:
+        before = json.loads(Path(args.paired).read_text())["runs"]
+        full = [r for f in args.full for r in json.loads(Path(f).read_text())["runs"]] + before + result["runs"]
+        print()
+        print(paired(before, result["runs"], full))
 
 
 if __name__ == "__main__":
