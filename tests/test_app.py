@@ -39,6 +39,7 @@ def test_home_gallery_filter_changes_the_view(app):
     assert [c.value for c in app.caption] != before
 
 
+@pytest.mark.slow  # a whole fit of the demo subset, twice (10% and all labels): ~50 s
 def test_demo_is_fitted_in_a_background_job_on_first_run(small_dataset, cache_dir, tmp_path, monkeypatch):
     import os
     import signal

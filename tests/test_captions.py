@@ -33,7 +33,7 @@ from core.progress import silent
 from core.training import label_targets, row_weights, scarce_labels, train_classifiers
 from core.workspace import open_workspace
 from tests.conftest import DEMO, demo_rows, quick_fit
-from tests.test_cli import run
+from tests.test_cli import run_here
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +89,13 @@ def test_human_label_overrides_caption_label_on_retrain(caption_ws, tmp_path):
 
 
 def test_caption_models_in_evaluate_and_predict_json(caption_ws):
-    r = run("evaluate", "--workspace", str(caption_ws.path), "--json")
+    r = run_here("evaluate", "--workspace", str(caption_ws.path), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert set(d) == {"baseline", "multimodal", "text_only", "zeroshot", *CAPTION_MODELS, "n_test"}
     assert set(d["multimodal_captions"]) == {"top1", "top5", "macro_f1"}
     img = next(row["image"] for row in demo_rows() if row["label"] == "animals/birds")
-    r = run("predict", "--workspace", str(caption_ws.path), str(DEMO / img), "--json")
+    r = run_here("predict", "--workspace", str(caption_ws.path), str(DEMO / img), "--json")
     assert r.returncode == 0, r.stderr
     (p,) = json.loads(r.stdout)
     assert set(CAPTION_MODELS) <= set(p) and {"label", "prob"} == set(p["multimodal_captions"][0])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -8,7 +10,22 @@ from tests.conftest import DEMO, ROOT, demo_rows
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
+    """``python -m core ARGS`` in a new process: the entry point itself, exit codes included."""
     return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def run_here(*args: str) -> subprocess.CompletedProcess:
+    """The same command line through :func:`core.cli.main` in this process: the same code and output,
+    without a new process importing torch and the text encoder again (about 5 s a call here)."""
+    from core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's errors and --help
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
 
 
 def test_help_on_every_command():
@@ -18,7 +35,7 @@ def test_help_on_every_command():
 
 
 def test_evaluate_json_keys(fitted_workspace):
-    r = run("evaluate", "--workspace", str(fitted_workspace), "--json")
+    r = run_here("evaluate", "--workspace", str(fitted_workspace), "--json")
     d = json.loads(r.stdout)
     assert set(d) == {"baseline", "multimodal", "text_only", "zeroshot", "n_test"}
     assert set(d["baseline"]) == {"top1", "top5", "macro_f1"} and d["n_test"] > 0
@@ -26,7 +43,7 @@ def test_evaluate_json_keys(fitted_workspace):
 
 def test_predict_json_schema(fitted_workspace):
     img = next(r["image"] for r in demo_rows() if r["label"] == "animals/birds")
-    r = run("predict", "--workspace", str(fitted_workspace), str(DEMO / img), "--json")
+    r = run_here("predict", "--workspace", str(fitted_workspace), str(DEMO / img), "--json")
     assert r.returncode == 0, r.stderr
     (d,) = json.loads(r.stdout)
     assert set(d) >= {"image", "phrases", "baseline", "multimodal"}
@@ -37,13 +54,15 @@ def test_predict_json_schema(fitted_workspace):
 
 def test_zeroshot_with_typed_labels(fitted_workspace):
     img = next(r["image"] for r in demo_rows() if r["label"] == "food/fruit")
-    r = run(
+    r = run_here(
         "zeroshot", "--workspace", str(fitted_workspace), "--labels", "fruit|apple,bird,music,truck", str(DEMO / img), "--json"
     )
     assert r.returncode == 0, r.stderr
     (d,) = json.loads(r.stdout)
     assert {x["label"] for x in d["labels"]} == {"fruit", "bird", "music", "truck"}
-    r = run("zeroshot", "--workspace", str(fitted_workspace), "--labels", "birds,fruit,music,vehicles,flowers,weapons", "--json")
+    r = run_here(
+        "zeroshot", "--workspace", str(fitted_workspace), "--labels", "birds,fruit,music,vehicles,flowers,weapons", "--json"
+    )
     d = json.loads(r.stdout)
     assert d["n_scored"] > 0 and d["top1"] > 1 / 6
 

@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 SECONDS = 20
 
 
+@pytest.mark.slow  # SECONDS of fuzzing
 def test_decoders_survive_fuzzing(tmp_path):
     pytest.importorskip("atheris", reason="atheris is not installed (pip install -r requirements-dev.txt)")
     target = ROOT / "tests" / "fuzz" / "fuzz_decoders.py"

@@ -41,7 +41,7 @@ def _fresh_oof(path, source: str, current: list[list[str]]) -> np.ndarray:
     return out_of_fold(open_workspace(path), source, current=current)
 
 
-@pytest.mark.parametrize("source", ["linear", "product"])
+@pytest.mark.parametrize("source", ["linear", pytest.param("product", marks=pytest.mark.slow)])  # a retrain each: ~20 s
 def test_queue_matches_fresh_out_of_fold_after_label_changes_and_retrain(ws_copy, source):
     ws = ws_copy
     store = open_label_store(ws)
