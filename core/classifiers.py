@@ -49,10 +49,6 @@ class ClassifierConfig:
     standardisation and fine-tune (:meth:`Classifier.fit_from`), stopping after ``warm_patience``
     checks without a better validation loss, after ``warm_max_epochs`` checks at most. Off by
     default: on the demo it cost ``multimodal_captions`` about 2 points (docs/results.md).
-    ``human_weight``: in the caption models, the loss weight of a human-labelled row relative to
-    a caption-labelled one (1: every row alike). ``caption_confidence_weight``: a caption-labelled
-    row's loss is weighted by the caption classifier's confidence in its (hard) label
-    (:func:`core.training.row_weights`). The validation loss is never weighted.
     """
 
     hidden_dim: int = 512
@@ -76,8 +72,6 @@ class ClassifierConfig:
     warm_start: bool = False
     warm_patience: int = 3
     warm_max_epochs: int = 60
-    human_weight: float = 1.0
-    caption_confidence_weight: bool = False
 
     def for_captions(self) -> ClassifierConfig:
         """The config of a caption model: ``caption_patience`` and ``caption_fused``."""
@@ -131,17 +125,10 @@ class Classifier:
         self.val_score = float("nan")
         self.holdout_net: torch.nn.Module | None = None  # trained without the validation rows (not saved)
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean cross-entropy (multi-label: binary, over every label); with ``weight``, each row's
-        loss (multi-label: its labels' mean) times its weight, averaged over the rows."""
-        f = torch.nn.functional
-        if weight is None:
-            return f.binary_cross_entropy_with_logits(logits, y) if self.multilabel else f.cross_entropy(logits, y)
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.multilabel:
-            per_row = f.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1)
-        else:
-            per_row = f.cross_entropy(logits, y, reduction="none")
-        return (per_row * weight).mean()
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        return torch.nn.functional.cross_entropy(logits, y)
 
     def _train(
         self,
@@ -152,7 +139,6 @@ class Classifier:
         drop_cols: np.ndarray | None = None,
         init: torch.nn.Module | None = None,
         patience: int | None = None,
-        weights: np.ndarray | None = None,
     ) -> tuple[torch.nn.Module, float, float]:
         """Train a net for ``epochs`` passes over ``x`` (fractional: a part of the last one).
 
@@ -161,8 +147,6 @@ class Classifier:
         checks without improvement (``epochs`` then caps the number of checks) and the best
         check's net, its epoch count (fractional) and its validation loss are returned.
         ``init``: a trained net to start from (a copy is trained) instead of a new one.
-        ``weights``: each row's loss weight (scaled to a mean of 1 over ``x``); the validation
-        loss is not weighted.
         """
         cfg = self.config
         patience = cfg.patience if patience is None else patience
@@ -179,7 +163,6 @@ class Classifier:
             xv = torch.from_numpy(val[0])
             yv = torch.from_numpy(val[1].astype(np.float32) if self.multilabel or y.ndim == 2 else val[1].astype(np.int64))
         drop = torch.from_numpy(drop_cols) if drop_cols is not None and cfg.modality_dropout > 0 else None
-        wt = None if weights is None else torch.from_numpy((weights / weights.mean()).astype(np.float32))
         best, best_step, best_state = float("inf"), 0, None
         step = 0
         while step < n_steps:
@@ -191,7 +174,7 @@ class Classifier:
                 if drop is not None:  # modality dropout: hide the non-visual blocks of some rows
                     hide = torch.rand(len(idx), 1) < cfg.modality_dropout
                     xb = torch.where(hide & drop, torch.zeros_like(xb), xb)
-                loss = self._loss(net(xb), yt[idx], None if wt is None else wt[idx])
+                loss = self._loss(net(xb), yt[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -232,7 +215,6 @@ class Classifier:
         blocks: tuple[int, ...] | None = None,
         val_mask: np.ndarray | None = None,
         visual_share: float | None = None,
-        weights: np.ndarray | None = None,
     ) -> Classifier:
         """Train on features ``x`` (N, D) and labels ``y``.
 
@@ -251,7 +233,6 @@ class Classifier:
             visual_share: a visual share chosen before (by the same architecture on other
                 targets: the caption models reuse their paper twin's), tried alone instead of
                 the ``cv`` search (with ``cv`` fusion only).
-            weights: (N,) loss weight of each row (:func:`core.training.row_weights`); None: all alike.
         """
         x = np.asarray(x, dtype=np.float32)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
@@ -274,36 +255,22 @@ class Classifier:
                 continue
             scale = self._block_scale(blocks, share) if share is not None else np.float32(1.0)
             val = (xs[val_mask] * scale, y[val_mask])
-            w = None if weights is None else weights[~val_mask]
-            net, epochs, loss = self._train(xs[~val_mask] * scale, y[~val_mask], cfg.max_epochs, val, drop_cols, weights=w)
+            net, epochs, loss = self._train(xs[~val_mask] * scale, y[~val_mask], cfg.max_epochs, val, drop_cols)
             tried.append((loss, max(epochs, 5), share, self._score(net, *val), net))
         _, self.best_epochs, self.visual_share, self.val_score, self.holdout_net = min(tried, key=lambda t: t[0])
-        self._refit(x, y, blocks, drop_cols, weights)
+        self._refit(x, y, blocks, drop_cols)
         return self
 
-    def _refit(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        blocks: tuple[int, ...] | None,
-        drop_cols: np.ndarray | None,
-        weights: np.ndarray | None = None,
-    ) -> None:
+    def _refit(self, x: np.ndarray, y: np.ndarray, blocks: tuple[int, ...] | None, drop_cols: np.ndarray | None) -> None:
         """Train the final net on every row of ``x`` with the chosen visual share and epoch count."""
         self.mean, self.std = x.mean(0), x.std(0) + 1e-6
         if self.visual_share is not None:
             self.std = self.std / self._block_scale(blocks, self.visual_share)
-        self.net, _, _ = self._train((x - self.mean) / self.std, y, self.best_epochs, None, drop_cols, weights=weights)
+        self.net, _, _ = self._train((x - self.mean) / self.std, y, self.best_epochs, None, drop_cols)
         self.net.eval()
 
     def fit_from(
-        self,
-        twin: Classifier,
-        x: np.ndarray,
-        y: np.ndarray,
-        val_mask: np.ndarray,
-        blocks: tuple[int, ...] | None = None,
-        weights: np.ndarray | None = None,
+        self, twin: Classifier, x: np.ndarray, y: np.ndarray, val_mask: np.ndarray, blocks: tuple[int, ...] | None = None
     ) -> Classifier:
         """Train on ``x``, ``y`` by fine-tuning ``twin``, a fitted classifier of the same input.
 
@@ -320,7 +287,6 @@ class Classifier:
             y: their targets.
             val_mask: the rows held out for early stopping.
             blocks: the modalities' widths (as given to the twin's :meth:`fit`).
-            weights: (N,) loss weight of each row (as :meth:`fit`).
         """
         if twin.net is None or twin.mean is None or twin.std is None:
             raise RuntimeError("the twin classifier is not fitted")
@@ -339,10 +305,9 @@ class Classifier:
                 drop_cols,
                 init=twin.holdout_net,
                 patience=cfg.warm_patience,
-                weights=None if weights is None else weights[~val_mask],
             )
             self.best_epochs, self.val_score = max(epochs, 5), self._score(net, *val)
-        self.net, _, _ = self._train(xs, y, self.best_epochs, None, drop_cols, init=twin.net, weights=weights)
+        self.net, _, _ = self._train(xs, y, self.best_epochs, None, drop_cols, init=twin.net)
         self.net.eval()
         return self
 

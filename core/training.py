@@ -61,25 +61,6 @@ def crossfit_folds(y: np.ndarray, n_folds: int, seed: int, multilabel: bool) -> 
     return out
 
 
-def row_weights(rows: np.ndarray, fit_idx: np.ndarray, confidence: np.ndarray, config: ClassifierConfig) -> np.ndarray | None:
-    """Loss weight of each training row of a caption model (None: all alike, the default).
-
-    A human-labelled row (in ``fit_idx``) weighs ``config.human_weight``; a caption-labelled one
-    1, or (``config.caption_confidence_weight``) the caption classifier's confidence in it.
-
-    Args:
-        rows: the model's training rows; ``fit_idx``: the human-labelled ones among them.
-        confidence: every row's caption-label confidence (:attr:`core.captions.CaptionLabels.confidence`).
-        config: the classifier settings.
-    """
-    if config.human_weight == 1.0 and not config.caption_confidence_weight:
-        return None
-    if config.human_weight <= 0:
-        raise ValueError(f"human_weight must be positive, got {config.human_weight}")
-    caption = confidence[rows] if config.caption_confidence_weight else np.ones(len(rows))
-    return np.where(np.isin(rows, fit_idx), config.human_weight, caption).astype(np.float32)
-
-
 @dataclass
 class TrainedModels:
     """What :func:`train_classifiers` returns.
@@ -114,7 +95,7 @@ def train_classifiers(
     folder: Path | None,
     progress: ProgressFn,
     *,
-    targets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    targets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     blocks: dict[str, tuple[int, ...] | None] | None = None,
     crossfit: tuple[str, ...] = (),
     twins: dict[str, str] | None = None,
@@ -128,9 +109,8 @@ def train_classifiers(
     Args:
         inputs: each model's input, every row.
         y_all: every row's human target; ``fit_idx``: the human-labelled training rows.
-        targets: per model, ``(targets of every row, rows to train on, every row's caption-label
-            confidence)`` replacing ``(y_all, fit_idx)`` (the caption models; trained with
-            :meth:`ClassifierConfig.for_captions` and the loss weights of :func:`row_weights`).
+        targets: per model, ``(targets of every row, rows to train on)`` replacing
+            ``(y_all, fit_idx)`` (the caption models; trained with :meth:`ClassifierConfig.for_captions`).
         blocks: per model, the widths of its modalities (:func:`core.forward.input_blocks`).
         crossfit: models whose probabilities on their training rows are cross-fitted
             (``config.crossfit_folds`` folds, about as many extra refits each; fewer than 2: none), so that a page or a review
@@ -152,17 +132,14 @@ def train_classifiers(
     validation: dict[str, float] = {}
     progress("classifiers", 0, len(inputs))
     for n_done, (name, x) in enumerate(inputs.items()):
-        y, rows, weights = y_all, fit_idx, None
-        if name in targets:
-            y, rows, confidence = targets[name]
-            weights = row_weights(rows, fit_idx, confidence, config)
+        y, rows = targets.get(name, (y_all, fit_idx))
         clf = Classifier(n_classes, multilabel, config.for_captions() if name in targets else config)
         twin, val_mask = fitted.get(twins.get(name, "")), np.isin(rows, val_rows)
         if twin is not None and config.warm_start:
-            clf.fit_from(twin, x[rows], y[rows], val_mask, blocks.get(name), weights)
+            clf.fit_from(twin, x[rows], y[rows], val_mask, blocks.get(name))
         else:
             share = twin.visual_share if twin is not None and config.reuse_fusion else None
-            clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=val_mask, visual_share=share, weights=weights)
+            clf.fit(x[rows], y[rows], blocks=blocks.get(name), val_mask=val_mask, visual_share=share)
         fitted[name] = clf
         if folder is not None:
             clf.save(folder, name)

@@ -30,7 +30,7 @@ from core.forward import input_blocks, model_inputs
 from core.labels.retrain import retrain
 from core.labels.session import open_label_store
 from core.progress import silent
-from core.training import label_targets, row_weights, scarce_labels, train_classifiers
+from core.training import label_targets, scarce_labels, train_classifiers
 from core.workspace import open_workspace
 from tests.conftest import DEMO, demo_rows, quick_fit
 from tests.test_cli import run_here
@@ -182,6 +182,21 @@ def test_no_caption_no_caption_label_and_human_labels_win(caption_ws):
     assert (caps.targets[~train] == y[~train]).all() and not caps.caption[~train].any()
 
 
+def test_every_unlabelled_training_caption_is_labelled_by_default(caption_ws):
+    """``keep="all"`` (the default): every unlabelled training row with a caption gets the teacher's
+    top label; ``keep="cv"`` keeps those above the cross-validated confidence threshold only."""
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws, fraction=0.1)
+    todo = train & ~labelled & np.array([bool(t) for t in texts])
+    every = caption_labels(texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    np.testing.assert_array_equal(every.caption, todo)
+    np.testing.assert_array_equal(every.targets[todo], every.predicted[todo].argmax(1))
+    assert every.threshold == 0.0 and not every.caption[labelled].any()
+    cv = caption_labels(texts, emb, y, labelled, train, False, CaptionLabelConfig(keep="cv"), visual=visual, label_names=names)
+    assert 0 < cv.caption.sum() < every.caption.sum() and not (cv.caption & ~every.caption).any()
+    np.testing.assert_array_equal(cv.targets[cv.caption], every.targets[cv.caption])  # the same labels, fewer of them
+    assert (cv.confidence[cv.caption] >= cv.threshold).all() and (cv.confidence[todo & ~cv.caption] < cv.threshold).all()
+
+
 def test_teacher_with_both_views_and_label_names_beats_captions_alone(caption_ws):
     """On the demo subset with 10% of the labels, the caption labels of a teacher that sees the
     image and reads the label names are right more often than a caption-only teacher's."""
@@ -323,36 +338,3 @@ def test_teacher_fitted_in_its_rows_space_is_the_regression_on_its_columns(capti
     np.testing.assert_array_equal(_row_space(few_columns, rows, todo)[0].toarray(), few_columns[rows].toarray())
     monkeypatch.setattr("core.captions.ROW_SPACE_MAX", len(rows) * x.shape[1] - 1)  # too large to densify: the columns
     assert _row_space(x, rows, todo)[0].shape == (len(rows), x.shape[1])
-
-
-def test_row_weights_of_the_caption_models(caption_ws):
-    """Human rows weigh ``human_weight``, caption rows 1 or the teacher's confidence; the paper's
-    models and the default config train unweighted, and the weights change the caption models only."""
-    ws = caption_ws
-    texts, emb, visual, y, labelled, train, names = _teacher_inputs(ws, fraction=0.3)
-    caps = caption_labels(texts, emb, y, labelled, train, False, visual=visual, label_names=names)
-    fit_idx = np.flatnonzero(labelled)
-    _, rows, confidence = caption_targets(caps, fit_idx, CAPTION_MODELS)["baseline_captions"]
-    human = np.isin(rows, fit_idx)
-    assert human.any() and (~human).any() and (confidence[rows[~human]] > 0).all()
-    assert row_weights(rows, fit_idx, confidence, ClassifierConfig()) is None
-    w = row_weights(rows, fit_idx, confidence, ClassifierConfig(human_weight=3.0))
-    assert (w[human] == 3).all() and (w[~human] == 1).all()
-    w = row_weights(rows, fit_idx, confidence, ClassifierConfig(human_weight=2.0, caption_confidence_weight=True))
-    assert (w[human] == 2).all() and np.allclose(w[~human], confidence[rows[~human]])
-    with pytest.raises(ValueError, match="human_weight"):
-        row_weights(rows, fit_idx, confidence, ClassifierConfig(human_weight=0.0))
-    models = ("baseline", *CAPTION_MODELS)
-    inputs = model_inputs(ws.image_arrays, models)
-    blocks = {m: input_blocks(m, ws.image_arrays) for m in models}
-    cfg = ClassifierConfig(max_epochs=15, visual_shares=(0.7,))
-
-    def probs(config):
-        targets = caption_targets(caps, fit_idx, CAPTION_MODELS)
-        out = train_classifiers(inputs, y, fit_idx, len(ws.labels), False, config, None, silent, targets=targets, blocks=blocks)
-        return out.probs
-
-    plain, weighted = probs(cfg), probs(replace(cfg, human_weight=5.0, caption_confidence_weight=True))
-    np.testing.assert_array_equal(weighted["baseline"], plain["baseline"])  # the paper's model is untouched
-    for m in CAPTION_MODELS:
-        assert not np.allclose(weighted[m], plain[m], atol=1e-4)

@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from core.classifiers import Classifier, ClassifierConfig, stratified_holdout
 
@@ -123,36 +122,3 @@ def test_fused_optimiser_trains_the_same_model_up_to_rounding():
     np.testing.assert_allclose(fused.predict_proba(x), foreach.predict_proba(x), atol=1e-3)
     caption = cfg.for_captions()
     assert caption.fused and caption.patience == cfg.caption_patience and not cfg.fused
-
-
-def test_row_weights_reach_the_loss():
-    """Per-row loss weights: all ones is the plain loss (single- and multi-label), a zero weight drops a row."""
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(6, 3, generator=gen)
-    y = torch.tensor([0, 1, 2, 0, 1, 2])
-    ym = (torch.rand(6, 3, generator=gen) > 0.5).float()
-    kept = torch.tensor([True, True, False, True, True, True])
-    for clf, t in ((Classifier(3, False), y), (Classifier(3, True), ym)):
-        plain = clf._loss(logits, t)
-        torch.testing.assert_close(clf._loss(logits, t, torch.ones(6)), plain)
-        torch.testing.assert_close(clf._loss(logits, t, 2 * torch.ones(6)), 2 * plain)
-        dropped = clf._loss(logits, t, kept.float()) * 6 / 5  # row 2 weighs nothing
-        torch.testing.assert_close(dropped, clf._loss(logits[kept], t[kept]))
-
-
-@pytest.mark.parametrize("multilabel", [False, True])
-def test_weighted_rows_win_a_conflict(multilabel):
-    """Two groups of rows from the same inputs, labelled by two rules that disagree: the model
-    follows the group whose rows weigh more (as human rows over caption rows)."""
-    x, y = _blobs(n=400)
-    rule_b = (y + 1) % 4
-    group_a = np.arange(len(y)) % 2 == 0
-    target = np.where(group_a, y, rule_b)
-    if multilabel:
-        target = np.eye(4, dtype=np.float32)[target]
-    cfg = ClassifierConfig(max_epochs=40)
-
-    def agree_a(weights):  # share of the rows (either group) on which the model says rule A
-        return (Classifier(4, multilabel, cfg).fit(x, target, weights=weights).predict_proba(x).argmax(1) == y).mean()
-
-    assert agree_a(np.where(group_a, 10.0, 1.0)) > 0.8 > 0.2 > agree_a(np.where(group_a, 1.0, 10.0))
