@@ -14,7 +14,7 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
-from core.config import MODELS
+from core.config import ALL_MODELS
 from core.phrases.substring import PhraseFilter
 from core.progress import ProgressFn, silent
 from core.vector_index import NeighbourSearch, visual_index
@@ -65,8 +65,9 @@ class Explorer:
         self.split = items["split"].to_numpy()
         from core.predictions import attached_predictions
 
-        preds = {**{m: workspace.predictions[m] for m in MODELS}, **attached_predictions(workspace)}
-        #: the product's models, then the predictions the user attached (``core.predictions``)
+        fitted = workspace.predictions
+        preds = {**{m: fitted[m] for m in ALL_MODELS if m in fitted}, **attached_predictions(workspace)}
+        #: the product's models (the caption models where fitted), then the predictions the user attached (``core.predictions``)
         self.models = tuple(preds)
         self.top = {m: p.argmax(1) for m, p in preds.items()}
         self.confidence = {m: p.max(1) for m, p in preds.items()}

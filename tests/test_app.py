@@ -102,6 +102,24 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     assert any(md(item) in m for m in _markdown(again))
 
 
+def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
+    """Issue #12: the gallery's model defaults to the one best on the held-out labelled rows (here
+    made ``text_only``, never the old fixed default)."""
+    best = "text_only"
+    import json
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws)
+    manifest = json.loads((ws / "manifest.json").read_text())
+    scores = manifest["validation"]["scores"]
+    manifest["validation"]["scores"] = {m: (0.9 if m == best else 0.1) for m in scores}
+    (ws / "manifest.json").write_text(json.dumps(manifest))
+    at = _page(_app_on(ws), "explore")
+    assert at.selectbox(key="ex_model").value == best
+    assert "model" not in at.query_params  # the default: not written into a shared link
+
+
 def test_explore_detail_builds_a_missing_neighbour_index_and_saves_it(fitted_workspace, tmp_path, monkeypatch):
     """A large workspace fitted before fits saved its neighbour index: the first detail builds it
     (under an in-page progress bar, gone once built) and saves it for the next one."""

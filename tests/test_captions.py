@@ -108,6 +108,19 @@ def test_best_model_is_chosen_on_validation_rows(caption_ws):
     assert "not the test split" in best.sentence and best.n_rows == caption_ws.manifest["validation"]["n_rows"] > 0
 
 
+def test_explore_gallery_shows_and_filters_the_caption_models(caption_ws):
+    """Issue #12: Explore's model choice holds the caption models, so its gallery can open on the
+    suggested (best) one."""
+    from core.explore import Explorer, GalleryFilter
+
+    ex = Explorer(caption_ws)
+    assert set(CAPTION_MODELS) <= set(ex.models) and best_model(caption_ws).name in ex.models
+    model = "multimodal_captions"
+    top = caption_ws.predictions[model].argmax(1)
+    wrong = ex.filter(GalleryFilter(model=model, correct=False))
+    assert set(wrong) == {r for r in range(ex.n) if ex.has_truth[r] and not ex.truth[r, top[r]]}
+
+
 def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):
     ws = caption_ws
     x = np.concatenate([ws.visual, ws.text_vectors], 1)

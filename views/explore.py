@@ -6,6 +6,7 @@ import math
 
 import streamlit as st
 
+from core.compare import best_model
 from core.explore import CHANGES, GalleryFilter
 from ui import state
 from ui.frame import workspace
@@ -25,13 +26,15 @@ CHANGE_NAMES = {
 ws = workspace()
 ex = explorer_for(ws)
 items = ws.items
+suggesting = best_model(ws).name  # the gallery opens on the model whose labels the app suggests
+default_model = suggesting if suggesting in ex.models else "multimodal"
 st.title("Explore")
 
 # Filters live in the URL (a shared link carries them) and survive a visit to another page.
 FIELDS = {
     "ex_true": ("true", []),
     "ex_split": ("split", "All"),
-    "ex_model": ("model", "multimodal"),
+    "ex_model": ("model", default_model),
     "ex_pred": ("pred", []),
     "ex_correct": ("correct", "Any"),
     "ex_change": ("change", "any"),
@@ -61,7 +64,11 @@ with st.expander("Filters", expanded=True):
     true_labels = c1.multiselect("True label", ex.labels, key="ex_true")
     split = c2.selectbox("Split", SPLITS, key="ex_split")
     model = c3.selectbox(
-        "Model", list(ex.models), format_func=lambda m: MODEL_NAMES.get(m, f"{m} (your predictions)"), key="ex_model"
+        "Model",
+        list(ex.models),
+        format_func=lambda m: MODEL_NAMES.get(m, f"{m} (your predictions)"),
+        key="ex_model",
+        help="Opens on the model that is best on the held-out labelled training images: the one whose labels are suggested.",
     )
     predicted = c4.multiselect("Predicted label (model)", ex.labels, key="ex_pred")
     c5, c6, c7, c8 = st.columns(4)
@@ -99,7 +106,9 @@ with gallery:
         how = " On labelled training images it is cross-validated: from a model that never saw the image."
     elif split != "test" and model in ws.classifier_models:
         how = " On labelled training images it is this model's fit of a label it trained on."
-    st.caption(f"Under each image: {md(MODEL_NAMES.get(model, model))}'s top label (✓ right, ✗ wrong), then the true label.{how}")
+    st.caption(
+        f"Under each image: the top label of {md(MODEL_NAMES.get(model, model))} (✓ right, ✗ wrong), then the true label.{how}"
+    )
     if len(shown) == 0:
         st.info("No image matches these filters.")
     labels = ex.labels
