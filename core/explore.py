@@ -130,6 +130,14 @@ class Explorer:
     def true_labels(self, row: int) -> list[str]:
         return list(self.ws.items.at[row, "labels"])
 
+    def caption_label(self, row: int) -> list[str] | None:
+        """The label the caption classifier read from this unlabelled training image's caption (what the
+        caption models trained on for it), or ``None``: no caption label (labelled, test, no caption, or
+        a fit without caption labels)."""
+        items = self.ws.items
+        value = items.at[row, "caption_label"] if "caption_label" in items.columns else None
+        return None if value is None else list(value)
+
     def prediction(self, row: int) -> Prediction:
         """Phrases and every model's full label ranking for a workspace image."""
         return self.ws.item_prediction(row, top=len(self.labels))

@@ -121,6 +121,27 @@ def test_explore_gallery_shows_and_filters_the_caption_models(caption_ws):
     assert set(wrong) == {r for r in range(ex.n) if ex.has_truth[r] and not ex.truth[r, top[r]]}
 
 
+def test_explore_detail_shows_the_caption_label_a_training_image_got(caption_ws):
+    from streamlit.testing.v1 import AppTest
+
+    from core.explore import Explorer
+    from tests.conftest import ROOT
+    from ui.safe_text import md
+
+    ex, items = Explorer(caption_ws), caption_ws.items
+    got = [r for r in range(ex.n) if ex.caption_label(r) is not None]
+    assert got and all(not items.at[r, "labelled"] and not items.at[r, "is_test"] for r in got)
+    assert all(ex.caption_label(r) is None for r in np.flatnonzero(items["labelled"] | items["is_test"]))
+    row = got[0]
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["workspace_path"] = str(caption_ws.path)
+    at.query_params["item"] = str(items.at[row, "item"])
+    at.switch_page("views/explore.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = [m.value for m in at.markdown if m.value.startswith("Caption label: ")]
+    assert shown == ["Caption label: " + md(ex.caption_label(row)[0])]
+
+
 def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):
     ws = caption_ws
     x = np.concatenate([ws.visual, ws.text_vectors], 1)

@@ -190,9 +190,11 @@ def render_detail(
     neighbours: list[tuple[int, float]],
     key: str,
     per_row: int = 4,
+    caption_label: list[str] | None = None,
 ) -> None:
     """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours
-    (``per_row`` tiles a row: fewer in a narrow column).
+    (``per_row`` tiles a row: fewer in a narrow column), and the caption label the caption models
+    trained on, where it has one.
 
     Clicking a neighbour opens it in Explore (through the ``item`` query parameter).
     """
@@ -205,6 +207,12 @@ def render_detail(
         st.markdown(f"**{md(pred.image)}**")
         if truth is not None:
             st.markdown("True label: " + md_join(truth, empty="_none_"))
+        if caption_label is not None:
+            st.markdown(
+                "Caption label: " + md_join(caption_label, empty="_none_"),
+                help="Read from this unlabelled training image's caption by the caption classifier: "
+                "the label the caption models trained on for it.",
+            )
         best = best_model(ex.ws).name
         if pred.rankings.get(best):
             suggestion = pred.rankings[best][0][0]

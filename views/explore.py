@@ -142,4 +142,5 @@ with detail:
                 ex.neighbours(selected, progress=StreamlitProgress()),  # a bar only if the index must be built
                 key="ex_detail",
                 per_row=3,
+                caption_label=ex.caption_label(selected),
             )
