@@ -417,12 +417,16 @@ def caption_targets(
     return {m: (captions.targets, rows) for m in models}
 
 
-def caption_label_column(captions: CaptionLabels | None, names: list[str], n: int) -> list[list[str] | None]:
-    """Per row, the caption label the caption models trained on (None: none, or a human label)."""
+def caption_label_columns(captions: CaptionLabels | None, names: list[str], n: int) -> dict[str, list]:
+    """The workspace's per-row caption columns: ``caption_label``, the caption label the caption
+    models trained on (None: none, or a human label), and ``caption_confidence``, the caption
+    classifier's confidence in it (NaN where none)."""
     if captions is None:
-        return [None] * n
-    t = captions.targets
-    return [
-        (list(np.asarray(names)[t[i] > 0]) if t.ndim == 2 else [names[int(t[i])]]) if captions.caption[i] else None
-        for i in range(len(t))
-    ]
+        return {"caption_label": [None] * n, "caption_confidence": [np.nan] * n}
+    t, has = captions.targets, captions.caption
+    return {
+        "caption_label": [
+            (list(np.asarray(names)[t[i] > 0]) if t.ndim == 2 else [names[int(t[i])]]) if has[i] else None for i in range(len(t))
+        ],
+        "caption_confidence": [float(captions.confidence[i]) if has[i] else np.nan for i in range(len(t))],
+    }

@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    from core.captions import CaptionLabelConfig
     from core.config import default
 
     p.add_argument(
@@ -60,6 +61,13 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         help="also train baseline_captions / multimodal_captions on human labels + labels read from the unlabelled "
         "training images' captions (auto, the default: when at least 20%% of the training images with text are unlabelled)",
     )
+    p.add_argument(
+        "--caption-keep",
+        default=CaptionLabelConfig().keep,
+        choices=["all", "cv"],
+        help="which caption labels the caption models train on: all (the default: measured better) or cv (only those "
+        "above the confidence threshold chosen by cross-validation on the labelled images)",
+    )
 
 
 def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -72,6 +80,7 @@ def _add_runtime_option(p: argparse.ArgumentParser, default: str | None = "auto"
 
 
 def _fit_config(args: argparse.Namespace):
+    from core.captions import CaptionLabelConfig
     from core.config import FitConfig
 
     return FitConfig(
@@ -91,6 +100,7 @@ def _fit_config(args: argparse.Namespace):
         sample_above=args.sample_above,
         cache_dir=args.cache_dir,
         caption_labels=args.caption_labels,
+        captions=CaptionLabelConfig(keep=args.caption_keep),
     )
 
 

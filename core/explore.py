@@ -130,13 +130,17 @@ class Explorer:
     def true_labels(self, row: int) -> list[str]:
         return list(self.ws.items.at[row, "labels"])
 
-    def caption_label(self, row: int) -> list[str] | None:
+    def caption_label(self, row: int) -> tuple[list[str], float | None] | None:
         """The label the caption classifier read from this unlabelled training image's caption (what the
-        caption models trained on for it), or ``None``: no caption label (labelled, test, no caption, or
-        a fit without caption labels)."""
+        caption models trained on for it) and its confidence in it (``None`` in workspaces fitted
+        before it was stored), or ``None``: no caption label (labelled, test, no caption, or a fit
+        without caption labels)."""
         items = self.ws.items
         value = items.at[row, "caption_label"] if "caption_label" in items.columns else None
-        return None if value is None else list(value)
+        if value is None:
+            return None
+        confidence = items.at[row, "caption_confidence"] if "caption_confidence" in items.columns else np.nan
+        return list(value), None if np.isnan(confidence) else float(confidence)
 
     def prediction(self, row: int) -> Prediction:
         """Phrases and every model's full label ranking for a workspace image."""

@@ -22,7 +22,7 @@ from core.backbones import Backbone, create_backbone, resolve_device
 from core.caption_cache import cached_caption_labels
 from core.captions import (
     CaptionLabels,
-    caption_label_column,
+    caption_label_columns,
     caption_targets,
     caption_texts,
     label_name_rows,
@@ -395,8 +395,8 @@ def _write(
     trained: TrainedModels,
 ) -> None:
     """Write the staged workspace's tables, arrays and manifest (file keys: see :mod:`core.workspace`)."""
-    caption_label = caption_label_column(captions and captions.labels, targets.names, len(feats.items))
-    items = feats.items.assign(labelled=targets.labelled, fold=phrases.fold, is_test=targets.test, caption_label=caption_label)
+    caption_columns = caption_label_columns(captions and captions.labels, targets.names, len(feats.items))
+    items = feats.items.assign(labelled=targets.labelled, fold=phrases.fold, is_test=targets.test, **caption_columns)
     issues = feats.issues + phrases.issues
     arrays = {
         **maps,

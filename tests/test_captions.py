@@ -132,6 +132,9 @@ def test_explore_detail_shows_the_caption_label_a_training_image_got(caption_ws)
     got = [r for r in range(ex.n) if ex.caption_label(r) is not None]
     assert got and all(not items.at[r, "labelled"] and not items.at[r, "is_test"] for r in got)
     assert all(ex.caption_label(r) is None for r in np.flatnonzero(items["labelled"] | items["is_test"]))
+    for r in got:
+        names, confidence = ex.caption_label(r)
+        assert names and 0 < confidence <= 1
     row = got[0]
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["workspace_path"] = str(caption_ws.path)
@@ -139,7 +142,8 @@ def test_explore_detail_shows_the_caption_label_a_training_image_got(caption_ws)
     at.switch_page("views/explore.py").run()
     assert not at.exception, [e.message for e in at.exception]
     shown = [m.value for m in at.markdown if m.value.startswith("Caption label: ")]
-    assert shown == ["Caption label: " + md(ex.caption_label(row)[0])]
+    names, confidence = ex.caption_label(row)
+    assert shown == ["Caption label: " + md(names[0]) + f" ({confidence:.2f})"]
 
 
 def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):

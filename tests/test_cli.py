@@ -72,3 +72,12 @@ def test_errors_are_clear(tmp_path):
     assert r.returncode == 2 and "not a fitted workspace" in r.stderr
     r = run("fit", str(tmp_path / "nothing"), "--workspace", str(tmp_path / "ws"))
     assert r.returncode == 2 and "dataset not found" in r.stderr
+
+
+def test_fit_caption_keep_option_reaches_the_fit_config():
+    from core.cli import _fit_config, build_parser
+
+    fit = ["fit", "data", "--workspace", "ws"]
+    assert _fit_config(build_parser().parse_args(fit)).captions.keep == "all"
+    assert _fit_config(build_parser().parse_args([*fit, "--caption-keep", "cv"])).captions.keep == "cv"
+    assert run_here(*fit, "--caption-keep", "some").returncode == 2  # argparse refuses it

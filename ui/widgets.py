@@ -190,7 +190,7 @@ def render_detail(
     neighbours: list[tuple[int, float]],
     key: str,
     per_row: int = 4,
-    caption_label: list[str] | None = None,
+    caption_label: tuple[list[str], float | None] | None = None,
 ) -> None:
     """One image: its phrases, both models' probabilities side by side, zero-shot, neighbours
     (``per_row`` tiles a row: fewer in a narrow column), and the caption label the caption models
@@ -208,10 +208,11 @@ def render_detail(
         if truth is not None:
             st.markdown("True label: " + md_join(truth, empty="_none_"))
         if caption_label is not None:
+            names, confidence = caption_label
             st.markdown(
-                "Caption label: " + md_join(caption_label, empty="_none_"),
-                help="Read from this unlabelled training image's caption by the caption classifier: "
-                "the label the caption models trained on for it.",
+                "Caption label: " + md_join(names, empty="_none_") + ("" if confidence is None else f" ({confidence:.2f})"),
+                help="Read from this unlabelled training image's caption by the caption classifier (with its "
+                "confidence): the label the caption models trained on for it.",
             )
         best = best_model(ex.ws).name
         if pred.rankings.get(best):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.caption_cache import cached_caption_labels
-from core.captions import caption_label_column, caption_targets, caption_texts, label_name_rows
+from core.captions import caption_label_columns, caption_targets, caption_texts, label_name_rows
 from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
@@ -139,8 +139,8 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     before = {m: evaluate(y_all[test], p, multilabel=ws.multilabel) for m, p in old_probs.items()}
     delta = {m: paired_bootstrap_delta(y_all[test], p, probs[m][test], multilabel=ws.multilabel) for m, p in old_probs.items()}
 
-    caption_label = caption_label_column(captions, names, len(items))
-    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test, caption_label=caption_label)
+    caption_columns = caption_label_columns(captions, names, len(items))
+    out_items = items.assign(labels=labels, labels_dataset=original, labelled=labelled, is_test=test, **caption_columns)
     manifest = dict(ws.manifest)
     report = RetrainReport(before, after, n_corrected, len(fit_idx), names, delta)
     manifest.update(labels=names, metrics=after, per_label=per_label, n_test=int(test.sum()), n_labelled=len(fit_idx))
