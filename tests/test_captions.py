@@ -144,6 +144,8 @@ def test_explore_detail_shows_the_caption_label_a_training_image_got(caption_ws)
     shown = [m.value for m in at.markdown if m.value.startswith("Caption label: ")]
     names, confidence = ex.caption_label(row)
     assert shown == ["Caption label: " + md(names[0]) + f" ({confidence:.2f})"]
+    at.selectbox(key="ex_model").set_value("multimodal_captions").run()  # the gallery says what it trained on
+    assert any("on an unlabelled image the caption label" in c.value for c in at.caption)
 
 
 def test_fusion_weight_is_chosen_and_survives_save(caption_ws, tmp_path):

@@ -7,6 +7,7 @@ import math
 import streamlit as st
 
 from core.compare import best_model
+from core.config import CAPTION_MODELS
 from core.explore import CHANGES, GalleryFilter
 from ui import state
 from ui.frame import workspace
@@ -104,6 +105,11 @@ with gallery:
     how = ""
     if split != "test" and model in ws.crossfit_models:
         how = " On labelled training images it is cross-validated: from a model that never saw the image."
+    elif split != "test" and model in CAPTION_MODELS and model in ws.classifier_models:
+        how = (
+            " On training images it is this model's fit of a label it trained on: the human label, or on an"
+            " unlabelled image the caption label (in its detail)."
+        )
     elif split != "test" and model in ws.classifier_models:
         how = " On labelled training images it is this model's fit of a label it trained on."
     st.caption(
