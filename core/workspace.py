@@ -5,7 +5,9 @@ Layout (no pickles anywhere)::
     manifest.json              format (1), config, versions, dataset fingerprint, labels, metrics,
                                per-label scores, timings, retrains; written last (marks a complete fit)
     items.parquet              one row per image: item, path, labels, text, tags, split, metadata,
-                               labelled (used for training), is_test, fold (cross-fitting);
+                               labelled (used for training), is_test, fold (cross-fitting),
+                               caption_label and caption_confidence (what the caption models trained
+                               on for an unlabelled training image, :mod:`core.captions`);
                                after a retrain also labels_dataset (the labels before corrections)
     issues.json                rows skipped at load or embedding time, with reasons
     arrays.safetensors         per-image arrays, read through the typed accessors of
