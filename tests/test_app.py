@@ -105,10 +105,10 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
 def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
     """Issue #12: the gallery's model defaults to the one best on the held-out labelled rows (here
     made ``text_only``, never the old fixed default)."""
-    best = "text_only"
     import json
     import shutil
 
+    best = "text_only"
     ws = tmp_path / "ws"
     shutil.copytree(fitted_workspace, ws)
     manifest = json.loads((ws / "manifest.json").read_text())
