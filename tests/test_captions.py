@@ -88,6 +88,34 @@ def test_human_label_overrides_caption_label_on_retrain(caption_ws, tmp_path):
     assert not (fresh.items["caption_label"].notna() & fresh.items["labelled"]).any()
 
 
+def test_refit_trains_on_the_label_stores_labels_not_stale_caption_labels(caption_ws, small_dataset, cache_dir, tmp_path):
+    """A refit keeps the label history: the labeler's labels must win there too, as on a retrain
+    (before, the refit trained on the dataset's labels and reused the caption labels cached
+    before the edit, which overwrote the labeler's label)."""
+    dest = tmp_path / "ws"
+    shutil.copytree(caption_ws.path, dest)
+    ws = open_workspace(dest)
+    items = ws.items
+    r = int(np.flatnonzero(items["caption_label"].notna().to_numpy())[0])
+    other = next(lab for lab in ws.labels if lab not in list(items.at[r, "caption_label"]))
+    t = int(np.flatnonzero(items["is_test"].to_numpy())[0])
+    moved = next(lab for lab in ws.labels if lab not in list(items.at[t, "labels"]))
+    store = open_label_store(ws)
+    store.set_labels(str(items.at[r, "item"]), other, user="ann")
+    store.set_labels(str(items.at[t, "item"]), moved, user="ann")
+    store.close()
+    refit = quick_fit(small_dataset, dest, cache_dir, label_fraction=0.3)
+    fresh = refit.items
+    assert list(fresh.at[r, "labels"]) == [other] and bool(fresh.at[r, "labelled"])
+    assert fresh.at[r, "caption_label"] is None  # the labeler's label is trained on, not a cached caption label
+    assert not (fresh["caption_label"].notna() & fresh["labelled"]).any()
+    assert list(fresh.at[t, "labels"]) == [moved] and bool(fresh.at[t, "is_test"])  # the corrected test truth
+    assert fresh.at[t, "caption_label"] is None
+    assert list(fresh.at[r, "labels_dataset"]) == list(items.at[r, "labels"])  # the dataset's labels are kept beside
+    assert refit.manifest["n_labelled"] == ws.manifest["n_labelled"] + 1
+    assert len(open_label_store(refit).history()) == 2  # the history survives the refit
+
+
 def test_caption_models_in_evaluate_and_predict_json(caption_ws):
     r = run_here("evaluate", "--workspace", str(caption_ws.path), "--json")
     assert r.returncode == 0, r.stderr

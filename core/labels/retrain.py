@@ -18,8 +18,8 @@ from core.caption_cache import cached_caption_labels
 from core.captions import caption_label_columns, caption_targets, caption_texts, label_name_rows
 from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS
 from core.forward import input_blocks, model_inputs
-from core.labels.session import current_labels, dataset_labels
-from core.labels.store import SET, UNDO, LabelStore
+from core.labels.session import current_labels, dataset_labels, reviewed_items
+from core.labels.store import LabelStore
 from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
 from core.text import embed_texts
@@ -78,7 +78,7 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
 def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainReport:
     items = ws.items
     labels = current_labels(ws, store)
-    reviewed = {ch.item for ch in store.history() if ch.action in (SET, UNDO)}
+    reviewed = reviewed_items(store)
     was_reviewed = np.array([i in reviewed for i in items["item"].astype(str)])
     original = dataset_labels(ws)
     n_corrected = sum(sorted(a) != sorted(b) for a, b in zip(labels, original, strict=True))
