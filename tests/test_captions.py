@@ -406,3 +406,21 @@ def test_teacher_fitted_in_its_rows_space_is_the_regression_on_its_columns(capti
     np.testing.assert_array_equal(_row_space(few_columns, rows, todo)[0].toarray(), few_columns[rows].toarray())
     monkeypatch.setattr("core.captions.ROW_SPACE_MAX", len(rows) * x.shape[1] - 1)  # too large to densify: the columns
     assert _row_space(x, rows, todo)[0].shape == (len(rows), x.shape[1])
+
+
+@pytest.mark.parametrize("keep", ["all", "cv"])
+def test_multilabel_caption_label_names_at_least_one_label(caption_ws, keep):
+    """Every labelled row of a multi-label dataset has a label (a row with none is unlabelled), so a
+    caption label of no label at all would teach the caption models "none of these" from a teacher
+    that was merely unsure: such a row gets no caption label (before, it got an empty one)."""
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws, fraction=0.1)
+    y_multi = np.zeros((len(y), len(caption_ws.labels)), dtype=np.float32)
+    y_multi[np.flatnonzero(y >= 0), y[y >= 0]] = 1.0  # the same labels as a multi-label dataset
+    out = caption_labels(
+        texts, emb, y_multi, labelled, train, True, CaptionLabelConfig(keep=keep), visual=visual, label_names=names
+    )
+    unsure = train & ~labelled & (out.predicted < 0.5).all(1) & (out.predicted.sum(1) > 0)
+    assert unsure.any()  # the teacher is unsure of every label on some captioned rows
+    assert not out.caption[unsure].any()
+    assert out.caption.any() and (out.targets[out.caption].sum(1) >= 1).all()
+    assert not (out.targets[train & ~labelled & ~out.caption] > 0).any()
