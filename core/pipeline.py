@@ -40,7 +40,7 @@ from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phras
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import PhraseVectors, TextEncoder, caption_embeddings, embed_texts, phrase_embedding_arrays, phrase_texts
-from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
+from core.training import TrainedModels, check_label_fraction, has_target, label_targets, scarce_labels, train_classifiers
 from core.vector_index import save_visual_index
 from core.vectors import sample_rows
 from core.workspace import Workspace
@@ -264,6 +264,7 @@ def fit(
         core.workspace.WorkspaceBusyError: another fit is writing the same workspace.
     """
     cfg = (config or FitConfig()).seeded()
+    check_label_fraction(cfg.label_fraction)  # before minutes of features, not after
     source = phrase_source(cfg.phrase_source)
     prog = progress or TqdmProgress()
     timings = _Timings()

@@ -81,3 +81,12 @@ def test_fit_caption_keep_option_reaches_the_fit_config():
     assert _fit_config(build_parser().parse_args(fit)).captions.keep == "all"
     assert _fit_config(build_parser().parse_args([*fit, "--caption-keep", "cv"])).captions.keep == "cv"
     assert run_here(*fit, "--caption-keep", "some").returncode == 2  # argparse refuses it
+
+
+def test_fit_refuses_a_label_fraction_outside_0_1_before_any_work(small_dataset, tmp_path):
+    # before: -1 and 1.5 were taken silently (one label per label, or every label), NaN died with
+    # "cannot convert float NaN to integer" after the features were computed
+    for bad in ("-1", "0", "1.5", "nan"):
+        r = run_here("fit", str(small_dataset), "--workspace", str(tmp_path / "ws"), f"--label-fraction={bad}")
+        assert r.returncode == 2 and "label fraction must be a share in (0, 1]" in r.stderr, (bad, r.stderr)
+    assert not (tmp_path / "ws").exists()
