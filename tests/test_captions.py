@@ -116,6 +116,26 @@ def test_refit_trains_on_the_label_stores_labels_not_stale_caption_labels(captio
     assert len(open_label_store(refit).history()) == 2  # the history survives the refit
 
 
+def test_retrain_of_a_workspace_whose_fit_cache_is_unusable_here(caption_ws, tmp_path, monkeypatch):
+    """A workspace fitted elsewhere with ``--cache-dir`` names a folder this machine cannot write:
+    the retrain caches its caption labels in the default cache instead (before: a traceback)."""
+    dest = tmp_path / "ws"
+    shutil.copytree(caption_ws.path, dest)
+    (tmp_path / "a-file").write_text("not a folder")
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["config"]["cache_dir"] = str(tmp_path / "a-file" / "cache")
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("PIXCTX_CACHE_DIR", str(tmp_path / "here"))
+    ws = open_workspace(dest)
+    r = int(np.flatnonzero(ws.items["caption_label"].notna().to_numpy())[0])
+    other = next(lab for lab in ws.labels if lab not in list(ws.items.at[r, "caption_label"]))
+    run_here("labels", "set", "--workspace", str(dest), str(ws.items.at[r, "item"]), other, "--user", "ann")
+    out = run_here("labels", "retrain", "--workspace", str(dest), "--json")
+    assert out.returncode == 0, out.stderr
+    assert set(CAPTION_MODELS) <= set(json.loads(out.stdout)["after"])
+    assert list((tmp_path / "here" / "caption_labels").glob("*.safetensors"))
+
+
 def test_caption_models_in_evaluate_and_predict_json(caption_ws):
     r = run_here("evaluate", "--workspace", str(caption_ws.path), "--json")
     assert r.returncode == 0, r.stderr

@@ -9,14 +9,16 @@ as labelled (a labeler labelled them, or confirmed their label); corrected test 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from core.caption_cache import cached_caption_labels
 from core.captions import caption_label_columns, caption_targets, caption_texts, label_name_rows
-from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS
+from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS, FitConfig, default_cache_dir
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels, reviewed_items
 from core.labels.store import LabelStore
@@ -61,6 +63,19 @@ def _expand(proba: np.ndarray, old: list[str], new: list[str]) -> np.ndarray:
     return out
 
 
+def _cache_root(cfg: FitConfig) -> Path:
+    """The fit's cache folder, or the default one (``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``)
+    where the fit's cannot be written here (a workspace fitted on another machine with ``--cache-dir``)."""
+    root = cfg.cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    return default_cache_dir()
+
+
 def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) -> RetrainReport:
     """Refit the classifiers of ``ws`` on the store's current labels and rewrite the workspace.
 
@@ -99,9 +114,10 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     ):  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
-        names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cfg.cache_root()))  # as the fit does
+        cache = _cache_root(cfg)
+        names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cache))  # as the fit does
         captions = cached_caption_labels(
-            cfg.cache_root(),
+            cache,
             texts,
             ws.caption_vectors,
             y_all,
