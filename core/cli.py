@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+
+
+def json_text(obj: object) -> str:
+    """``obj`` as strict JSON (indented): a metric that is undefined (NaN, e.g. with no test image)
+    is ``null``, not the ``NaN`` that ``json.dumps`` writes and JSON parsers other than Python's refuse."""
+
+    def clean(v: object) -> object:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), indent=2, allow_nan=False)
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
@@ -111,6 +128,8 @@ def _print_metrics(ws) -> None:
     for m in ws.models:
         print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
+    if not ws.manifest["n_test"]:
+        print("no labelled test image of a label the models know: the metrics are undefined (give some rows split=test)")
 
 
 def _maybe_job(args: argparse.Namespace, plan):
@@ -186,7 +205,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.workspace)
     if args.json:
-        print(json.dumps({**ws.metrics, "n_test": ws.manifest["n_test"]}, indent=2))
+        print(json_text({**ws.metrics, "n_test": ws.manifest["n_test"]}))
     else:
         _print_metrics(ws)
     return 0
@@ -231,7 +250,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum())}
     if known.any():
         result.update(evaluate(truth[known], proba[known], multilabel=False))
-    print(json.dumps(result, indent=2) if args.json else result)
+    print(json_text(result) if args.json else result)
     return 0
 
 

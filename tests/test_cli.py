@@ -90,3 +90,29 @@ def test_fit_refuses_a_label_fraction_outside_0_1_before_any_work(small_dataset,
         r = run_here("fit", str(small_dataset), "--workspace", str(tmp_path / "ws"), f"--label-fraction={bad}")
         assert r.returncode == 2 and "label fraction must be a share in (0, 1]" in r.stderr, (bad, r.stderr)
     assert not (tmp_path / "ws").exists()
+
+
+def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
+    """Every row in the training split: the metrics are undefined, and ``--json`` says ``null``
+    (before: ``NaN``, which jq, JavaScript and every strict JSON parser refuse)."""
+    import csv
+
+    from tests.conftest import SMALL_LABELS, quick_fit, write_subset
+
+    data = write_subset(tmp_path / "data", SMALL_LABELS[:3], per_label=8)
+    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [{**r, "split": "train"} for r in csv.DictReader(fh)]
+    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ws = quick_fit(data, tmp_path / "ws", cache_dir)
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"not JSON: {c}")))
+
+    r = run_here("evaluate", "--workspace", str(ws.path), "--json")
+    d = strict(r.stdout)
+    assert d["n_test"] == 0 and d["baseline"]["top1"] is None
+    r = run_here("evaluate", "--workspace", str(ws.path))
+    assert r.returncode == 0 and "metrics are undefined" in r.stdout

@@ -90,7 +90,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     ws, store = _store(args)
     report = retrain(ws, store, progress=TqdmProgress())
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        from core.cli import json_text
+
+        print(json_text(report.to_dict()))
         return 0
     print(f"retrained on {report.n_labelled} labelled images ({report.n_corrected} corrected)")
     keys = list(next(iter(report.after.values())))
