@@ -153,6 +153,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         ws = fit(data, args.workspace, cfg, progress=prog)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
+    if cfg.caption_labels == "on" and not ws.manifest.get("captions"):
+        print("note: --caption-labels on, but no image has a caption (text or tags): no caption models", file=sys.stderr)
     print(
         f"workspace: {ws.path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
         f"{ws.manifest['timings_s']['total']:.0f} s)"

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import DEMO, ROOT, demo_rows
 
 
@@ -116,3 +118,24 @@ def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
     assert d["n_test"] == 0 and d["baseline"]["top1"] is None
     r = run_here("evaluate", "--workspace", str(ws.path))
     assert r.returncode == 0 and "metrics are undefined" in r.stdout
+
+
+@pytest.mark.slow  # a whole CLI fit (about 40 s here)
+def test_fit_says_why_caption_labels_on_gave_no_caption_models(cache_dir, tmp_path):
+    import csv
+
+    from tests.conftest import SMALL_LABELS, write_subset
+
+    data = write_subset(tmp_path / "data", SMALL_LABELS[:2], per_label=6)
+    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [{**r, "text": "", "tags": ""} for r in csv.DictReader(fh)]
+    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ws = tmp_path / "ws"
+    fit = ["fit", str(data), "--workspace", str(ws), "--phrase-source", "imagenet", "--no-maps", "--cache-dir", str(cache_dir)]
+    r = run_here(*fit, "--caption-labels", "on")
+    assert r.returncode == 0, r.stderr
+    assert "no image has a caption" in r.stderr  # before: silently no caption models
+    assert "baseline_captions" not in json.loads(run_here("evaluate", "--workspace", str(ws), "--json").stdout)
