@@ -27,12 +27,14 @@ def _default_user() -> str:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    ws, store = _store(args)
     if args.unsure:
         change = store.mark_unsure(args.item, user=args.user, note=args.note)
     else:
         if not args.labels:
             raise ValueError("give the new label(s), or --unsure")
+        if len(set(args.labels)) > 1 and not ws.multilabel:  # the models would read only one of them
+            raise ValueError(f"this dataset has one label per image: give one label, not {', '.join(args.labels)}")
         change = store.set_labels(args.item, args.labels, user=args.user, note=args.note, add_label=args.add_label)
     print(f"#{change.id} {change.item}: {';'.join(change.old) or '-'} -> {';'.join(change.new) or '-'} ({change.user})")
     return 0
