@@ -9,6 +9,17 @@ import sys
 from pathlib import Path
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--top 0`` printed nothing, ``--top -2`` all but two)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def json_text(obj: object) -> str:
     """``obj`` as strict JSON (indented): a metric that is undefined (NaN, e.g. with no test image)
     is ``null``, not the ``NaN`` that ``json.dumps`` writes and JSON parsers other than Python's refuse."""
@@ -61,7 +72,9 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     _add_runtime_option(p)
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
-    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=default("batch_size"), help="backbone batch size (default: %(default)s)"
+    )
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument(
         "--sample-above",
@@ -299,7 +312,7 @@ def _add_workspace_commands(sub) -> None:
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
     p.add_argument("--workspace", required=True)
     p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
+    p.add_argument("--top", type=positive_int, default=5, help="phrases/labels shown per image")
     p.add_argument("--json", action="store_true")
     _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict)
@@ -315,7 +328,7 @@ def _add_workspace_commands(sub) -> None:
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size")
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="backbone batch size")
     _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict_batch)
 

@@ -139,3 +139,18 @@ def test_fit_says_why_caption_labels_on_gave_no_caption_models(cache_dir, tmp_pa
     assert r.returncode == 0, r.stderr
     assert "no image has a caption" in r.stderr  # before: silently no caption models
     assert "baseline_captions" not in json.loads(run_here("evaluate", "--workspace", str(ws), "--json").stdout)
+
+
+def test_counts_below_one_are_refused(fitted_workspace):
+    # before: predict --top 0 printed empty lists, --top -2 all but two, labels queue --limit -1 one item
+    img = str(DEMO / demo_rows()[0]["image"])
+    for args in (
+        ("predict", "--workspace", str(fitted_workspace), img, "--top", "0"),
+        ("predict", "--workspace", str(fitted_workspace), img, "--top=-2"),
+        ("labels", "queue", "--workspace", str(fitted_workspace), "--limit=-1"),
+        ("fit", "data", "--workspace", "ws", "--batch-size", "0"),
+    ):
+        r = run_here(*args)
+        assert r.returncode == 2 and "must be at least 1" in r.stderr, (args, r.stderr)
+    r = run_here("predict", "--workspace", str(fitted_workspace), img, "--top", "1", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)[0]["baseline"]) == 1

@@ -7,6 +7,8 @@ import getpass
 import json
 import os
 
+from core.cli import positive_int
+
 #: the strategies of :data:`core.labels.queue.STRATEGIES` (kept literal: ``--help`` imports no model code)
 QUEUE_STRATEGIES = ["disagree", "margin", "label_errors", "near_duplicates", "outliers", "unlabeled", "random"]
 
@@ -148,7 +150,7 @@ def add_labels_parser(sub: argparse._SubParsersAction) -> None:
         help="out-of-fold probabilities of label_errors: linear (logistic regression, fast), product "
         "(the multimodal classifier cross-validated, minutes once) or predictions:NAME (attached with `predictions attach`)",
     )
-    q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--limit", type=positive_int, default=20)
     q.add_argument("--include-reviewed", action="store_true")
     q.set_defaults(func=cmd_queue)
 
