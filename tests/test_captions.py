@@ -444,3 +444,17 @@ def test_multilabel_caption_label_names_at_least_one_label(caption_ws, keep):
     assert not out.caption[unsure].any()
     assert out.caption.any() and (out.targets[out.caption].sum(1) >= 1).all()
     assert not (out.targets[train & ~labelled & ~out.caption] > 0).any()
+
+
+def test_caption_cache_survives_an_entry_pruned_by_another_fit(caption_ws, tmp_path):
+    """Two fits share the cache: an entry listed by one and removed by the other before it looks at
+    its age (here: a link to nothing, which the listing finds and ``stat`` cannot read) must not
+    crash the fit at its end (before: FileNotFoundError)."""
+    import core.caption_cache as cc
+
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws)
+    folder = tmp_path / "caption_labels"
+    folder.mkdir()
+    (folder / "gone.safetensors").symlink_to(tmp_path / "nothing")
+    out = cc.cached_caption_labels(tmp_path, texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    assert out.caption.any() and len(list(folder.glob("*.safetensors"))) == 2
