@@ -121,6 +121,35 @@ def embed_stage(ds: Dataset, cfg: FitConfig, backbone: Backbone, cache_root: Pat
     )
 
 
+@dataclass
+class StoredLabels:
+    """Stage 0: the label store's corrections of a refit (:func:`core.labels.session.stored_corrections`)."""
+
+    items: list[str]  # the dataset's items
+    labels: list[list[str]]  # their current labels
+    reviewed: np.ndarray  # (N,) rows a labeler set a label on
+
+    def rows(self, items: pd.DataFrame) -> tuple[list[list[str]], np.ndarray]:
+        """The current labels and the reviewed mask of ``items`` (the decodable rows)."""
+        pos = {item: i for i, item in enumerate(self.items)}
+        idx = np.array([pos[item] for item in items["item"].astype(str)], dtype=np.int64)
+        return [self.labels[i] for i in idx], self.reviewed[idx]
+
+
+def label_stage(workspace: str | Path, ds: Dataset) -> StoredLabels | None:
+    """The label store's corrections when ``workspace`` has a label history for this dataset
+    (``None`` otherwise), checked before any work: fewer than 2 labels among the training rows
+    fail here, not after minutes of features."""
+    items, labels = list(ds.items["item"].astype(str)), list(ds.items["labels"])
+    found = stored_corrections(workspace, ds.fingerprint(), items, labels)
+    current = found[0] if found else labels
+    train = ds.items["split"].to_numpy() != "test"
+    names = sorted({lab for labs, t in zip(current, train, strict=True) if t for lab in labs})
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 labels among the labelled training rows, found {names}")
+    return None if found is None else StoredLabels(items, found[0], found[1])
+
+
 def target_stage(
     items: pd.DataFrame, multilabel: bool, cfg: FitConfig, corrections: tuple[list[list[str]], np.ndarray] | None = None
 ) -> Targets:
@@ -276,6 +305,7 @@ def fit(
     protect = [p for p in (Path(ds.source), Path(ds.root) if ds.root else None) if p is not None]
     protect = [p if p.is_dir() else p.parent for p in protect]
     with staged_workspace(workspace, protect=protect) as tmp:
+        stored = label_stage(workspace, ds)
         with timings("features"):
             backbone = create_backbone(
                 cfg.backbone, weights=cfg.backbone_weights, device=device, runtime=cfg.runtime, cache_dir=cache_root
@@ -284,9 +314,7 @@ def fit(
             feats = embed_stage(ds, cfg, backbone, cache_root, prog)
         with timings("neighbour_index"):
             save_visual_index(feats.visual, tmp, prog)  # above 100k images: Explore's first detail need not build it
-        item_ids = list(feats.items["item"].astype(str))
-        corrections = stored_corrections(workspace, ds.fingerprint(), item_ids, list(feats.items["labels"]))
-        targets = target_stage(feats.items, ds.multilabel, cfg, corrections)
+        targets = target_stage(feats.items, ds.multilabel, cfg, stored and stored.rows(feats.items))
         with timings("phrase_generator"):
             phrases = phrase_stage(source, feats, cfg, backbone, prog)
             if phrases.generator is not None:

@@ -158,3 +158,14 @@ def test_one_caption_on_every_image_is_a_clear_error(cache_dir, tmp_path):
     with pytest.raises(ValueError, match=r"more varied.*--phrase-source imagenet"):
         quick_fit(data, tmp_path / "ws", cache_dir)
     assert not (tmp_path / "ws").exists()
+
+
+def test_one_label_fails_before_any_feature_is_computed(tmp_path):
+    from tests.conftest import SMALL_LABELS, write_subset
+
+    one = write_subset(tmp_path / "one", SMALL_LABELS[:1], per_label=6)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=r"at least 2 labels.*animals/birds"):
+        quick_fit(one, tmp_path / "ws", cache)
+    assert not [f for f in cache.rglob("*") if f.is_file()]  # it failed at once (before: after the images' features)
+    assert not (tmp_path / "ws").exists()
