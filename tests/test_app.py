@@ -102,19 +102,24 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     assert any(md(item) in m for m in _markdown(again))
 
 
-def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
-    """Issue #12: the gallery's model defaults to the one best on the held-out labelled rows (here
-    made ``text_only``, never the old fixed default)."""
+def _copy_with_best(workspace, dest, best: str):
+    """A copy of ``workspace`` whose validation scores make ``best`` the best model."""
     import json
     import shutil
 
-    best = "text_only"
-    ws = tmp_path / "ws"
-    shutil.copytree(fitted_workspace, ws)
-    manifest = json.loads((ws / "manifest.json").read_text())
+    shutil.copytree(workspace, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
     scores = manifest["validation"]["scores"]
     manifest["validation"]["scores"] = {m: (0.9 if m == best else 0.1) for m in scores}
-    (ws / "manifest.json").write_text(json.dumps(manifest))
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
+    """Issue #12: the gallery's model defaults to the one best on the held-out labelled rows (here
+    made ``text_only``, never the old fixed default)."""
+    best = "text_only"
+    ws = _copy_with_best(fitted_workspace, tmp_path / "ws", best)
     at = _page(_app_on(ws), "explore")
     assert at.selectbox(key="ex_model").value == best
     assert "model" not in at.query_params  # the default: not written into a shared link
@@ -294,6 +299,25 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     assert len(open_workspace(ws_path).manifest["retrains"]) == 1
 
 
+def test_annotate_says_which_model_suggests_and_shows_it(fitted_workspace, tmp_path):
+    """The review queue suggests the best model's label (here made ``text_only``): the page shows that
+    model's top labels beside the baseline and multimodal ones and names it, so "Accept" never offers
+    a label from nowhere."""
+    from core.workspace import open_workspace
+
+    ws_path = _copy_with_best(fitted_workspace, tmp_path / "ws", "text_only")
+    ws = open_workspace(ws_path)
+    at = _page(_app_on(ws_path), "annotate")
+    at.selectbox(key="ann_strategy").set_value("margin").run()
+    rows = {md(str(item)): row for row, item in enumerate(ws.items["item"])}
+    row = next(rows[c.value] for c in at.caption if c.value in rows)  # the image shown
+    top = ws.labels[int(ws.predictions["text_only"][row].argmax())]
+    lines = "\n".join(_markdown(at))
+    assert "Text only: " + md(top) in lines  # the suggesting model's own numbers
+    suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
+    assert suggested == f"**Suggested label**: {md(top)} ({md('Text only, best on held-out labelled images')})"
+
+
 @pytest.fixture
 def ext_app(extended_workspace) -> AppTest:
     return _app_on(extended_workspace)
@@ -442,3 +466,5 @@ def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_
     accept = at.button(key="ann_accept").label
     assert accept.startswith("Accept: ") and accept.removeprefix("Accept: ") not in current.replace("\\", "")
     assert any("out-of-fold" in c.value for c in at.caption)
+    suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
+    assert md("out-of-fold probabilities of Logistic regression") in suggested  # its source, not the best model
