@@ -108,9 +108,10 @@ def zeroshot_images(
     return proba, errors
 
 
+CAPTION_GROUP = "trained on your labels + captions"
 MODEL_GROUPS = {
     "trained on your labels": ("baseline", "multimodal", "text_only"),
-    "trained on your labels + captions": ("baseline_captions", "multimodal_captions"),
+    CAPTION_GROUP: ("baseline_captions", "multimodal_captions"),
 }
 MODEL_TITLES = {
     "baseline": "Baseline (visual)",
@@ -122,6 +123,26 @@ MODEL_TITLES = {
 }
 # on a tie, the product's model first
 _PREFERENCE = ("multimodal_captions", "baseline_captions", "multimodal", "baseline", "text_only")
+
+
+def caption_models_note(explorer: Explorer) -> str | None:
+    """One sentence saying why the workspace has no models trained on labels + captions, or ``None``
+    when it has them (Home and Compare show it where that group would be)."""
+    ws = explorer.ws
+    if any(m in ws.metrics for m in MODEL_GROUPS[CAPTION_GROUP]):
+        return None
+    cfg = ws.manifest["config"]
+    lead = f"No models {CAPTION_GROUP}: "
+    if cfg.get("caption_labels", "auto") == "off":
+        return lead + "this workspace was fitted with caption labels off (`fit --caption-labels on` adds them)."
+    unlabelled, captioned = explorer.captioned_training_rows
+    if not captioned:
+        return lead + "no training image has a caption (text or tags) to read a label from."
+    share = cfg.get("captions", {}).get("auto_share", 0.2)
+    return (
+        lead + f"caption labels are added when at least {share:.0%} of the training images with a caption have no "
+        f"label; here {unlabelled:,} of {captioned:,} ({unlabelled / captioned:.0%}) have none."
+    )
 
 
 @dataclass

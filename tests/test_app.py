@@ -31,6 +31,17 @@ def test_home_shows_dataset_and_metrics(app):
     assert any("Test-split metrics" in h.value for h in app.subheader)
 
 
+def test_home_and_compare_say_why_there_are_no_caption_models(app):
+    """A workspace fitted with every label has no "+ captions" models: Home and Compare say why
+    where that group would be, instead of leaving it out silently (the all-labels demo)."""
+    app.run()
+    for page in ("home", "compare"):
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception
+        notes = [c.value for c in app.caption if c.value.startswith("No models trained on your labels + captions")]
+        assert len(notes) == 1 and "have none" in notes[0], page
+
+
 def test_home_gallery_filter_changes_the_view(app):
     app.run()
     before = [c.value for c in app.caption]

@@ -5,14 +5,46 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.compare import confusion_matrix, per_label_table, top_confusions, zeroshot_images, zeroshot_report
+from core.compare import (
+    caption_models_note,
+    confusion_matrix,
+    per_label_table,
+    top_confusions,
+    zeroshot_images,
+    zeroshot_report,
+)
 from core.explore import Explorer
 from core.workspace import open_workspace
+from tests.conftest import quick_fit
 
 
 @pytest.fixture(scope="module")
 def ex(fitted_workspace) -> Explorer:
     return Explorer(open_workspace(fitted_workspace))
+
+
+@pytest.fixture(scope="module")
+def caption_ex(small_dataset, cache_dir, tmp_path_factory) -> Explorer:
+    """The small dataset fitted with 30% of the labels: caption labels on, six models."""
+    return Explorer(quick_fit(small_dataset, tmp_path_factory.mktemp("cap") / "ws", cache_dir, label_fraction=0.3))
+
+
+def test_caption_models_note_says_why_they_are_missing(ex, caption_ex):
+    """With every training label there is nothing for captions to label, and the page says so with
+    the counts ``fit --caption-labels auto`` decided on; with few labels the caption models are there."""
+    from core.captions import caption_texts
+
+    items = ex.ws.items
+    has_text = np.array([bool(t) for t in caption_texts(list(items["text"]), list(items["tags"]))])  # as the fit reads them
+    train = (items["split"].to_numpy() != "test") & has_text
+    captioned = int(train.sum())
+    assert captioned > 0 and "multimodal_captions" not in ex.ws.metrics
+    note = caption_models_note(ex)
+    assert note is not None and note.startswith("No models trained on your labels + captions")
+    assert f"here 0 of {captioned:,} (0%) have none" in note
+    assert "multimodal_captions" in caption_ex.ws.metrics and caption_models_note(caption_ex) is None
+    unlabelled, total = caption_ex.captioned_training_rows
+    assert total == captioned and unlabelled == int((train & ~caption_ex.ws.items["labelled"].to_numpy()).sum())
 
 
 def test_confusion_matrix_matches_metrics(ex):
