@@ -91,7 +91,8 @@ def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], row
         target[hit] = j
     ok = target >= 0
     acc = float((proba[ok].argmax(1) == target[ok]).mean()) if ok.any() else float("nan")
-    trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in ("baseline", "multimodal")}
+    models = [m for m in MODEL_TITLES if m != "zeroshot" and m in explorer.correct]  # every trained model, best included
+    trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in models}
     return ZeroShotReport(typed, proba, rows, matched, acc, trained, int(ok.sum()))
 
 

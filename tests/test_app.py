@@ -252,6 +252,18 @@ def test_zeroshot_page_typed_labels_change_the_scores(app, fitted_workspace):
     assert any("at least two labels" in w.value for w in app.warning)
 
 
+def test_zeroshot_page_compares_with_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
+    """Beside baseline and multimodal, the zero-shot score is set against the best model (here made
+    ``text_only``; on the 10% demo Multimodal + captions), not only the paper's two."""
+    from core.workspace import open_workspace
+
+    ws_path = _copy_with_best(fitted_workspace, tmp_path / "ws", "text_only")
+    at = _page(_app_on(ws_path), "zeroshot")
+    names = ["Baseline (visual)", "Multimodal", "Text only"]
+    assert [m.label for m in at.metric][2:] == [f"{n} top-1 (same rows)" for n in names]
+    assert at.metric[4].value == f"{open_workspace(ws_path).metrics['text_only']['top1']:.3f}"  # every test row matched
+
+
 def test_zeroshot_page_uploaded_image(app, small_dataset):
     _page(app, "zeroshot")
     app.radio(key="zs_source").set_value("Uploaded images").run()

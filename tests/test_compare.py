@@ -80,3 +80,14 @@ def test_zeroshot_images_reports_undecodable_files(ex):
     proba, errors = zeroshot_images(ex.ws, [path, b"not an image"], [("birds", []), ("fruit", [])])
     assert proba.shape == (2, 2) and list(errors) == [1]
     assert np.isclose(proba[0].sum(), 1.0)
+
+
+def test_zeroshot_report_scores_every_trained_model_on_the_same_rows(caption_ex):
+    """With the dataset's own label names every test row is matched, so each trained model's score
+    on the zero-shot rows is its test top-1, the caption models' included."""
+    rows = np.flatnonzero(caption_ex.ws.items["is_test"].to_numpy())
+    report = zeroshot_report(caption_ex, [(name, []) for name in caption_ex.labels], rows)
+    assert report.n_evaluated == len(rows)
+    assert set(report.trained_accuracy) == {"baseline", "multimodal", "text_only", "baseline_captions", "multimodal_captions"}
+    for model, acc in report.trained_accuracy.items():
+        assert acc == pytest.approx(caption_ex.ws.metrics[model]["top1"]), model
