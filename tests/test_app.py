@@ -341,6 +341,29 @@ def test_annotate_says_which_model_suggests_and_shows_it(fitted_workspace, tmp_p
     assert suggested == f"**Suggested label**: {md(top)} ({md('Text only, best on held-out labelled images')})"
 
 
+def test_annotate_unlabeled_queue_holds_training_images_no_model_trained_on(fitted_workspace, tmp_path):
+    """A fit with ``--label-fraction`` (the 10% demo) keeps most training labels aside: those images are
+    unlabelled for every model, so the "Unlabeled images" queue holds them (it was empty there)."""
+    import shutil
+
+    import pandas as pd
+
+    from core.labels.queue import review_queue
+    from core.workspace import open_workspace
+
+    ws_path = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws_path)
+    items = pd.read_parquet(ws_path / "items.parquet")
+    aside = np.flatnonzero(items["labelled"].to_numpy())[:5]  # labels kept in the dataset, not trained on
+    items.loc[aside, "labelled"] = False
+    items.to_parquet(ws_path / "items.parquet")
+    assert sorted(q.row for q in review_queue(open_workspace(ws_path), "unlabeled")) == sorted(aside)
+    at = _page(_app_on(ws_path), "annotate")
+    at.selectbox(key="ann_strategy").set_value("unlabeled").run()
+    assert not at.exception
+    assert _markdown(at)[0].startswith("**5** images in this queue") and "no training label" in _markdown(at)[0]
+
+
 @pytest.fixture
 def ext_app(extended_workspace) -> AppTest:
     return _app_on(extended_workspace)
