@@ -325,7 +325,8 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
 def test_annotate_says_which_model_suggests_and_shows_it(fitted_workspace, tmp_path):
     """The review queue suggests the best model's label (here made ``text_only``): the page shows that
     model's top labels beside the baseline and multimodal ones and names it, so "Accept" never offers
-    a label from nowhere."""
+    a label from nowhere; where the suggestion is the current label, it says where Accept's other label
+    comes from. Checked on the first images of the queue, both cases met."""
     from core.workspace import open_workspace
 
     ws_path = _copy_with_best(fitted_workspace, tmp_path / "ws", "text_only")
@@ -333,12 +334,19 @@ def test_annotate_says_which_model_suggests_and_shows_it(fitted_workspace, tmp_p
     at = _page(_app_on(ws_path), "annotate")
     at.selectbox(key="ann_strategy").set_value("margin").run()
     rows = {md(str(item)): row for row, item in enumerate(ws.items["item"])}
-    row = next(rows[c.value] for c in at.caption if c.value in rows)  # the image shown
-    top = ws.labels[int(ws.predictions["text_only"][row].argmax())]
-    lines = "\n".join(_markdown(at))
-    assert "Text only: " + md(top) in lines  # the suggesting model's own numbers
-    suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
-    assert suggested == f"**Suggested label**: {md(top)} ({md('Text only, best on held-out labelled images')})"
+    cases = set()
+    for _ in range(8):
+        row = next(rows[c.value] for c in at.caption if c.value in rows)  # the image shown
+        top = ws.labels[int(ws.predictions["text_only"][row].argmax())]
+        assert "Text only: " + md(top) in "\n".join(_markdown(at))  # the suggesting model's own numbers
+        suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
+        assert suggested.startswith(f"**Suggested label**: {md(top)} ({md('Text only, best on held-out labelled images')})")
+        offered = at.button(key="ann_accept").label.removeprefix("Accept: ")
+        current = ws.items.at[row, "labels"] == [top]
+        assert offered == md(top) if not current else f"so Accept offers {offered} (" in suggested
+        cases.add(current)
+        at.button(key="ann_skip").click().run()
+    assert cases == {True, False}
 
 
 def test_annotate_unlabeled_queue_holds_training_images_no_model_trained_on(fitted_workspace, tmp_path):

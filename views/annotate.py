@@ -99,13 +99,25 @@ else:
         st.markdown(
             "  \n".join(f"{MODEL_NAMES[m]}: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in pred.rankings[m][:3]) for m in shown)
         )
+        by = f"{MODEL_NAMES[best]}, best on held-out labelled images"
+        if from_oof:
+            by = f"out-of-fold probabilities of {source_name(source)}"
+        # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
+        # (a low-margin image's alternative); "Accept" never just repeats "Keep"
+        ranked = [
+            ([pred.rankings[m][k][0]], f"{MODEL_NAMES[m]}'s {('top', 'second')[k]} label")
+            for k in (0, 1)
+            for m in ("multimodal", "baseline")
+            if len(pred.rankings.get(m, [])) > k
+        ]
+        offer, offer_by = next(
+            ((lab, why) for lab, why in [(q.suggestion, by), *ranked] if lab and sorted(lab) != sorted(labels_now)), (None, None)
+        )
         if q.suggestion:
-            by = (
-                f"out-of-fold probabilities of {source_name(source)}"
-                if from_oof
-                else f"{MODEL_NAMES[best]}, best on held-out labelled images"
-            )
-            st.markdown(f"**Suggested label**: {md_join(q.suggestion)} ({md(by)})")
+            said = f"**Suggested label**: {md_join(q.suggestion)} ({md(by)})"
+            if offer is not None and offer_by != by:  # the suggestion is the current label
+                said += f": the current label, so Accept offers {md_join(offer)} ({md(offer_by)})"
+            st.markdown(said)
         if strategy == "label_errors" and bool(ws.items.at[row, "labelled"]):
             if {"baseline", "multimodal"} <= set(ws.crossfit_models):
                 st.caption(
@@ -140,10 +152,6 @@ else:
             state["ann_pinned"] = None
             st.rerun()
 
-        # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
-        # (a low-margin image's alternative); "Accept" never just repeats "Keep"
-        ranked = [[getattr(pred, m)[k][0]] for k in (0, 1) for m in ("multimodal", "baseline") if len(getattr(pred, m)) > k]
-        offer = next((lab for lab in [q.suggestion, *ranked] if lab and sorted(lab) != sorted(labels_now)), None)
         b1, b2, b3 = st.columns(3)
         accept = f"Accept: {md_join(offer)}" if offer else "Accept: (both models agree with it)"
         if b1.button(
