@@ -136,6 +136,22 @@ def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace,
     assert "model" not in at.query_params  # the default: not written into a shared link
 
 
+def test_explore_model_follows_the_best_model_when_the_workspace_is_switched(fitted_workspace, tmp_path):
+    """Switching workspace (the demo's 10% / all labels) keeps a model the user picked, but a model left
+    at its default follows the new workspace's best (it stayed on the other one's, there and back)."""
+    first = _copy_with_best(fitted_workspace, tmp_path / "a", "text_only")
+    second = _copy_with_best(fitted_workspace, tmp_path / "b", "baseline")
+    at = _page(_app_on(first), "explore")
+    assert at.selectbox(key="ex_model").value == "text_only"
+    for ws, best in ((second, "baseline"), (first, "text_only")):
+        at.text_input(key="workspace_input").set_value(str(ws)).run()
+        assert not at.exception
+        assert at.selectbox(key="ex_model").value == best and "model" not in at.query_params
+    at.selectbox(key="ex_model").set_value("multimodal").run()  # a choice of the user's stays
+    at.text_input(key="workspace_input").set_value(str(second)).run()
+    assert at.selectbox(key="ex_model").value == "multimodal"
+
+
 def test_explore_detail_builds_a_missing_neighbour_index_and_saves_it(fitted_workspace, tmp_path, monkeypatch):
     """A large workspace fitted before fits saved its neighbour index: the first detail builds it
     (under an in-page progress bar, gone once built) and saves it for the next one."""
