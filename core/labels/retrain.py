@@ -19,7 +19,7 @@ from core.captions import caption_label_columns, caption_targets, caption_texts,
 from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels
-from core.labels.store import SET, UNDO, LabelStore
+from core.labels.store import SET, UNDO, Change, LabelStore
 from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
 from core.text import embed_texts
@@ -75,10 +75,31 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
         return _retrain(ws, store, progress)
 
 
+def reviewed_items(history: list[Change]) -> set[str]:
+    """Items with a labeler's label in effect: set, and not undone (an undone change un-reviews its
+    image, as the Annotate page counts; undoing an undo puts the change back in effect).
+
+    Args:
+        history: the store's changes, oldest first.
+    """
+    by_id = {ch.id: ch for ch in history}
+    active: set[int] = set()
+    for ch in history:
+        if ch.action == SET:
+            active.add(ch.id)
+        elif ch.action == UNDO and ch.undoes in by_id:
+            target = by_id[ch.undoes]
+            if target.action == UNDO:
+                active.add(target.undoes)
+            else:
+                active.discard(target.id)
+    return {by_id[i].item for i in active if i in by_id}
+
+
 def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainReport:
     items = ws.items
     labels = current_labels(ws, store)
-    reviewed = {ch.item for ch in store.history() if ch.action in (SET, UNDO)}
+    reviewed = reviewed_items(store.history())
     was_reviewed = np.array([i in reviewed for i in items["item"].astype(str)])
     original = dataset_labels(ws)
     n_corrected = sum(sorted(a) != sorted(b) for a, b in zip(labels, original, strict=True))
