@@ -181,6 +181,15 @@ def best_model(ws: Workspace) -> BestModel:
         f"On {n} held-out labelled training images (not the test split), {MODEL_TITLES[best]} ({group}) "
         f"is best: {metric} {scores[best]:.1%}"
     )
+    if len(ranked) > 1 and scores[ranked[1]] == scores[best]:  # a tie: say so, and whose labels are suggested
+        return BestModel(
+            best,
+            float(scores[best]),
+            n,
+            f"On {n} held-out labelled training images (not the test split), {MODEL_TITLES[best]} ({group}) and "
+            f"{MODEL_TITLES[ranked[1]]} tie for best at {metric} {scores[best]:.1%}; the labels suggested are "
+            f"{MODEL_TITLES[best]}'s.",
+        )
     if len(ranked) > 1:
         sentence += f", against {scores[ranked[1]]:.1%} for {MODEL_TITLES[ranked[1]]}"
     return BestModel(best, float(scores[best]), n, sentence + ".")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.compare import (
+    best_model,
     caption_models_note,
     confusion_matrix,
     per_label_table,
@@ -91,3 +92,19 @@ def test_zeroshot_report_scores_every_trained_model_on_the_same_rows(caption_ex)
     assert set(report.trained_accuracy) == {"baseline", "multimodal", "text_only", "baseline_captions", "multimodal_captions"}
     for model, acc in report.trained_accuracy.items():
         assert acc == pytest.approx(caption_ex.ws.metrics[model]["top1"]), model
+
+
+def test_best_model_sentence_says_when_two_models_tie(fitted_workspace, tmp_path):
+    """On a tie the sentence says so, and whose labels are suggested (it read "best: 71.4%, against 71.4%")."""
+    import json
+    import shutil
+
+    dest = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["validation"]["scores"] = {"baseline": 0.5, "multimodal": 0.5, "text_only": 0.25}
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    best = best_model(open_workspace(dest))
+    assert best.name == "multimodal"  # on a tie, the product's model first
+    assert "Multimodal (trained on your labels) and Baseline (visual) tie for best at top-1 50.0%" in best.sentence
+    assert best.sentence.endswith("the labels suggested are Multimodal's.") and "against" not in best.sentence
