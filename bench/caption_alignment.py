@@ -32,12 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.caption_teachers import teacher_inputs, write_json  # noqa: E402
 from bench.label_scarcity import ci95, dataset_name, workspace_for  # noqa: E402
-from core.captions import CaptionLabelConfig, caption_labels, caption_texts, label_name_rows  # noqa: E402
+from core.captions import CaptionLabelConfig, caption_labels  # noqa: E402
 from core.config import FitConfig  # noqa: E402
-from core.features import default_cache_dir  # noqa: E402
-from core.progress import silent  # noqa: E402
-from core.text import TextEncoder, caption_embeddings, embed_texts  # noqa: E402
+from core.text import TextEncoder  # noqa: E402
 from core.training import has_target, label_targets, scarce_labels  # noqa: E402
 
 REGIMES = ("stratified", "random", "zipf")
@@ -84,9 +83,7 @@ def main() -> None:
         if ws.multilabel:
             print(f"{data}: multi-label, skipped (the alignment is for single-label sets)")
             continue
-        texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
-        emb = caption_embeddings(texts, encoder, default_cache_dir())
-        names = label_name_rows(ws.labels, lambda t: embed_texts(t, encoder, default_cache_dir(), silent))
+        texts, emb, names = teacher_inputs(ws, encoder)
         labels = [list(v) for v in ws.items["labels"]]
         y = label_targets(labels, ws.labels, False)
         train0 = (ws.items["split"].to_numpy() != "test") & has_target(y, False)
@@ -122,10 +119,7 @@ def main() -> None:
                 f"{name:<10} {regime:<10} {row['argmax'][0]:>7.1f} "
                 + " ".join(f"{row[h][0]:>+11.1f} ± {row[h][1]:>4.1f}" for h in heads)
             )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"fraction": args.fraction, "runs": runs, "summary": summary}, indent=1))
-    print(f"wrote {out}")
+    write_json(args.out, {"fraction": args.fraction, "runs": runs, "summary": summary})
 
 
 if __name__ == "__main__":

@@ -39,6 +39,23 @@ TEACHERS = {
 }
 
 
+def teacher_inputs(ws, encoder: TextEncoder) -> tuple[list[str], np.ndarray, tuple[list[str], np.ndarray]]:
+    """A fitted workspace's caption texts, their caption embeddings and the label names' rows
+    (the teacher's inputs besides the visual features)."""
+    texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
+    emb = caption_embeddings(texts, encoder, default_cache_dir())
+    names = label_name_rows(ws.labels, lambda t: embed_texts(t, encoder, default_cache_dir(), silent))
+    return texts, emb, names
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write a result file (its folder made) and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=1))
+    print(f"wrote {out}")
+
+
 def teacher_run(ws, texts, emb, names, frac: float, seed: int, teachers: list[str], overrides: list[str]) -> dict:
     """Each teacher's caption-label accuracy on the unlabelled training rows with a caption
     (``overrides``: :class:`CaptionLabelConfig` fields set for every teacher, e.g. ``c=10``)."""
@@ -80,9 +97,7 @@ def main() -> None:
     runs = []
     for data in map(Path, args.datasets):
         ws = workspace_for(data, args.fit_seed, Path(args.scratch))
-        texts = caption_texts(list(ws.items["text"]), [list(g) for g in ws.items["tags"]])
-        emb = caption_embeddings(texts, encoder, default_cache_dir())
-        names = label_name_rows(ws.labels, lambda t: embed_texts(t, encoder, default_cache_dir(), silent))
+        texts, emb, names = teacher_inputs(ws, encoder)
         for frac in args.fractions:
             for seed in args.seeds:
                 run = teacher_run(ws, texts, emb, names, frac, seed, args.teachers, args.caption_set)
@@ -101,10 +116,7 @@ def main() -> None:
                 row[f"{t} coverage"] = float(np.mean([r[t]["coverage"] for r in sel]))
             summary.append(row)
             print(f"{name:<10} {frac:>5.2f} " + " ".join(f"{row[t][0]:>16.3f} ±{row[t][1]:.3f}" for t in args.teachers))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"caption_overrides": args.caption_set, "runs": runs, "summary": summary}, indent=1))
-    print(f"wrote {out}")
+    write_json(args.out, {"caption_overrides": args.caption_set, "runs": runs, "summary": summary})
 
 
 if __name__ == "__main__":

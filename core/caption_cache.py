@@ -90,9 +90,18 @@ def _save(path: Path, labels: CaptionLabels) -> None:
     tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
     save_file(arrays, str(tmp), metadata=meta)
     os.replace(tmp, path)
-    entries = sorted(path.parent.glob("*.safetensors"), key=lambda e: e.stat().st_mtime, reverse=True)
+    entries = sorted(path.parent.glob("*.safetensors"), key=_mtime, reverse=True)
     for old in entries[KEEP:]:
         old.unlink(missing_ok=True)
+
+
+def _mtime(entry: Path) -> float:
+    """When an entry was last used; 0 for one that is gone (another fit sharing the cache pruned it
+    between the listing and this look: the fit must not die for it after all its work)."""
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def cached_caption_labels(

@@ -392,15 +392,17 @@ def _confidence(proba: np.ndarray, multilabel: bool) -> np.ndarray:
 
 def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool, mode: str) -> tuple[float, np.ndarray, np.ndarray]:
     """The confidence threshold (chosen on the labelled rows' out-of-fold predictions, or 0 when
-    ``mode`` is ``all``), which predicted rows reach it, and their labels."""
+    ``mode`` is ``all``), which predicted rows reach it, and their labels. A multi-label row whose
+    every label's sigmoid is below 0.5 gets none: every labelled row has a label, so "none of
+    these" would teach the caption models what no human label says."""
     if mode not in ("cv", "all"):
         raise ValueError(f"caption keep must be 'cv' or 'all', got {mode!r}")
-    if mode == "all":
-        return 0.0, np.ones(len(proba), dtype=bool), proba >= 0.5 if multilabel else proba.argmax(1)
     if multilabel:
-        thr = _threshold(_confidence(oof, True), ((oof >= 0.5) == (y > 0)).all(1))
-        keep = _confidence(proba, True) >= thr
+        thr = 0.0 if mode == "all" else _threshold(_confidence(oof, True), ((oof >= 0.5) == (y > 0)).all(1))
+        keep = (_confidence(proba, True) >= thr) & (proba >= 0.5).any(1)
         return thr, keep, proba[keep] >= 0.5
+    if mode == "all":
+        return 0.0, np.ones(len(proba), dtype=bool), proba.argmax(1)
     thr = _threshold(oof.max(1), oof.argmax(1) == y)
     keep = proba.max(1) >= thr
     return thr, keep, proba[keep].argmax(1)

@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--top 0`` printed nothing, ``--top -2`` all but two)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def json_text(obj: object) -> str:
+    """``obj`` as strict JSON (indented): a metric that is undefined (NaN, e.g. with no test image)
+    is ``null``, not the ``NaN`` that ``json.dumps`` writes and JSON parsers other than Python's refuse."""
+
+    def clean(v: object) -> object:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), indent=2, allow_nan=False)
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
@@ -44,7 +72,9 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     _add_runtime_option(p)
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="local: this process; ray: image features on Ray")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
-    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size (default: %(default)s)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=default("batch_size"), help="backbone batch size (default: %(default)s)"
+    )
     p.add_argument("--no-maps", action="store_true", help="skip the 2-D UMAP maps")
     p.add_argument(
         "--sample-above",
@@ -111,6 +141,8 @@ def _print_metrics(ws) -> None:
     for m in ws.models:
         print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
+    if not ws.manifest["n_test"]:
+        print("no labelled test image of a label the models know: the metrics are undefined (give some rows split=test)")
 
 
 def _maybe_job(args: argparse.Namespace, plan):
@@ -134,6 +166,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         ws = fit(data, args.workspace, cfg, progress=prog)
     for issue in ws.issues:
         print(f"skipped: {issue}", file=sys.stderr)
+    if cfg.caption_labels == "on" and not ws.manifest.get("captions"):
+        print("note: --caption-labels on, but no image has a caption (text or tags): no caption models", file=sys.stderr)
     print(
         f"workspace: {ws.path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
         f"{ws.manifest['timings_s']['total']:.0f} s)"
@@ -186,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.workspace)
     if args.json:
-        print(json.dumps({**ws.metrics, "n_test": ws.manifest["n_test"]}, indent=2))
+        print(json_text({**ws.metrics, "n_test": ws.manifest["n_test"]}))
     else:
         _print_metrics(ws)
     return 0
@@ -231,7 +265,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum())}
     if known.any():
         result.update(evaluate(truth[known], proba[known], multilabel=False))
-    print(json.dumps(result, indent=2) if args.json else result)
+    print(json_text(result) if args.json else result)
     return 0
 
 
@@ -278,7 +312,7 @@ def _add_workspace_commands(sub) -> None:
     p = sub.add_parser("predict", help="phrases and labels for images", description="Run the fitted pipeline on images.")
     p.add_argument("--workspace", required=True)
     p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=5, help="phrases/labels shown per image")
+    p.add_argument("--top", type=positive_int, default=5, help="phrases/labels shown per image")
     p.add_argument("--json", action="store_true")
     _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict)
@@ -294,7 +328,7 @@ def _add_workspace_commands(sub) -> None:
     p.add_argument("--engine", default="local", choices=["local", "ray"])
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: start a local Ray)")
     p.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="backbone batch size")
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="backbone batch size")
     _add_runtime_option(p, default=None)
     p.set_defaults(func=cmd_predict_batch)
 

@@ -33,13 +33,14 @@ from core.data.manifest import Dataset, DatasetIssue, load_dataset
 from core.engines import feature_engine
 from core.features import FeatureCache, cache_key, embed_images
 from core.forward import ImageArrays, generator_input, input_blocks, model_inputs
+from core.labels.session import stored_corrections
 from core.metrics import evaluate_models
 from core.phrases.occurrences import extract_fit_phrases
 from core.phrases.sources import PhraseFit, PhraseFitInputs, PhraseSource, phrase_source
 from core.phrases.vocab import extract_phrases
 from core.progress import ProgressFn, TqdmProgress
 from core.text import PhraseVectors, TextEncoder, caption_embeddings, embed_texts, phrase_embedding_arrays, phrase_texts
-from core.training import TrainedModels, has_target, label_targets, scarce_labels, train_classifiers
+from core.training import TrainedModels, check_label_fraction, has_target, label_targets, scarce_labels, train_classifiers
 from core.vector_index import save_visual_index
 from core.vectors import sample_rows
 from core.workspace import Workspace
@@ -69,6 +70,7 @@ class Targets:
     labelled: np.ndarray  # (N,) rows whose labels are kept for training
     test: np.ndarray  # (N,) scored test rows
     fit_idx: np.ndarray  # rows the classifiers train on
+    corrected: list[list[str]] | None = None  # every row's labels after the label store's corrections (None: none)
 
 
 @dataclass
@@ -119,11 +121,20 @@ def embed_stage(ds: Dataset, cfg: FitConfig, backbone: Backbone, cache_root: Pat
     )
 
 
-def target_stage(items: pd.DataFrame, multilabel: bool, cfg: FitConfig) -> Targets:
-    """Labels kept for training (``label_fraction``), their targets, and the scored test rows."""
+def target_stage(
+    items: pd.DataFrame, multilabel: bool, cfg: FitConfig, corrections: tuple[list[list[str]], np.ndarray] | None = None
+) -> Targets:
+    """Labels kept for training (``label_fraction``), their targets, and the scored test rows.
+
+    ``corrections`` (:func:`core.labels.session.stored_corrections`): every row's labels after the
+    label store's changes and the rows a labeler reviewed. They win as on a retrain: a reviewed
+    training row counts as labelled with its current labels, whatever ``label_fraction`` drew."""
     labels = list(items["labels"])
     split = items["split"].to_numpy()
     labelled = scarce_labels(labels, split != "test", cfg.label_fraction, cfg.seed)
+    if corrections is not None:
+        labels, reviewed = corrections
+        labelled = (labelled | (reviewed & (split != "test"))) & np.array([bool(labs) for labs in labels])
     names = sorted({lab for i in np.flatnonzero(labelled) for lab in labels[i]})
     if len(names) < 2:
         raise ValueError(f"need at least 2 labels among the labelled training rows, found {names}")
@@ -131,7 +142,8 @@ def target_stage(items: pd.DataFrame, multilabel: bool, cfg: FitConfig) -> Targe
     test = (split == "test") & np.array([bool(labs) for labs in labels])
     if not multilabel:
         test &= y >= 0  # a test label never seen in training cannot be predicted
-    return Targets(names, y, labelled, test, np.flatnonzero(labelled & has_target(y, multilabel)))
+    fit_idx = np.flatnonzero(labelled & has_target(y, multilabel))
+    return Targets(names, y, labelled, test, fit_idx, labels if corrections is not None else None)
 
 
 def phrase_stage(source: PhraseSource, feats: Features, cfg: FitConfig, backbone: Backbone, progress: ProgressFn) -> PhraseFit:
@@ -252,6 +264,7 @@ def fit(
         core.workspace.WorkspaceBusyError: another fit is writing the same workspace.
     """
     cfg = (config or FitConfig()).seeded()
+    check_label_fraction(cfg.label_fraction)  # before minutes of features, not after
     source = phrase_source(cfg.phrase_source)
     prog = progress or TqdmProgress()
     timings = _Timings()
@@ -271,7 +284,9 @@ def fit(
             feats = embed_stage(ds, cfg, backbone, cache_root, prog)
         with timings("neighbour_index"):
             save_visual_index(feats.visual, tmp, prog)  # above 100k images: Explore's first detail need not build it
-        targets = target_stage(feats.items, ds.multilabel, cfg)
+        item_ids = list(feats.items["item"].astype(str))
+        corrections = stored_corrections(workspace, ds.fingerprint(), item_ids, list(feats.items["labels"]))
+        targets = target_stage(feats.items, ds.multilabel, cfg, corrections)
         with timings("phrase_generator"):
             phrases = phrase_stage(source, feats, cfg, backbone, prog)
             if phrases.generator is not None:
@@ -397,6 +412,8 @@ def _write(
     """Write the staged workspace's tables, arrays and manifest (file keys: see :mod:`core.workspace`)."""
     caption_columns = caption_label_columns(captions and captions.labels, targets.names, len(feats.items))
     items = feats.items.assign(labelled=targets.labelled, fold=phrases.fold, is_test=targets.test, **caption_columns)
+    if targets.corrected is not None:  # as a retrain writes them: the labels trained on, and the dataset's
+        items = items.assign(labels=targets.corrected, labels_dataset=feats.items["labels"])
     issues = feats.issues + phrases.issues
     arrays = {
         **maps,

@@ -11,8 +11,24 @@ from core.classifiers import Classifier, ClassifierConfig, stratified_holdout
 from core.progress import ProgressFn
 
 
+def check_label_fraction(fraction: float) -> float:
+    """``fraction`` if it is a share of labels a fit can keep (0 < fraction <= 1).
+
+    Raises:
+        ValueError: it is not a number in (0, 1].
+    """
+    if not (isinstance(fraction, int | float) and 0 < fraction <= 1):  # NaN fails both comparisons
+        raise ValueError(f"label fraction must be a share in (0, 1] (0.1 keeps 10% of each label's), got {fraction!r}")
+    return fraction
+
+
 def scarce_labels(labels: list[list[str]], train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Mask of training rows that keep their labels: ``fraction`` of each (first) label's rows, at least one."""
+    """Mask of training rows that keep their labels: ``fraction`` of each (first) label's rows, at least one.
+
+    Raises:
+        ValueError: ``fraction`` is not in (0, 1] (:func:`check_label_fraction`).
+    """
+    check_label_fraction(fraction)
     keep = train & np.array([bool(labs) for labs in labels])
     if fraction >= 1.0:
         return keep

@@ -88,6 +88,54 @@ def test_human_label_overrides_caption_label_on_retrain(caption_ws, tmp_path):
     assert not (fresh.items["caption_label"].notna() & fresh.items["labelled"]).any()
 
 
+def test_refit_trains_on_the_label_stores_labels_not_stale_caption_labels(caption_ws, small_dataset, cache_dir, tmp_path):
+    """A refit keeps the label history: the labeler's labels must win there too, as on a retrain
+    (before, the refit trained on the dataset's labels and reused the caption labels cached
+    before the edit, which overwrote the labeler's label)."""
+    dest = tmp_path / "ws"
+    shutil.copytree(caption_ws.path, dest)
+    ws = open_workspace(dest)
+    items = ws.items
+    r = int(np.flatnonzero(items["caption_label"].notna().to_numpy())[0])
+    other = next(lab for lab in ws.labels if lab not in list(items.at[r, "caption_label"]))
+    t = int(np.flatnonzero(items["is_test"].to_numpy())[0])
+    moved = next(lab for lab in ws.labels if lab not in list(items.at[t, "labels"]))
+    store = open_label_store(ws)
+    store.set_labels(str(items.at[r, "item"]), other, user="ann")
+    store.set_labels(str(items.at[t, "item"]), moved, user="ann")
+    store.close()
+    refit = quick_fit(small_dataset, dest, cache_dir, label_fraction=0.3)
+    fresh = refit.items
+    assert list(fresh.at[r, "labels"]) == [other] and bool(fresh.at[r, "labelled"])
+    assert fresh.at[r, "caption_label"] is None  # the labeler's label is trained on, not a cached caption label
+    assert not (fresh["caption_label"].notna() & fresh["labelled"]).any()
+    assert list(fresh.at[t, "labels"]) == [moved] and bool(fresh.at[t, "is_test"])  # the corrected test truth
+    assert fresh.at[t, "caption_label"] is None
+    assert list(fresh.at[r, "labels_dataset"]) == list(items.at[r, "labels"])  # the dataset's labels are kept beside
+    assert refit.manifest["n_labelled"] == ws.manifest["n_labelled"] + 1
+    assert len(open_label_store(refit).history()) == 2  # the history survives the refit
+
+
+def test_retrain_of_a_workspace_whose_fit_cache_is_unusable_here(caption_ws, tmp_path, monkeypatch):
+    """A workspace fitted elsewhere with ``--cache-dir`` names a folder this machine cannot write:
+    the retrain caches its caption labels in the default cache instead (before: a traceback)."""
+    dest = tmp_path / "ws"
+    shutil.copytree(caption_ws.path, dest)
+    (tmp_path / "a-file").write_text("not a folder")
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["config"]["cache_dir"] = str(tmp_path / "a-file" / "cache")
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("PIXCTX_CACHE_DIR", str(tmp_path / "here"))
+    ws = open_workspace(dest)
+    r = int(np.flatnonzero(ws.items["caption_label"].notna().to_numpy())[0])
+    other = next(lab for lab in ws.labels if lab not in list(ws.items.at[r, "caption_label"]))
+    run_here("labels", "set", "--workspace", str(dest), str(ws.items.at[r, "item"]), other, "--user", "ann")
+    out = run_here("labels", "retrain", "--workspace", str(dest), "--json")
+    assert out.returncode == 0, out.stderr
+    assert set(CAPTION_MODELS) <= set(json.loads(out.stdout)["after"])
+    assert list((tmp_path / "here" / "caption_labels").glob("*.safetensors"))
+
+
 def test_caption_models_in_evaluate_and_predict_json(caption_ws):
     r = run_here("evaluate", "--workspace", str(caption_ws.path), "--json")
     assert r.returncode == 0, r.stderr
@@ -378,3 +426,35 @@ def test_teacher_fitted_in_its_rows_space_is_the_regression_on_its_columns(capti
     np.testing.assert_array_equal(_row_space(few_columns, rows, todo)[0].toarray(), few_columns[rows].toarray())
     monkeypatch.setattr("core.captions.ROW_SPACE_MAX", len(rows) * x.shape[1] - 1)  # too large to densify: the columns
     assert _row_space(x, rows, todo)[0].shape == (len(rows), x.shape[1])
+
+
+@pytest.mark.parametrize("keep", ["all", "cv"])
+def test_multilabel_caption_label_names_at_least_one_label(caption_ws, keep):
+    """Every labelled row of a multi-label dataset has a label (a row with none is unlabelled), so a
+    caption label of no label at all would teach the caption models "none of these" from a teacher
+    that was merely unsure: such a row gets no caption label (before, it got an empty one)."""
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws, fraction=0.1)
+    y_multi = np.zeros((len(y), len(caption_ws.labels)), dtype=np.float32)
+    y_multi[np.flatnonzero(y >= 0), y[y >= 0]] = 1.0  # the same labels as a multi-label dataset
+    out = caption_labels(
+        texts, emb, y_multi, labelled, train, True, CaptionLabelConfig(keep=keep), visual=visual, label_names=names
+    )
+    unsure = train & ~labelled & (out.predicted < 0.5).all(1) & (out.predicted.sum(1) > 0)
+    assert unsure.any()  # the teacher is unsure of every label on some captioned rows
+    assert not out.caption[unsure].any()
+    assert out.caption.any() and (out.targets[out.caption].sum(1) >= 1).all()
+    assert not (out.targets[train & ~labelled & ~out.caption] > 0).any()
+
+
+def test_caption_cache_survives_an_entry_pruned_by_another_fit(caption_ws, tmp_path):
+    """Two fits share the cache: an entry listed by one and removed by the other before it looks at
+    its age (here: a link to nothing, which the listing finds and ``stat`` cannot read) must not
+    crash the fit at its end (before: FileNotFoundError)."""
+    import core.caption_cache as cc
+
+    texts, emb, visual, y, labelled, train, names = _teacher_inputs(caption_ws)
+    folder = tmp_path / "caption_labels"
+    folder.mkdir()
+    (folder / "gone.safetensors").symlink_to(tmp_path / "nothing")
+    out = cc.cached_caption_labels(tmp_path, texts, emb, y, labelled, train, False, visual=visual, label_names=names)
+    assert out.caption.any() and len(list(folder.glob("*.safetensors"))) == 2

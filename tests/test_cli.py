@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import DEMO, ROOT, demo_rows
 
 
@@ -81,3 +83,74 @@ def test_fit_caption_keep_option_reaches_the_fit_config():
     assert _fit_config(build_parser().parse_args(fit)).captions.keep == "all"
     assert _fit_config(build_parser().parse_args([*fit, "--caption-keep", "cv"])).captions.keep == "cv"
     assert run_here(*fit, "--caption-keep", "some").returncode == 2  # argparse refuses it
+
+
+def test_fit_refuses_a_label_fraction_outside_0_1_before_any_work(small_dataset, tmp_path):
+    # before: -1 and 1.5 were taken silently (one label per label, or every label), NaN died with
+    # "cannot convert float NaN to integer" after the features were computed
+    for bad in ("-1", "0", "1.5", "nan"):
+        r = run_here("fit", str(small_dataset), "--workspace", str(tmp_path / "ws"), f"--label-fraction={bad}")
+        assert r.returncode == 2 and "label fraction must be a share in (0, 1]" in r.stderr, (bad, r.stderr)
+    assert not (tmp_path / "ws").exists()
+
+
+def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
+    """Every row in the training split: the metrics are undefined, and ``--json`` says ``null``
+    (before: ``NaN``, which jq, JavaScript and every strict JSON parser refuse)."""
+    import csv
+
+    from tests.conftest import SMALL_LABELS, quick_fit, write_subset
+
+    data = write_subset(tmp_path / "data", SMALL_LABELS[:3], per_label=8)
+    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [{**r, "split": "train"} for r in csv.DictReader(fh)]
+    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ws = quick_fit(data, tmp_path / "ws", cache_dir)
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"not JSON: {c}")))
+
+    r = run_here("evaluate", "--workspace", str(ws.path), "--json")
+    d = strict(r.stdout)
+    assert d["n_test"] == 0 and d["baseline"]["top1"] is None
+    r = run_here("evaluate", "--workspace", str(ws.path))
+    assert r.returncode == 0 and "metrics are undefined" in r.stdout
+
+
+@pytest.mark.slow  # a whole CLI fit (about 40 s here)
+def test_fit_says_why_caption_labels_on_gave_no_caption_models(cache_dir, tmp_path):
+    import csv
+
+    from tests.conftest import SMALL_LABELS, write_subset
+
+    data = write_subset(tmp_path / "data", SMALL_LABELS[:2], per_label=6)
+    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [{**r, "text": "", "tags": ""} for r in csv.DictReader(fh)]
+    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ws = tmp_path / "ws"
+    fit = ["fit", str(data), "--workspace", str(ws), "--phrase-source", "imagenet", "--no-maps", "--cache-dir", str(cache_dir)]
+    r = run_here(*fit, "--caption-labels", "on")
+    assert r.returncode == 0, r.stderr
+    assert "no image has a caption" in r.stderr  # before: silently no caption models
+    assert "baseline_captions" not in json.loads(run_here("evaluate", "--workspace", str(ws), "--json").stdout)
+
+
+def test_counts_below_one_are_refused(fitted_workspace):
+    # before: predict --top 0 printed empty lists, --top -2 all but two, labels queue --limit -1 one item
+    img = str(DEMO / demo_rows()[0]["image"])
+    for args in (
+        ("predict", "--workspace", str(fitted_workspace), img, "--top", "0"),
+        ("predict", "--workspace", str(fitted_workspace), img, "--top=-2"),
+        ("labels", "queue", "--workspace", str(fitted_workspace), "--limit=-1"),
+        ("fit", "data", "--workspace", "ws", "--batch-size", "0"),
+    ):
+        r = run_here(*args)
+        assert r.returncode == 2 and "must be at least 1" in r.stderr, (args, r.stderr)
+    r = run_here("predict", "--workspace", str(fitted_workspace), img, "--top", "1", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)[0]["baseline"]) == 1

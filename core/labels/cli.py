@@ -7,6 +7,8 @@ import getpass
 import json
 import os
 
+from core.cli import positive_int
+
 #: the strategies of :data:`core.labels.queue.STRATEGIES` (kept literal: ``--help`` imports no model code)
 QUEUE_STRATEGIES = ["disagree", "margin", "label_errors", "near_duplicates", "outliers", "unlabeled", "random"]
 
@@ -27,12 +29,14 @@ def _default_user() -> str:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    ws, store = _store(args)
     if args.unsure:
         change = store.mark_unsure(args.item, user=args.user, note=args.note)
     else:
         if not args.labels:
             raise ValueError("give the new label(s), or --unsure")
+        if len(set(args.labels)) > 1 and not ws.multilabel:  # the models would read only one of them
+            raise ValueError(f"this dataset has one label per image: give one label, not {', '.join(args.labels)}")
         change = store.set_labels(args.item, args.labels, user=args.user, note=args.note, add_label=args.add_label)
     print(f"#{change.id} {change.item}: {';'.join(change.old) or '-'} -> {';'.join(change.new) or '-'} ({change.user})")
     return 0
@@ -90,7 +94,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     ws, store = _store(args)
     report = retrain(ws, store, progress=TqdmProgress())
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        from core.cli import json_text
+
+        print(json_text(report.to_dict()))
         return 0
     print(f"retrained on {report.n_labelled} labelled images ({report.n_corrected} corrected)")
     keys = list(next(iter(report.after.values())))
@@ -144,7 +150,7 @@ def add_labels_parser(sub: argparse._SubParsersAction) -> None:
         help="out-of-fold probabilities of label_errors: linear (logistic regression, fast), product "
         "(the multimodal classifier cross-validated, minutes once) or predictions:NAME (attached with `predictions attach`)",
     )
-    q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--limit", type=positive_int, default=20)
     q.add_argument("--include-reviewed", action="store_true")
     q.set_defaults(func=cmd_queue)
 

@@ -9,17 +9,19 @@ as labelled (a labeler labelled them, or confirmed their label); corrected test 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from core.caption_cache import cached_caption_labels
 from core.captions import caption_label_columns, caption_targets, caption_texts, label_name_rows
-from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS
+from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS, FitConfig, default_cache_dir
 from core.forward import input_blocks, model_inputs
-from core.labels.session import current_labels, dataset_labels
-from core.labels.store import SET, UNDO, Change, LabelStore
+from core.labels.session import current_labels, dataset_labels, reviewed_items
+from core.labels.store import LabelStore
 from core.metrics import evaluate, evaluate_models, paired_bootstrap_delta
 from core.progress import ProgressFn, silent
 from core.text import embed_texts
@@ -61,6 +63,19 @@ def _expand(proba: np.ndarray, old: list[str], new: list[str]) -> np.ndarray:
     return out
 
 
+def _cache_root(cfg: FitConfig) -> Path:
+    """The fit's cache folder, or the default one (``$PIXCTX_CACHE_DIR`` or ``~/.cache/pixctx``)
+    where the fit's cannot be written here (a workspace fitted on another machine with ``--cache-dir``)."""
+    root = cfg.cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except OSError:
+        pass
+    return default_cache_dir()
+
+
 def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) -> RetrainReport:
     """Refit the classifiers of ``ws`` on the store's current labels and rewrite the workspace.
 
@@ -75,31 +90,10 @@ def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) 
         return _retrain(ws, store, progress)
 
 
-def reviewed_items(history: list[Change]) -> set[str]:
-    """Items with a labeler's label in effect: set, and not undone (an undone change un-reviews its
-    image, as the Annotate page counts; undoing an undo puts the change back in effect).
-
-    Args:
-        history: the store's changes, oldest first.
-    """
-    by_id = {ch.id: ch for ch in history}
-    active: set[int] = set()
-    for ch in history:
-        if ch.action == SET:
-            active.add(ch.id)
-        elif ch.action == UNDO and ch.undoes in by_id:
-            target = by_id[ch.undoes]
-            if target.action == UNDO:
-                active.add(target.undoes)
-            else:
-                active.discard(target.id)
-    return {by_id[i].item for i in active if i in by_id}
-
-
 def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainReport:
     items = ws.items
     labels = current_labels(ws, store)
-    reviewed = reviewed_items(store.history())
+    reviewed = reviewed_items(store)
     was_reviewed = np.array([i in reviewed for i in items["item"].astype(str)])
     original = dataset_labels(ws)
     n_corrected = sum(sorted(a) != sorted(b) for a, b in zip(labels, original, strict=True))
@@ -120,9 +114,10 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     ):  # fitted with caption labels: re-read them; the store's labels win
         texts = caption_texts(list(items["text"]), list(items["tags"]))
         cfg = ws.config
-        names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cfg.cache_root()))  # as the fit does
+        cache = _cache_root(cfg)
+        names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cache))  # as the fit does
         captions = cached_caption_labels(
-            cfg.cache_root(),
+            cache,
             texts,
             ws.caption_vectors,
             y_all,

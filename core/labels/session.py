@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.labels.store import DEFAULT_DB_NAME, LabelStore
+import numpy as np
+
+from core.labels.store import DEFAULT_DB_NAME, SET, UNDO, LabelStore
 from core.workspace import Workspace
 
 #: environment variable naming a shared database (e.g. ``postgresql+psycopg://labels@db/team``)
@@ -43,3 +45,46 @@ def current_labels(ws: Workspace, store: LabelStore) -> list[list[str]]:
         if row >= 0:
             labels[row] = labs
     return labels
+
+
+def reviewed_items(store: LabelStore) -> set[str]:
+    """Items with a labeler's label in effect: set, and not undone (an undone change un-reviews its
+    image, as the Annotate page counts; undoing the undo puts the change back): their current labels
+    count as labelled."""
+    history = store.history()
+    by_id = {ch.id: ch for ch in history}
+    active: set[int] = set()
+    for ch in history:  # oldest first
+        if ch.action == SET:
+            active.add(ch.id)
+        elif ch.action == UNDO and ch.undoes in by_id:
+            target = by_id[ch.undoes]
+            if target.action == UNDO:
+                active.add(target.undoes)
+            else:
+                active.discard(target.id)
+    return {by_id[i].item for i in active if i in by_id}
+
+
+def stored_corrections(
+    workspace: str | Path, fingerprint: str, items: list[str], labels: list[list[str]]
+) -> tuple[list[list[str]], np.ndarray] | None:
+    """The label store's corrections for a fit into ``workspace``: every row's current labels and
+    which rows a labeler reviewed (:func:`reviewed_items`); ``None`` when there is no store (a new
+    workspace, no ``$PIXCTX_LABELS_DB``) or it has no change for this dataset (``fingerprint``).
+
+    A refit keeps the label history (:mod:`core.workspace_files`); without this, its models would
+    train on the dataset's labels and its caption labels would overwrite what the labelers wrote.
+    """
+    url = os.environ.get(DB_ENV) or Path(workspace) / DEFAULT_DB_NAME
+    if isinstance(url, Path) and not url.is_file():
+        return None
+    store = LabelStore(url, namespace=fingerprint, items=dict(zip(items, labels, strict=True)), taxonomy=())
+    try:
+        changed, reviewed = store.current(), reviewed_items(store)
+    finally:
+        store.close()
+    if not changed:
+        return None
+    current = [changed.get(item, labs) for item, labs in zip(items, labels, strict=True)]
+    return current, np.array([item in reviewed for item in items], dtype=bool)

@@ -315,8 +315,9 @@ def fit_phrase_generator(
     class_ids = np.flatnonzero(counts >= cfg.min_images_softmax)
     if len(class_ids) < 2:
         raise ValueError(
-            f"only {len(class_ids)} phrases occur on {cfg.min_images_softmax}+ images: "
-            "the phrase generator needs more text (captions, titles or tags)"
+            f"only {len(class_ids)} phrases occur on {cfg.min_images_softmax}+ images (a phrase on more than "
+            f"{cfg.max_df:.0%} of them says nothing about any one and is left out): the phrase generator needs more, "
+            "and more varied, text (captions, titles or tags); or fit with --phrase-source imagenet, which needs none"
         )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

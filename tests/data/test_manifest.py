@@ -99,3 +99,21 @@ def test_missing_image_column_is_a_clear_error(tmp_path):
     (tmp_path / "m.csv").write_text("file,label\na.png,cat\n")
     with pytest.raises(ValueError, match="no 'image' column"):
         load_dataset(tmp_path / "m.csv")
+
+
+def test_invisible_text_tags_and_labels_count_as_none(tmp_path):
+    """A caption of zero-width spaces (or a byte-order mark) says nothing: before, such a row was
+    kept as captioned and got a caption label from it."""
+    for name in ("a.png", "b.png", "c.png"):
+        _img(tmp_path / name)
+    (tmp_path / "m.csv").write_text(
+        "image,label,text,tags,split\n"
+        "a.png,cat,\u200b\u200b,\ufeff;pet,train\n"
+        "b.png,,\u200b \u2060,\u200b,train\n"
+        "c.png,\u200b,a dog,,train\n",
+        encoding="utf-8",
+    )
+    ds = load_dataset(tmp_path / "m.csv")
+    assert ds.items.loc[0, "text"] == "" and ds.items.loc[0, "tags"] == ["pet"]
+    assert [i.row for i in ds.issues if "neither a label nor a text" in i.reason] == [3]
+    assert list(ds.items["item"]) == ["a.png", "c.png"] and ds.items.loc[1, "labels"] == []

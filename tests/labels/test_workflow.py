@@ -128,6 +128,9 @@ def test_labels_cli(ws_copy, tmp_path, capsys):
     assert "user name" in capsys.readouterr().err
     assert cli(["labels", "set", "--workspace", ws, item, "made up", "--user", "cli", "--add-label"]) == 0
     capsys.readouterr()
+    # one label per image here: two would be stored and the models would silently train on one of them
+    assert cli(["labels", "set", "--workspace", ws, item, "food/fruit", "tools/weapons", "--user", "cli"]) == 2
+    assert "one label per image" in capsys.readouterr().err
     assert cli(["labels", "history", "--workspace", ws]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and "food/fruit" in lines[0] and lines[1].endswith("food/fruit -> made up")
