@@ -276,7 +276,7 @@ def test_zeroshot_page_compares_with_the_model_whose_labels_are_suggested(fitted
     ws_path = _copy_with_best(fitted_workspace, tmp_path / "ws", "text_only")
     at = _page(_app_on(ws_path), "zeroshot")
     names = ["Baseline (visual)", "Multimodal", "Text only"]
-    assert [m.label for m in at.metric][2:] == [f"{n} top-1 (same rows)" for n in names]
+    assert [m.label for m in at.metric][2:] == [f"{n} top-1" for n in names]
     assert at.metric[4].value == f"{open_workspace(ws_path).metrics['text_only']['top1']:.3f}"  # every test row matched
 
 

@@ -39,15 +39,18 @@ if source == "The test split":
     with st.spinner("Scoring the test split…"):
         report = zeroshot_report(ex, labels, rows)
     c1, c2, *cols = st.columns(2 + len(compared))
-    c1.metric("Typed labels matching dataset labels", f"{len(report.matched)} / {len(ex.labels)}")
-    c2.metric("Zero-shot top-1 (matched rows)", "—" if np.isnan(report.accuracy) else f"{report.accuracy:.3f}")
+    # short labels: five metrics side by side (the full wording in each one's help)
+    c1.metric("Labels matched", f"{len(report.matched)} / {len(ex.labels)}", help="Typed labels matching dataset labels")
+    accuracy = "—" if np.isnan(report.accuracy) else f"{report.accuracy:.3f}"
+    c2.metric("Zero-shot top-1", accuracy, help="On the test images whose true label a typed label names")
     for col, m in zip(cols, compared):
         v = report.trained_accuracy[m]
-        col.metric(f"{MODEL_NAMES[m]} top-1 (same rows)", "—" if np.isnan(v) else f"{v:.3f}")
+        col.metric(f"{MODEL_NAMES[m]} top-1", "—" if np.isnan(v) else f"{v:.3f}", help="On the same test images")
     st.caption(
-        f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label. The trained "
-        "models choose among all dataset labels, the zero-shot model among the typed ones. With the default labels "
-        "(the dataset's own) this is the zero-shot row of Home's table; other wordings score differently."
+        f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label: every score is "
+        "on those images. The trained models choose among all dataset labels, the zero-shot model among the typed "
+        "ones. With the default labels (the dataset's own) this is the zero-shot row of Home's table; other wordings "
+        "score differently."
     )
     top = report.proba.argmax(1)
     counts = pd.Series(np.asarray(typed)[top]).value_counts().reindex(typed, fill_value=0)
