@@ -91,7 +91,8 @@ def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], row
         target[hit] = j
     ok = target >= 0
     acc = float((proba[ok].argmax(1) == target[ok]).mean()) if ok.any() else float("nan")
-    trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in ("baseline", "multimodal")}
+    models = [m for m in MODEL_TITLES if m != "zeroshot" and m in explorer.correct]  # every trained model, best included
+    trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in models}
     return ZeroShotReport(typed, proba, rows, matched, acc, trained, int(ok.sum()))
 
 
@@ -108,9 +109,10 @@ def zeroshot_images(
     return proba, errors
 
 
+CAPTION_GROUP = "trained on your labels + captions"
 MODEL_GROUPS = {
     "trained on your labels": ("baseline", "multimodal", "text_only"),
-    "trained on your labels + captions": ("baseline_captions", "multimodal_captions"),
+    CAPTION_GROUP: ("baseline_captions", "multimodal_captions"),
 }
 MODEL_TITLES = {
     "baseline": "Baseline (visual)",
@@ -122,6 +124,26 @@ MODEL_TITLES = {
 }
 # on a tie, the product's model first
 _PREFERENCE = ("multimodal_captions", "baseline_captions", "multimodal", "baseline", "text_only")
+
+
+def caption_models_note(explorer: Explorer) -> str | None:
+    """One sentence saying why the workspace has no models trained on labels + captions, or ``None``
+    when it has them (Home and Compare show it where that group would be)."""
+    ws = explorer.ws
+    if any(m in ws.metrics for m in MODEL_GROUPS[CAPTION_GROUP]):
+        return None
+    cfg = ws.manifest["config"]
+    lead = f"No models {CAPTION_GROUP}: "
+    if cfg.get("caption_labels", "auto") == "off":
+        return lead + "this workspace was fitted with caption labels off (`fit --caption-labels on` adds them)."
+    unlabelled, captioned = explorer.captioned_training_rows
+    if not captioned:
+        return lead + "no training image has a caption (text or tags) to read a label from."
+    share = cfg.get("captions", {}).get("auto_share", 0.2)
+    return (
+        lead + f"caption labels are added when at least {share:.0%} of the training images with a caption have no "
+        f"label; here {unlabelled:,} of {captioned:,} ({unlabelled / captioned:.0%}) have none."
+    )
 
 
 @dataclass
@@ -159,6 +181,15 @@ def best_model(ws: Workspace) -> BestModel:
         f"On {n} held-out labelled training images (not the test split), {MODEL_TITLES[best]} ({group}) "
         f"is best: {metric} {scores[best]:.1%}"
     )
+    if len(ranked) > 1 and scores[ranked[1]] == scores[best]:  # a tie: say so, and whose labels are suggested
+        return BestModel(
+            best,
+            float(scores[best]),
+            n,
+            f"On {n} held-out labelled training images (not the test split), {MODEL_TITLES[best]} ({group}) and "
+            f"{MODEL_TITLES[ranked[1]]} tie for best at {metric} {scores[best]:.1%}; the labels suggested are "
+            f"{MODEL_TITLES[best]}'s.",
+        )
     if len(ranked) > 1:
         sentence += f", against {scores[ranked[1]]:.1%} for {MODEL_TITLES[ranked[1]]}"
     return BestModel(best, float(scores[best]), n, sentence + ".")

@@ -126,6 +126,16 @@ class Explorer:
         """Images per label (every label a row has, taxonomy or not), most frequent first."""
         return pd.Series(list(chain.from_iterable(self.ws.items["labels"]))).value_counts()
 
+    @cached_property
+    def captioned_training_rows(self) -> tuple[int, int]:
+        """``(unlabelled, all)``: training images with a caption (text or tags) and no training label,
+        and all training images with a caption: what ``fit --caption-labels auto`` decides on."""
+        items = self.ws.items
+        text = items["text"].fillna("").astype(str).str.strip().ne("").to_numpy()
+        tagged = np.fromiter((any(str(t).strip() for t in tags) for tags in items["tags"]), dtype=bool, count=self.n)
+        captioned = (text | tagged) & (self.split != "test")
+        return int((captioned & ~items["labelled"].to_numpy(dtype=bool)).sum()), int(captioned.sum())
+
     # --- one image ------------------------------------------------------------------------
     def true_labels(self, row: int) -> list[str]:
         return list(self.ws.items.at[row, "labels"])

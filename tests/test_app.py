@@ -31,6 +31,17 @@ def test_home_shows_dataset_and_metrics(app):
     assert any("Test-split metrics" in h.value for h in app.subheader)
 
 
+def test_home_and_compare_say_why_there_are_no_caption_models(app):
+    """A workspace fitted with every label has no "+ captions" models: Home and Compare say why
+    where that group would be, instead of leaving it out silently (the all-labels demo)."""
+    app.run()
+    for page in ("home", "compare"):
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception
+        notes = [c.value for c in app.caption if c.value.startswith("No models trained on your labels + captions")]
+        assert len(notes) == 1 and "have none" in notes[0], page
+
+
 def test_home_gallery_filter_changes_the_view(app):
     app.run()
     before = [c.value for c in app.caption]
@@ -102,22 +113,43 @@ def test_explore_filters_paginate_and_open_detail(app, fitted_workspace):
     assert any(md(item) in m for m in _markdown(again))
 
 
-def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
-    """Issue #12: the gallery's model defaults to the one best on the held-out labelled rows (here
-    made ``text_only``, never the old fixed default)."""
+def _copy_with_best(workspace, dest, best: str):
+    """A copy of ``workspace`` whose validation scores make ``best`` the best model."""
     import json
     import shutil
 
-    best = "text_only"
-    ws = tmp_path / "ws"
-    shutil.copytree(fitted_workspace, ws)
-    manifest = json.loads((ws / "manifest.json").read_text())
+    shutil.copytree(workspace, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
     scores = manifest["validation"]["scores"]
     manifest["validation"]["scores"] = {m: (0.9 if m == best else 0.1) for m in scores}
-    (ws / "manifest.json").write_text(json.dumps(manifest))
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def test_explore_opens_on_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
+    """Issue #12: the gallery's model defaults to the one best on the held-out labelled rows (here
+    made ``text_only``, never the old fixed default)."""
+    best = "text_only"
+    ws = _copy_with_best(fitted_workspace, tmp_path / "ws", best)
     at = _page(_app_on(ws), "explore")
     assert at.selectbox(key="ex_model").value == best
     assert "model" not in at.query_params  # the default: not written into a shared link
+
+
+def test_explore_model_follows_the_best_model_when_the_workspace_is_switched(fitted_workspace, tmp_path):
+    """Switching workspace (the demo's 10% / all labels) keeps a model the user picked, but a model left
+    at its default follows the new workspace's best (it stayed on the other one's, there and back)."""
+    first = _copy_with_best(fitted_workspace, tmp_path / "a", "text_only")
+    second = _copy_with_best(fitted_workspace, tmp_path / "b", "baseline")
+    at = _page(_app_on(first), "explore")
+    assert at.selectbox(key="ex_model").value == "text_only"
+    for ws, best in ((second, "baseline"), (first, "text_only")):
+        at.text_input(key="workspace_input").set_value(str(ws)).run()
+        assert not at.exception
+        assert at.selectbox(key="ex_model").value == best and "model" not in at.query_params
+    at.selectbox(key="ex_model").set_value("multimodal").run()  # a choice of the user's stays
+    at.text_input(key="workspace_input").set_value(str(second)).run()
+    assert at.selectbox(key="ex_model").value == "multimodal"
 
 
 def test_explore_detail_builds_a_missing_neighbour_index_and_saves_it(fitted_workspace, tmp_path, monkeypatch):
@@ -236,6 +268,18 @@ def test_zeroshot_page_typed_labels_change_the_scores(app, fitted_workspace):
     assert any("at least two labels" in w.value for w in app.warning)
 
 
+def test_zeroshot_page_compares_with_the_model_whose_labels_are_suggested(fitted_workspace, tmp_path):
+    """Beside baseline and multimodal, the zero-shot score is set against the best model (here made
+    ``text_only``; on the 10% demo Multimodal + captions), not only the paper's two."""
+    from core.workspace import open_workspace
+
+    ws_path = _copy_with_best(fitted_workspace, tmp_path / "ws", "text_only")
+    at = _page(_app_on(ws_path), "zeroshot")
+    names = ["Baseline (visual)", "Multimodal", "Text only"]
+    assert [m.label for m in at.metric][2:] == [f"{n} top-1" for n in names]
+    assert at.metric[4].value == f"{open_workspace(ws_path).metrics['text_only']['top1']:.3f}"  # every test row matched
+
+
 def test_zeroshot_page_uploaded_image(app, small_dataset):
     _page(app, "zeroshot")
     app.radio(key="zs_source").set_value("Uploaded images").run()
@@ -292,6 +336,56 @@ def test_annotate_accept_undo_and_retrain(fitted_workspace, tmp_path):
     assert any(m.startswith("**Last retrain**") for m in _markdown(at))
     assert any("bootstrap interval" in m for m in _markdown(at))  # the change comes with its interval
     assert len(open_workspace(ws_path).manifest["retrains"]) == 1
+
+
+def test_annotate_says_which_model_suggests_and_shows_it(fitted_workspace, tmp_path):
+    """The review queue suggests the best model's label (here made ``text_only``): the page shows that
+    model's top labels beside the baseline and multimodal ones and names it, so "Accept" never offers
+    a label from nowhere; where the suggestion is the current label, it says where Accept's other label
+    comes from. Checked on the first images of the queue, both cases met."""
+    from core.workspace import open_workspace
+
+    ws_path = _copy_with_best(fitted_workspace, tmp_path / "ws", "text_only")
+    ws = open_workspace(ws_path)
+    at = _page(_app_on(ws_path), "annotate")
+    at.selectbox(key="ann_strategy").set_value("margin").run()
+    rows = {md(str(item)): row for row, item in enumerate(ws.items["item"])}
+    cases = set()
+    for _ in range(8):
+        row = next(rows[c.value] for c in at.caption if c.value in rows)  # the image shown
+        top = ws.labels[int(ws.predictions["text_only"][row].argmax())]
+        assert "Text only: " + md(top) in "\n".join(_markdown(at))  # the suggesting model's own numbers
+        suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
+        assert suggested.startswith(f"**Suggested label**: {md(top)} ({md('Text only, best on held-out labelled images')})")
+        offered = at.button(key="ann_accept").label.removeprefix("Accept: ")
+        current = ws.items.at[row, "labels"] == [top]
+        assert offered == md(top) if not current else f"so Accept offers {offered} (" in suggested
+        cases.add(current)
+        at.button(key="ann_skip").click().run()
+    assert cases == {True, False}
+
+
+def test_annotate_unlabeled_queue_holds_training_images_no_model_trained_on(fitted_workspace, tmp_path):
+    """A fit with ``--label-fraction`` (the 10% demo) keeps most training labels aside: those images are
+    unlabelled for every model, so the "Unlabeled images" queue holds them (it was empty there)."""
+    import shutil
+
+    import pandas as pd
+
+    from core.labels.queue import review_queue
+    from core.workspace import open_workspace
+
+    ws_path = tmp_path / "ws"
+    shutil.copytree(fitted_workspace, ws_path)
+    items = pd.read_parquet(ws_path / "items.parquet")
+    aside = np.flatnonzero(items["labelled"].to_numpy())[:5]  # labels kept in the dataset, not trained on
+    items.loc[aside, "labelled"] = False
+    items.to_parquet(ws_path / "items.parquet")
+    assert sorted(q.row for q in review_queue(open_workspace(ws_path), "unlabeled")) == sorted(aside)
+    at = _page(_app_on(ws_path), "annotate")
+    at.selectbox(key="ann_strategy").set_value("unlabeled").run()
+    assert not at.exception
+    assert _markdown(at)[0].startswith("**5** images in this queue") and "no training label" in _markdown(at)[0]
 
 
 @pytest.fixture
@@ -442,3 +536,5 @@ def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_
     accept = at.button(key="ann_accept").label
     assert accept.startswith("Accept: ") and accept.removeprefix("Accept: ") not in current.replace("\\", "")
     assert any("out-of-fold" in c.value for c in at.caption)
+    suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
+    assert md("out-of-fold probabilities of Logistic regression") in suggested  # its source, not the best model

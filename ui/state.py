@@ -43,18 +43,34 @@ def _encode(value: Any) -> str | list[str]:
     return str(value)
 
 
-def restore(page: str, fields: dict[str, tuple[str, Any]], valid: dict[str, Any] | None = None) -> None:
+def _allowed(value: Any, allowed: Any) -> bool:
+    return allowed is None or (all(v in allowed for v in value) if isinstance(value, list) else value in allowed)
+
+
+def restore(page: str, fields: dict[str, tuple[str, Any]], valid: dict[str, Any] | None = None, scope: str | None = None) -> None:
     """Before a page's widgets: fill their state from the URL, else from this session's last visit,
     else the default (the widgets themselves then take no default value).
 
     Args:
         page: the page's name (its saved copy in the session).
         fields: widget key -> (query parameter, default value).
-        valid: widget key -> the allowed values (options of a select box); values outside are dropped.
+        valid: widget key -> the allowed values (options of a select box); values outside are dropped,
+            the widget's current one included (then filled again as above).
+        scope: what the defaults depend on (the workspace): when it changes, a field left at the old
+            default takes the new one (Explore's model follows the workspace's best model).
     """
     saved = st.session_state.get(f"_saved_{page}", {})
+    if scope is not None:
+        seen = st.session_state.setdefault(f"_scope_{page}", {})
+        if seen.get("scope") != scope:
+            old = seen.get("defaults", {})
+            for values in (st.session_state, saved):
+                for key, (_, default) in fields.items():
+                    if key in values and key in old and values[key] == old[key]:
+                        values[key] = default
+            seen.update(scope=scope, defaults={key: default for key, (_, default) in fields.items()})
     for key, (param, default) in fields.items():
-        if key in st.session_state:
+        if key in st.session_state and _allowed(st.session_state[key], (valid or {}).get(key)):
             continue
         value = default
         raw = st.query_params.get_all(param)

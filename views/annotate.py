@@ -8,7 +8,7 @@ import streamlit as st
 from core.labels.export import log_text, manifest_rows, rows_text
 from core.labels.oof import SOURCE_NAMES as OOF_SOURCE_NAMES
 from core.labels.oof import sources as oof_sources
-from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue
+from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue, suggesting_model
 from core.labels.retrain import retrain
 from core.labels.session import current_labels, label_db_url
 from core.labels.store import UNDO, ConflictError, LabelStoreError, redact_url
@@ -18,6 +18,12 @@ from ui.frame import workspace
 from ui.loaders import explorer_for, label_store
 from ui.safe_text import md, md_join
 from ui.widgets import MODEL_NAMES, StreamlitProgress, image
+
+
+def source_name(source: str) -> str:
+    """An out-of-fold source for people."""
+    return OOF_SOURCE_NAMES.get(source, source.removeprefix("predictions:") + " (your predictions)")
+
 
 ws = workspace()
 ex = explorer_for(ws)
@@ -56,7 +62,7 @@ if strategy == "label_errors":
     source = st.selectbox(
         "Out-of-fold probabilities from",
         oof_sources(ws),
-        format_func=lambda s: OOF_SOURCE_NAMES.get(s, s.removeprefix("predictions:") + " (your predictions)"),
+        format_func=source_name,
         key="ann_source",
     )
 current = current_labels(ws, store)
@@ -78,7 +84,8 @@ else:
     shown_before, state["ann_shown"] = state.get("ann_shown"), q.item
     row = q.row
     labels_now = current[row]
-    st.markdown(f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** images in this queue · queued because: _{md(q.reason)}_")
+    n_queued = f"**{len(queue)}{'+' if len(queue) >= 200 else ''}** image{'' if len(queue) == 1 else 's'}"
+    st.markdown(f"{n_queued} in this queue · queued because: _{md(q.reason)}_")
     left, right = st.columns([1, 2], gap="large")
     with left:
         image(ws.items.at[row, "path"])
@@ -86,12 +93,31 @@ else:
     with right:
         st.markdown("Current label: " + md_join(labels_now, empty="_none_"))
         pred = ex.prediction(row)
+        # the queue suggests from the best model, shown beside the two (label errors: from the out-of-fold source)
+        best, from_oof = suggesting_model(ws), strategy == "label_errors" and q.row != pinned
+        shown = ["baseline", "multimodal"] + ([best] if not from_oof and best not in ("baseline", "multimodal") else [])
         st.markdown(
-            "  \n".join(
-                f"{MODEL_NAMES[m]}: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in getattr(pred, m)[:3])
-                for m in ("baseline", "multimodal")
-            )
+            "  \n".join(f"{MODEL_NAMES[m]}: " + ", ".join(f"{md(n)} ({p:.2f})" for n, p in pred.rankings[m][:3]) for m in shown)
         )
+        by = f"{MODEL_NAMES[best]}, best on held-out labelled images"
+        if from_oof:
+            by = f"out-of-fold probabilities of {source_name(source)}"
+        # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
+        # (a low-margin image's alternative); "Accept" never just repeats "Keep"
+        ranked = [
+            ([pred.rankings[m][k][0]], f"{MODEL_NAMES[m]}'s {('top', 'second')[k]} label")
+            for k in (0, 1)
+            for m in ("multimodal", "baseline")
+            if len(pred.rankings.get(m, [])) > k
+        ]
+        offer, offer_by = next(
+            ((lab, why) for lab, why in [(q.suggestion, by), *ranked] if lab and sorted(lab) != sorted(labels_now)), (None, None)
+        )
+        if q.suggestion:
+            said = f"**Suggested label**: {md_join(q.suggestion)} ({md(by)})"
+            if offer is not None and offer_by != by:  # the suggestion is the current label
+                said += f": the current label, so Accept offers {md_join(offer)} ({md(offer_by)})"
+            st.markdown(said)
         if strategy == "label_errors" and bool(ws.items.at[row, "labelled"]):
             if {"baseline", "multimodal"} <= set(ws.crossfit_models):
                 st.caption(
@@ -126,10 +152,6 @@ else:
             state["ann_pinned"] = None
             st.rerun()
 
-        # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
-        # (a low-margin image's alternative); "Accept" never just repeats "Keep"
-        ranked = [[getattr(pred, m)[k][0]] for k in (0, 1) for m in ("multimodal", "baseline") if len(getattr(pred, m)) > k]
-        offer = next((lab for lab in [q.suggestion, *ranked] if lab and sorted(lab) != sorted(labels_now)), None)
         b1, b2, b3 = st.columns(3)
         accept = f"Accept: {md_join(offer)}" if offer else "Accept: (both models agree with it)"
         if b1.button(

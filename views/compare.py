@@ -8,7 +8,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.compare import MODEL_GROUPS, best_model, confusion_matrix, per_label_table, pr_curves, top_confusions
+from core.compare import (
+    CAPTION_GROUP,
+    MODEL_GROUPS,
+    best_model,
+    caption_models_note,
+    confusion_matrix,
+    per_label_table,
+    pr_curves,
+    top_confusions,
+)
 from core.explore import GalleryFilter
 from core.predictions import attached_metrics
 from ui import state
@@ -32,6 +41,8 @@ groups["other"] = {
     **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()},
 }
 for group, metrics in groups.items():
+    if group == CAPTION_GROUP and (note := caption_models_note(ex)):
+        st.caption(note)
     if metrics:
         st.markdown(f"**{group[0].upper()}{group[1:]}**")
         st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")

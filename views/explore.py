@@ -55,6 +55,7 @@ state.restore(
         "ex_correct": CORRECT,
         "ex_change": CHANGES,
     },
+    scope=str(ws.path),  # after a switch of workspace, a model left at the default follows the new one's best
 )
 saved_item = st.session_state.get("_saved_explore", {}).get("item")
 if "item" not in st.query_params and saved_item:

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.compare import MODEL_GROUPS, best_model
+from core.compare import CAPTION_GROUP, MODEL_GROUPS, best_model, caption_models_note
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
@@ -65,6 +65,8 @@ base, multi = ws.metrics["baseline"][key], ws.metrics["multimodal"][key]
 groups = {**MODEL_GROUPS, "no labels": ("zeroshot",)}
 for group, models in groups.items():
     present = [model for model in models if model in ws.metrics]
+    if group == CAPTION_GROUP and (note := caption_models_note(ex)):
+        st.caption(note)
     if not present:
         continue
     st.markdown(f"**{group[0].upper()}{group[1:]}**")

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.compare import zeroshot_images, zeroshot_report
+from core.compare import best_model, zeroshot_images, zeroshot_report
 from core.zeroshot import parse_label_spec
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
@@ -31,21 +31,26 @@ if len(labels) < 2:
     st.warning("Type at least two labels.")
     st.stop()
 typed = [name for name, _ in labels]
+best = best_model(ws).name  # the trained models compared: baseline, multimodal, and the one whose labels are suggested
+compared = list(dict.fromkeys(("baseline", "multimodal", best)))
 
 if source == "The test split":
     rows = np.flatnonzero(ws.items["is_test"].to_numpy())
     with st.spinner("Scoring the test split…"):
         report = zeroshot_report(ex, labels, rows)
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Typed labels matching dataset labels", f"{len(report.matched)} / {len(ex.labels)}")
-    c2.metric("Zero-shot top-1 (matched rows)", "—" if np.isnan(report.accuracy) else f"{report.accuracy:.3f}")
-    for col, m in zip((c3, c4), ("baseline", "multimodal")):
+    c1, c2, *cols = st.columns(2 + len(compared))
+    # short labels: five metrics side by side (the full wording in each one's help)
+    c1.metric("Labels matched", f"{len(report.matched)} / {len(ex.labels)}", help="Typed labels matching dataset labels")
+    accuracy = "—" if np.isnan(report.accuracy) else f"{report.accuracy:.3f}"
+    c2.metric("Zero-shot top-1", accuracy, help="On the test images whose true label a typed label names")
+    for col, m in zip(cols, compared):
         v = report.trained_accuracy[m]
-        col.metric(f"{MODEL_NAMES[m]} top-1 (same rows)", "—" if np.isnan(v) else f"{v:.3f}")
+        col.metric(f"{MODEL_NAMES[m]} top-1", "—" if np.isnan(v) else f"{v:.3f}", help="On the same test images")
     st.caption(
-        f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label. The trained "
-        "models choose among all dataset labels, the zero-shot model among the typed ones. With the default labels "
-        "(the dataset's own) this is the zero-shot row of Home's table; other wordings score differently."
+        f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label: every score is "
+        "on those images. The trained models choose among all dataset labels, the zero-shot model among the typed "
+        "ones. With the default labels (the dataset's own) this is the zero-shot row of Home's table; other wordings "
+        "score differently."
     )
     top = report.proba.argmax(1)
     counts = pd.Series(np.asarray(typed)[top]).value_counts().reindex(typed, fill_value=0)
@@ -85,7 +90,5 @@ else:
             c2.markdown(f"**{md(up.name)}**")
             trained = predict_upload(ws, up.getvalue(), up.name)
             if trained.ok:
-                c2.caption(
-                    " · ".join(f"{MODEL_NAMES[m]} (trained): {md(getattr(trained, m)[0][0])}" for m in ("baseline", "multimodal"))
-                )
+                c2.caption(" · ".join(f"{MODEL_NAMES[m]} (trained): {md(trained.rankings[m][0][0])}" for m in compared))
             c2.plotly_chart(fig, width="stretch", key=f"zs_bar_{i}")

@@ -13,7 +13,8 @@ Strategies:
   Rows whose label both cross-fitted image models predict are left out
   (:func:`confirmed_by_both_models`).
 * ``near_duplicates`` / ``outliers`` -- cleanlab Datalab's checks on the visual features.
-* ``unlabeled`` -- images without a label, least confident prediction first.
+* ``unlabeled`` -- images without a label, or training images whose label no model trained on (a fit
+  with ``--label-fraction`` keeps it aside), least confident prediction first.
 * ``random`` -- a seeded shuffle (an unbiased audit).
 """
 
@@ -137,10 +138,12 @@ def _model_queue(ws: Workspace, strategy: str, current: list[list[str]], seed: i
         score = (top2[:, 1] - top2[:, 0]).astype(np.float64)
         order = np.argsort(score, kind="stable")
         text = "top-2 margin {score:.2f}"
-    elif strategy == "unlabeled":
-        rows = np.flatnonzero([not labs for labs in current])
+    elif strategy == "unlabeled":  # no label, or a training label no model trained on (fit --label-fraction)
+        items = ws.items
+        untrained = ~items["labelled"].to_numpy(dtype=bool) & ~items["is_test"].to_numpy(dtype=bool)
+        rows = np.flatnonzero(np.array([not labs for labs in current], dtype=bool) | untrained)
         order = rows[np.argsort(score[rows], kind="stable")]
-        text = "no label; model confidence {score:.2f}"
+        text = "no training label; model confidence {score:.2f}"
     else:
         order = np.random.default_rng(seed).permutation(len(multi))
         text = "random audit"

@@ -48,8 +48,22 @@ def current_labels(ws: Workspace, store: LabelStore) -> list[list[str]]:
 
 
 def reviewed_items(store: LabelStore) -> set[str]:
-    """Items a labeler set a label on (or undid one): their current labels count as labelled."""
-    return {ch.item for ch in store.history() if ch.action in (SET, UNDO)}
+    """Items with a labeler's label in effect: set, and not undone (an undone change un-reviews its
+    image, as the Annotate page counts; undoing the undo puts the change back): their current labels
+    count as labelled."""
+    history = store.history()
+    by_id = {ch.id: ch for ch in history}
+    active: set[int] = set()
+    for ch in history:  # oldest first
+        if ch.action == SET:
+            active.add(ch.id)
+        elif ch.action == UNDO and ch.undoes in by_id:
+            target = by_id[ch.undoes]
+            if target.action == UNDO:
+                active.add(target.undoes)
+            else:
+                active.discard(target.id)
+    return {by_id[i].item for i in active if i in by_id}
 
 
 def stored_corrections(
