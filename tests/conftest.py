@@ -34,11 +34,39 @@ def write_subset(dest: Path, labels: list[str] = SMALL_LABELS, per_label: int = 
     (dest / "images").mkdir(parents=True, exist_ok=True)
     for r in rows:
         shutil.copy(DEMO / r["image"], dest / r["image"])
+    write_manifest(dest, rows)
+    return dest
+
+
+def write_manifest(dest: Path, rows: list[dict[str, str]]) -> None:
+    """Write ``rows`` as ``dest/manifest.csv``."""
     with (dest / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    return dest
+
+
+def edit_manifest(data: Path, **columns: str) -> Path:
+    """Set ``columns`` (e.g. ``text=""``) on every row of ``data/manifest.csv``."""
+    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [{**r, **columns} for r in csv.DictReader(fh)]
+    write_manifest(data, rows)
+    return data
+
+
+def copy_with_labels_aside(workspace: Path, dest: Path, n: int):
+    """Copy a fitted workspace to ``dest`` as a fit with a share of the labels would leave it (the
+    10% demo): its first ``n`` labelled rows keep their dataset labels but no model trained on
+    them. Returns those rows."""
+    import numpy as np
+    import pandas as pd
+
+    shutil.copytree(workspace, dest)
+    items = pd.read_parquet(dest / "items.parquet")
+    aside = np.flatnonzero(items["labelled"].to_numpy())[:n]
+    items.loc[aside, "labelled"] = False
+    items.to_parquet(dest / "items.parquet")
+    return aside
 
 
 @pytest.fixture(scope="session")

@@ -368,19 +368,12 @@ def test_annotate_says_which_model_suggests_and_shows_it(fitted_workspace, tmp_p
 def test_annotate_unlabeled_queue_holds_training_images_no_model_trained_on(fitted_workspace, tmp_path):
     """A fit with ``--label-fraction`` (the 10% demo) keeps most training labels aside: those images are
     unlabelled for every model, so the "Unlabeled images" queue holds them (it was empty there)."""
-    import shutil
-
-    import pandas as pd
-
     from core.labels.queue import review_queue
     from core.workspace import open_workspace
+    from tests.conftest import copy_with_labels_aside
 
     ws_path = tmp_path / "ws"
-    shutil.copytree(fitted_workspace, ws_path)
-    items = pd.read_parquet(ws_path / "items.parquet")
-    aside = np.flatnonzero(items["labelled"].to_numpy())[:5]  # labels kept in the dataset, not trained on
-    items.loc[aside, "labelled"] = False
-    items.to_parquet(ws_path / "items.parquet")
+    aside = copy_with_labels_aside(fitted_workspace, ws_path, 5)
     assert sorted(q.row for q in review_queue(open_workspace(ws_path), "unlabeled")) == sorted(aside)
     at = _page(_app_on(ws_path), "annotate")
     at.selectbox(key="ann_strategy").set_value("unlabeled").run()

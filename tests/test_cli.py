@@ -97,17 +97,9 @@ def test_fit_refuses_a_label_fraction_outside_0_1_before_any_work(small_dataset,
 def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
     """Every row in the training split: the metrics are undefined, and ``--json`` says ``null``
     (before: ``NaN``, which jq, JavaScript and every strict JSON parser refuse)."""
-    import csv
+    from tests.conftest import SMALL_LABELS, edit_manifest, quick_fit, write_subset
 
-    from tests.conftest import SMALL_LABELS, quick_fit, write_subset
-
-    data = write_subset(tmp_path / "data", SMALL_LABELS[:3], per_label=8)
-    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        rows = [{**r, "split": "train"} for r in csv.DictReader(fh)]
-    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    data = edit_manifest(write_subset(tmp_path / "data", SMALL_LABELS[:3], per_label=8), split="train")
     ws = quick_fit(data, tmp_path / "ws", cache_dir)
 
     def strict(text: str):
@@ -122,17 +114,9 @@ def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
 
 @pytest.mark.slow  # a whole CLI fit (about 40 s here)
 def test_fit_says_why_caption_labels_on_gave_no_caption_models(cache_dir, tmp_path):
-    import csv
+    from tests.conftest import SMALL_LABELS, edit_manifest, write_subset
 
-    from tests.conftest import SMALL_LABELS, write_subset
-
-    data = write_subset(tmp_path / "data", SMALL_LABELS[:2], per_label=6)
-    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        rows = [{**r, "text": "", "tags": ""} for r in csv.DictReader(fh)]
-    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    data = edit_manifest(write_subset(tmp_path / "data", SMALL_LABELS[:2], per_label=6), text="", tags="")
     ws = tmp_path / "ws"
     fit = ["fit", str(data), "--workspace", str(ws), "--phrase-source", "imagenet", "--no-maps", "--cache-dir", str(cache_dir)]
     r = run_here(*fit, "--caption-labels", "on")

@@ -144,17 +144,9 @@ def test_one_caption_on_every_image_is_a_clear_error(cache_dir, tmp_path):
     """The same caption everywhere gives the corpus phrase generator nothing to learn: the error
     says why and names the phrase source that needs no text (before: "needs more text", though
     every image had one)."""
-    import csv
+    from tests.conftest import SMALL_LABELS, edit_manifest, write_subset
 
-    from tests.conftest import SMALL_LABELS, write_subset
-
-    data = write_subset(tmp_path / "data", SMALL_LABELS[:3], per_label=8)
-    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        rows = [{**r, "text": "a picture", "tags": ""} for r in csv.DictReader(fh)]
-    with (data / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    data = edit_manifest(write_subset(tmp_path / "data", SMALL_LABELS[:3], per_label=8), text="a picture", tags="")
     with pytest.raises(ValueError, match=r"more varied.*--phrase-source imagenet"):
         quick_fit(data, tmp_path / "ws", cache_dir)
     assert not (tmp_path / "ws").exists()

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
-import numpy as np
-import pandas as pd
-
 from core.labels.retrain import retrain
 from core.labels.session import open_label_store
 from core.workspace import open_workspace
+from tests.conftest import copy_with_labels_aside
 
 
 def test_retrain_trains_on_reviewed_images_but_not_on_undone_ones(fitted_workspace, tmp_path):
@@ -18,11 +14,7 @@ def test_retrain_trains_on_reviewed_images_but_not_on_undone_ones(fitted_workspa
     (the Annotate page already says an undone change un-reviews its image), and again when the undo
     itself is undone."""
     ws_path = tmp_path / "ws"
-    shutil.copytree(fitted_workspace, ws_path)
-    items = pd.read_parquet(ws_path / "items.parquet")
-    aside = np.flatnonzero(items["labelled"].to_numpy())[:3]  # labels kept in the dataset, not trained on
-    items.loc[aside, "labelled"] = False
-    items.to_parquet(ws_path / "items.parquet")
+    aside = copy_with_labels_aside(fitted_workspace, ws_path, 3)
     ws = open_workspace(ws_path)
     store = open_label_store(ws)
     kept, undone, redone = (str(ws.items.at[r, "item"]) for r in aside)
@@ -32,5 +24,5 @@ def test_retrain_trains_on_reviewed_images_but_not_on_undone_ones(fitted_workspa
     store.undo(store.undo(store.history(redone)[-1].id, user="ann").id, user="ann")
     report = retrain(ws, store)
     after = open_workspace(ws_path)
-    assert report.n_labelled == int(items["labelled"].sum()) + 2
+    assert report.n_labelled == int(ws.items["labelled"].sum()) + 2
     assert [bool(after.items.at[after.row_of(i), "labelled"]) for i in (kept, undone, redone)] == [True, False, True]

@@ -100,21 +100,14 @@ def test_tags_cli(extended_workspace, capsys):
 
 
 def test_no_tags_is_a_clear_error(tmp_path, small_dataset, cache_dir):
-    import csv
     import shutil
 
     from core.tags.annotate import fit_tag_models
-    from tests.conftest import quick_fit
+    from tests.conftest import edit_manifest, quick_fit
 
     data = tmp_path / "notags"
     shutil.copytree(small_dataset, data)
-    rows = list(csv.DictReader((data / "manifest.csv").open()))
-    for r in rows:
-        r["tags"] = ""
-    with (data / "manifest.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    edit_manifest(data, tags="")
     ws = quick_fit(data, tmp_path / "ws", cache_dir, epochs=2, max_epochs=5)
     with pytest.raises(ValueError, match="no tags"):
         fit_tag_models(ws)
