@@ -49,7 +49,7 @@ def current_labels(ws: Workspace, store: LabelStore) -> list[list[str]]:
 
 def reviewed_items(store: LabelStore) -> set[str]:
     """Items with a labeler's label in effect: set, and not undone (an undone change un-reviews its
-    image, as the Annotate page counts; undoing the undo puts the change back): their current labels
+    image; undoing the undo puts the change back): their current labels
     count as labelled. A "not sure" mark is never a label, whatever undo chain leads back to it."""
     history = store.history()
     by_id = {ch.id: ch for ch in history}
