@@ -28,6 +28,7 @@ architectures as ``baseline`` and ``multimodal``, trained on human + caption lab
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ class CaptionLabels:
         confidence: the caption classifier's confidence on each row (0 where none).
         predicted: the caption classifier's probabilities on every unlabelled training row with
             text (zeros elsewhere), kept or not: how good the caption labels are.
-        threshold: the confidence a caption label needs (chosen by cross-validation; 0 with ``keep="all"``).
+        threshold: the confidence a caption label needs (chosen by cross-validation, infinite when
+            no out-of-fold confidence earns one; 0 with ``keep="all"``).
         features: the caption features used.
         cv_accuracy: out-of-fold accuracy (single-label) or micro-F1 (multi-label) of the
             caption classifier on the labelled rows, for the features used.
@@ -268,14 +270,16 @@ def _score(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
 
 def _threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
     """The lowest confidence above which the out-of-fold caption labels are more often right than
-    wrong, counted cumulatively from the most confident (keeps the most correct-minus-wrong)."""
+    wrong, counted cumulatively from the most confident (keeps the most correct-minus-wrong);
+    infinite when no confidence is (keep none: an unlabelled row more confident than every
+    out-of-fold one is no evidence of a right label)."""
     if len(confidence) == 0:
-        return 1.0
+        return math.inf
     order = np.argsort(-confidence)
     gain = np.cumsum(np.where(correct[order], 1, -1))
     best = int(np.argmax(gain))
     if gain[best] <= 0:
-        return float(confidence[order[0]]) + 1e-9  # nothing earns its place: keep none
+        return math.inf
     return float(confidence[order[best]])
 
 

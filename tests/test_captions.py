@@ -13,6 +13,7 @@ from core.captions import (
     CaptionLabelConfig,
     _feature_blocks,
     _fit_predict,
+    _keep,
     _model,
     _row_space,
     _teacher_features,
@@ -283,6 +284,20 @@ def test_every_unlabelled_training_caption_is_labelled_by_default(caption_ws):
     assert 0 < cv.caption.sum() < every.caption.sum() and not (cv.caption & ~every.caption).any()
     np.testing.assert_array_equal(cv.targets[cv.caption], every.targets[cv.caption])  # the same labels, fewer of them
     assert (cv.confidence[cv.caption] >= cv.threshold).all() and (cv.confidence[todo & ~cv.caption] < cv.threshold).all()
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_cv_threshold_keeps_no_caption_label_when_none_earns_its_place(multilabel):
+    """``keep="cv"``: the most confident out-of-fold caption label is wrong and the next is right,
+    so at no confidence are they more often right than wrong, and no caption label is kept, not
+    even one more confident than every out-of-fold label (before: the threshold sat just above the
+    most confident out-of-fold label, and that one was kept)."""
+    oof = np.array([[0.9, 0.1], [0.3, 0.7]])  # row 0 wrong at 0.9, row 1 right at 0.7
+    y = np.array([[0.0, 1.0], [0.0, 1.0]]) if multilabel else np.array([1, 1])
+    proba = np.array([[0.97, 0.03], [0.6, 0.4]])  # row 0 more confident than every out-of-fold label
+    thr, keep, chosen = _keep(oof, y, proba, multilabel, "cv")
+    assert not keep.any() and len(chosen) == 0 and thr == np.inf
+    assert _keep(oof, y, proba, multilabel, "all")[1][0]  # every caption label kept: row 0's too
 
 
 def test_teacher_with_both_views_and_label_names_beats_captions_alone(caption_ws):
