@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.manifest import visible_text
 from core.vectors import l2n
 
 CAPTION_MODES = ("auto", "on", "off")
@@ -116,8 +117,13 @@ class CaptionLabels:
 
 
 def caption_texts(texts: list[str], tags: list[list[str]]) -> list[str]:
-    """One string per row: the caption followed by its tags ("" when the row has neither)."""
-    return [" ".join([str(t or "").strip(), *[str(g) for g in (tg or [])]]).strip() for t, tg in zip(texts, tags, strict=True)]
+    """One string per row: the caption followed by its tags; "" when the row has neither, a caption
+    or tag with no visible character (zero-width spaces...) counting as none, as when a dataset is
+    read (:func:`core.data.manifest.visible_text`). A row has a caption when its string is not ""."""
+    return [
+        " ".join(p for p in (visible_text(str(s).strip()) for s in [t or "", *(tg or [])]) if p)
+        for t, tg in zip(texts, tags, strict=True)
+    ]
 
 
 def wants_caption_labels(mode: str, train: np.ndarray, labelled: np.ndarray, has_text: np.ndarray, share: float) -> bool:
