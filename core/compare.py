@@ -3,6 +3,7 @@ zero-shot classification with labels a user types."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,10 +111,12 @@ def zeroshot_images(
 
 
 CAPTION_GROUP = "trained on your labels + captions"
-MODEL_GROUPS = {
+MODEL_GROUPS = {  # the groups Home and Compare show the models under (model_groups)
     "trained on your labels": ("baseline", "multimodal", "text_only"),
     CAPTION_GROUP: ("baseline_captions", "multimodal_captions"),
+    "no labels": ("zeroshot",),
 }
+OTHER_GROUP = "other"  # any other model: the predictions a user attached (core.predictions)
 MODEL_TITLES = {
     "baseline": "Baseline (visual)",
     "multimodal": "Multimodal",
@@ -124,6 +127,16 @@ MODEL_TITLES = {
 }
 # on a tie, the product's model first
 _PREFERENCE = ("multimodal_captions", "baseline_captions", "multimodal", "baseline", "text_only")
+
+
+def model_groups(models: Iterable[str]) -> dict[str, list[str]]:
+    """``models`` under the group Home and Compare show them in: every group of
+    :data:`MODEL_GROUPS`, in order (empty where the workspace has none of its models), then
+    :data:`OTHER_GROUP` with the models of no group (the predictions a user attached)."""
+    models = list(models)
+    groups = {g: [m for m in ms if m in models] for g, ms in MODEL_GROUPS.items()}
+    grouped = {m for ms in MODEL_GROUPS.values() for m in ms}
+    return {**groups, OTHER_GROUP: [m for m in models if m not in grouped]}
 
 
 def caption_models_note(explorer: Explorer) -> str | None:
