@@ -418,6 +418,19 @@ def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool, m
     return thr, keep, proba[keep].argmax(1)
 
 
+NO_CAPTION_LABELS = (
+    "the caption classifier gave no unlabelled training image a caption label (none unlabelled, too few labelled, "
+    "or none confident enough), and trained on no caption label the caption models would repeat the baseline and "
+    "multimodal models"
+)
+
+
+def useful_caption_labels(captions: CaptionLabels | None) -> CaptionLabels | None:
+    """``captions`` when they label at least one row, else ``None``: the caption models train only
+    then (:data:`NO_CAPTION_LABELS` says why)."""
+    return captions if captions is not None and captions.caption.any() else None
+
+
 def caption_targets(
     captions: CaptionLabels | None, fit_idx: np.ndarray, models: tuple[str, ...]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:

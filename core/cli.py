@@ -142,6 +142,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"skipped: {issue}", file=sys.stderr)
     if cfg.caption_labels == "on" and not ws.manifest.get("captions"):
         print("note: --caption-labels on, but no image has a caption (text or tags): no caption models", file=sys.stderr)
+    elif cfg.caption_labels == "on" and not ws.manifest["captions"]["n_caption_labels"]:
+        from core.captions import NO_CAPTION_LABELS
+
+        print(f"note: --caption-labels on, but {NO_CAPTION_LABELS}: no caption models", file=sys.stderr)
     print(
         f"workspace: {ws.path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
         f"{ws.manifest['timings_s']['total']:.0f} s)"

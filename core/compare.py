@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.captions import NO_CAPTION_LABELS
 from core.explore import Explorer
 from core.metrics import pr_curve
 from core.workspace import Workspace
@@ -149,6 +150,9 @@ def caption_models_note(explorer: Explorer) -> str | None:
     lead = f"No models {CAPTION_GROUP}: "
     if cfg.get("caption_labels", "auto") == "off":
         return lead + "this workspace was fitted with caption labels off (`fit --caption-labels on` adds them)."
+    summary = ws.manifest.get("captions")
+    if summary is not None and not summary["n_caption_labels"]:
+        return lead + NO_CAPTION_LABELS + "."
     unlabelled, captioned = explorer.captioned_training_rows
     if not captioned:
         return lead + "no training image has a caption (text or tags) to read a label from."

@@ -186,3 +186,16 @@ def test_manifest_is_strict_json_where_a_number_is_undefined(untested_workspace,
     assert open_workspace(old).metrics.keys() == ws.metrics.keys()
     assert all(np.isnan(v) for d in open_workspace(old).metrics.values() for v in d.values())
 
+
+def test_caption_labels_on_without_a_caption_label_trains_no_caption_models(untested_workspace):
+    """Every training image is labelled: the caption teacher labels none, and caption models would
+    train on exactly the rows and targets of the baseline and multimodal ones. None is trained
+    (before: two duplicates), and the manifest says why (0 caption labels)."""
+    from core.compare import caption_models_note
+    from core.config import CAPTION_MODELS
+    from core.explore import Explorer
+
+    ws = open_workspace(untested_workspace)
+    assert ws.config.caption_labels == "on" and ws.manifest["captions"]["n_caption_labels"] == 0
+    assert not set(CAPTION_MODELS) & set(ws.models)
+    assert "gave no unlabelled training image a caption label" in caption_models_note(Explorer(ws))
