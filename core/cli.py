@@ -237,10 +237,11 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     items = ws.items
     test = items["is_test"].to_numpy()
     proba = ws.zeroshot_rows(labels, np.flatnonzero(test))
-    pos = match_labels(names, ws.labels)
+    match = match_labels(names, ws.labels)
+    pos = match.matched
     truth = np.array([pos.get(labs[0], -1) if len(labs) else -1 for labs in items["labels"][test]])
     known = truth >= 0
-    result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum())}
+    result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum()), "ambiguous": match.ambiguous}
     if known.any():
         result.update(evaluate(truth[known], proba[known], multilabel=False))
     print(json_text(result) if args.json else result)

@@ -62,6 +62,8 @@ class ZeroShotReport:
         proba: (N, len(typed)) probabilities (softmax of scaled cosines).
         rows: the workspace rows scored.
         matched: dataset label -> index of the typed label naming it.
+        ambiguous: typed label -> the dataset labels it could name (:func:`core.zeroshot.match_labels`):
+            it is scored against none of them.
         accuracy: top-1 of the zero-shot model on rows whose true label is matched (NaN if none).
         trained_accuracy: top-1 of each trained model on the same rows, among all dataset labels.
         n_evaluated: how many rows the accuracies count.
@@ -71,6 +73,7 @@ class ZeroShotReport:
     proba: np.ndarray
     rows: np.ndarray
     matched: dict[str, int]
+    ambiguous: dict[str, list[str]]
     accuracy: float
     trained_accuracy: dict[str, float]
     n_evaluated: int
@@ -79,13 +82,14 @@ class ZeroShotReport:
 def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], rows: np.ndarray) -> ZeroShotReport:
     """Classify workspace ``rows`` among typed ``labels`` (``(name, synonyms)`` pairs, as from
     :func:`core.zeroshot.parse_label_spec`) and compare with the trained models where the typed
-    names match dataset labels (``"birds"`` matches ``"animals/birds"``)."""
+    names match dataset labels (``"bird"`` matches ``"animals/birds"``: :func:`core.zeroshot.match_labels`)."""
     if len(labels) < 2:
         raise ValueError("type at least two labels")
     ws = explorer.ws
     proba = ws.zeroshot_rows(labels, rows)
     typed = [name for name, _ in labels]
-    matched = match_labels(typed, explorer.labels)
+    match = match_labels(typed, explorer.labels)
+    matched = match.matched
     target = np.full(len(rows), -1)
     for lab, j in matched.items():
         col = explorer.labels.index(lab)
@@ -95,7 +99,7 @@ def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], row
     acc = float((proba[ok].argmax(1) == target[ok]).mean()) if ok.any() else float("nan")
     models = [m for m in MODEL_TITLES if m != "zeroshot" and m in explorer.correct]  # every trained model, best included
     trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in models}
-    return ZeroShotReport(typed, proba, rows, matched, acc, trained, int(ok.sum()))
+    return ZeroShotReport(typed, proba, rows, matched, match.ambiguous, acc, trained, int(ok.sum()))
 
 
 def zeroshot_images(
