@@ -16,7 +16,7 @@ def test_label_spec_and_terms():
 
 
 def test_typed_names_match_labels_in_any_case_and_number():
-    """"bird" names "animals/birds" as "birds" does (before: it named nothing), in any case, on the
+    """Typed "bird" names "animals/birds" as "birds" does (before: it named nothing), in any case, on the
     whole label or its last segment, and the simple plurals (s, es, ies) both ways."""
     labels = ["animals/birds", "food/berry", "tools/box", "Recreation/Music"]
     match = match_labels(["Bird", "berries", "BOXES", "music", "Animals/Bird", "cars"], labels)
