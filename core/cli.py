@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -411,10 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except (FileNotFoundError, ValueError, ImportError, RuntimeError) as exc:  # WorkspaceError, WorkspaceBusyError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command line; its exit status. A reader that stops early (``| head -1``) ends it with
+    status 1 and no traceback (the Python docs' "Note on SIGPIPE" pattern)."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # what is still buffered fails here, not at exit
+        return status
+    except BrokenPipeError:
+        # the rest of the output would fail at exit again: send it to devnull instead
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -146,3 +147,39 @@ def test_counts_below_one_are_refused(fitted_workspace):
         assert r.returncode == 2 and "must be at least 1" in r.stderr, (args, r.stderr)
     r = run_here("predict", "--workspace", str(fitted_workspace), img, "--top", "1", "--json")
     assert r.returncode == 0 and len(json.loads(r.stdout)[0]["baseline"]) == 1
+
+
+#: libraries only a command that runs a model needs (each takes seconds to import here)
+MODEL_LIBRARIES = ("torch", "sentence_transformers", "transformers", "sklearn", "umap", "timm")
+
+
+def imported_by(*args: str) -> set[str]:
+    """Top-level packages ``python -m core ARGS`` imports, read from ``python -X importtime``."""
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "core", *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")]
+    return {name.split(".")[0] for name in rows}
+
+
+def test_commands_without_a_model_import_no_model_library(fitted_workspace):
+    """``--help`` and reading a workspace's metrics start in about a second, not the 9-11 s of
+    importing torch and sentence-transformers (before: ``evaluate`` imported torch, through the
+    classifier config a workspace's fit config is read into)."""
+    for args in (("--help",), ("labels", "--help"), ("evaluate", "--workspace", str(fitted_workspace), "--json")):
+        assert imported_by(*args).isdisjoint(MODEL_LIBRARIES), (args, imported_by(*args) & set(MODEL_LIBRARIES))
+
+
+def test_a_reader_that_closes_early_gets_no_traceback(fitted_workspace):
+    """``python -m core evaluate --json | head -1``: before, a BrokenPipeError traceback on stderr."""
+    args = ["evaluate", "--workspace", str(fitted_workspace), "--json"]
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "core", *args], stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=600
+        )
+    finally:
+        os.close(write)
+    assert r.returncode == 1 and r.stderr == "", r.stderr
