@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def _print_metrics(ws) -> None:
     keys = list(next(iter(metrics.values())).keys())
     print(f"{'model':<20}" + "".join(f"{k:>12}" for k in keys))
     for m in ws.models:
-        print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" for k in keys))
+        print(f"{m:<20}" + "".join(f"{metrics[m][k]:>12.3f}" if math.isfinite(metrics[m][k]) else f"{'—':>12}" for k in keys))
     print(f"test images: {ws.manifest['n_test']}, labelled training images: {ws.manifest['n_labelled']}")
     if not ws.manifest["n_test"]:
         print("no labelled test image of a label the models know: the metrics are undefined (give some rows split=test)")

@@ -111,6 +111,7 @@ def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
     assert d["n_test"] == 0 and d["baseline"]["top1"] is None
     r = run_here("evaluate", "--workspace", str(ws.path))
     assert r.returncode == 0 and "metrics are undefined" in r.stdout
+    assert "nan" not in r.stdout.lower() and "—" in r.stdout.splitlines()[1]  # a dash, as the app shows it
 
 
 @pytest.mark.slow  # a whole CLI fit each (about 40 s here)
