@@ -28,12 +28,14 @@ architectures as ``baseline`` and ``multimodal``, trained on human + caption lab
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.manifest import visible_text
 from core.vectors import l2n
 
 CAPTION_MODES = ("auto", "on", "off")
@@ -89,7 +91,8 @@ class CaptionLabels:
         confidence: the caption classifier's confidence on each row (0 where none).
         predicted: the caption classifier's probabilities on every unlabelled training row with
             text (zeros elsewhere), kept or not: how good the caption labels are.
-        threshold: the confidence a caption label needs (chosen by cross-validation; 0 with ``keep="all"``).
+        threshold: the confidence a caption label needs (chosen by cross-validation, infinite when
+            no out-of-fold confidence earns one; 0 with ``keep="all"``).
         features: the caption features used.
         cv_accuracy: out-of-fold accuracy (single-label) or micro-F1 (multi-label) of the
             caption classifier on the labelled rows, for the features used.
@@ -114,8 +117,13 @@ class CaptionLabels:
 
 
 def caption_texts(texts: list[str], tags: list[list[str]]) -> list[str]:
-    """One string per row: the caption followed by its tags ("" when the row has neither)."""
-    return [" ".join([str(t or "").strip(), *[str(g) for g in (tg or [])]]).strip() for t, tg in zip(texts, tags, strict=True)]
+    """One string per row: the caption followed by its tags; "" when the row has neither, a caption
+    or tag with no visible character (zero-width spaces...) counting as none, as when a dataset is
+    read (:func:`core.data.manifest.visible_text`). A row has a caption when its string is not ""."""
+    return [
+        " ".join(p for p in (visible_text(str(s).strip()) for s in [t or "", *(tg or [])]) if p)
+        for t, tg in zip(texts, tags, strict=True)
+    ]
 
 
 def wants_caption_labels(mode: str, train: np.ndarray, labelled: np.ndarray, has_text: np.ndarray, share: float) -> bool:
@@ -268,14 +276,16 @@ def _score(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
 
 def _threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
     """The lowest confidence above which the out-of-fold caption labels are more often right than
-    wrong, counted cumulatively from the most confident (keeps the most correct-minus-wrong)."""
+    wrong, counted cumulatively from the most confident (keeps the most correct-minus-wrong);
+    infinite when no confidence is (keep none: an unlabelled row more confident than every
+    out-of-fold one is no evidence of a right label)."""
     if len(confidence) == 0:
-        return 1.0
+        return math.inf
     order = np.argsort(-confidence)
     gain = np.cumsum(np.where(correct[order], 1, -1))
     best = int(np.argmax(gain))
     if gain[best] <= 0:
-        return float(confidence[order[0]]) + 1e-9  # nothing earns its place: keep none
+        return math.inf
     return float(confidence[order[best]])
 
 
@@ -406,6 +416,19 @@ def _keep(oof: np.ndarray, y: np.ndarray, proba: np.ndarray, multilabel: bool, m
     thr = _threshold(oof.max(1), oof.argmax(1) == y)
     keep = proba.max(1) >= thr
     return thr, keep, proba[keep].argmax(1)
+
+
+NO_CAPTION_LABELS = (
+    "the caption classifier gave no unlabelled training image a caption label (none unlabelled, too few labelled, "
+    "or none confident enough), and trained on no caption label the caption models would repeat the baseline and "
+    "multimodal models"
+)
+
+
+def useful_caption_labels(captions: CaptionLabels | None) -> CaptionLabels | None:
+    """``captions`` when they label at least one row, else ``None``: the caption models train only
+    then (:data:`NO_CAPTION_LABELS` says why)."""
+    return captions if captions is not None and captions.caption.any() else None
 
 
 def caption_targets(

@@ -142,6 +142,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"skipped: {issue}", file=sys.stderr)
     if cfg.caption_labels == "on" and not ws.manifest.get("captions"):
         print("note: --caption-labels on, but no image has a caption (text or tags): no caption models", file=sys.stderr)
+    elif cfg.caption_labels == "on" and not ws.manifest["captions"]["n_caption_labels"]:
+        from core.captions import NO_CAPTION_LABELS
+
+        print(f"note: --caption-labels on, but {NO_CAPTION_LABELS}: no caption models", file=sys.stderr)
     print(
         f"workspace: {ws.path} ({ws.manifest['dataset']['n_items']} images, {len(ws.issues)} skipped, "
         f"{ws.manifest['timings_s']['total']:.0f} s)"
@@ -233,10 +237,11 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     items = ws.items
     test = items["is_test"].to_numpy()
     proba = ws.zeroshot_rows(labels, np.flatnonzero(test))
-    pos = match_labels(names, ws.labels)
+    match = match_labels(names, ws.labels)
+    pos = match.matched
     truth = np.array([pos.get(labs[0], -1) if len(labs) else -1 for labs in items["labels"][test]])
     known = truth >= 0
-    result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum())}
+    result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum()), "ambiguous": match.ambiguous}
     if known.any():
         result.update(evaluate(truth[known], proba[known], multilabel=False))
     print(json_text(result) if args.json else result)

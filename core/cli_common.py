@@ -5,8 +5,8 @@ and strict JSON output. A module of its own so that a sub-command's module need 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+
+from core.jsonio import strict_json
 
 
 def positive_int(value: str) -> int:
@@ -23,14 +23,4 @@ def positive_int(value: str) -> int:
 def json_text(obj: object) -> str:
     """``obj`` as strict JSON (indented): a metric that is undefined (NaN, e.g. with no test image)
     is ``null``, not the ``NaN`` that ``json.dumps`` writes and JSON parsers other than Python's refuse."""
-
-    def clean(v: object) -> object:
-        if isinstance(v, float):
-            return v if math.isfinite(v) else None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj), indent=2, allow_nan=False)
+    return strict_json(obj)

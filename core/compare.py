@@ -3,11 +3,13 @@ zero-shot classification with labels a user types."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from core.captions import NO_CAPTION_LABELS
 from core.explore import Explorer
 from core.metrics import pr_curve
 from core.workspace import Workspace
@@ -60,6 +62,8 @@ class ZeroShotReport:
         proba: (N, len(typed)) probabilities (softmax of scaled cosines).
         rows: the workspace rows scored.
         matched: dataset label -> index of the typed label naming it.
+        ambiguous: typed label -> the dataset labels it could name (:func:`core.zeroshot.match_labels`):
+            it is scored against none of them.
         accuracy: top-1 of the zero-shot model on rows whose true label is matched (NaN if none).
         trained_accuracy: top-1 of each trained model on the same rows, among all dataset labels.
         n_evaluated: how many rows the accuracies count.
@@ -69,6 +73,7 @@ class ZeroShotReport:
     proba: np.ndarray
     rows: np.ndarray
     matched: dict[str, int]
+    ambiguous: dict[str, list[str]]
     accuracy: float
     trained_accuracy: dict[str, float]
     n_evaluated: int
@@ -77,13 +82,14 @@ class ZeroShotReport:
 def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], rows: np.ndarray) -> ZeroShotReport:
     """Classify workspace ``rows`` among typed ``labels`` (``(name, synonyms)`` pairs, as from
     :func:`core.zeroshot.parse_label_spec`) and compare with the trained models where the typed
-    names match dataset labels (``"birds"`` matches ``"animals/birds"``)."""
+    names match dataset labels (``"bird"`` matches ``"animals/birds"``: :func:`core.zeroshot.match_labels`)."""
     if len(labels) < 2:
         raise ValueError("type at least two labels")
     ws = explorer.ws
     proba = ws.zeroshot_rows(labels, rows)
     typed = [name for name, _ in labels]
-    matched = match_labels(typed, explorer.labels)
+    match = match_labels(typed, explorer.labels)
+    matched = match.matched
     target = np.full(len(rows), -1)
     for lab, j in matched.items():
         col = explorer.labels.index(lab)
@@ -93,7 +99,7 @@ def zeroshot_report(explorer: Explorer, labels: list[tuple[str, list[str]]], row
     acc = float((proba[ok].argmax(1) == target[ok]).mean()) if ok.any() else float("nan")
     models = [m for m in MODEL_TITLES if m != "zeroshot" and m in explorer.correct]  # every trained model, best included
     trained = {m: float(explorer.correct[m][rows[ok]].mean()) if ok.any() else float("nan") for m in models}
-    return ZeroShotReport(typed, proba, rows, matched, acc, trained, int(ok.sum()))
+    return ZeroShotReport(typed, proba, rows, matched, match.ambiguous, acc, trained, int(ok.sum()))
 
 
 def zeroshot_images(
@@ -110,10 +116,12 @@ def zeroshot_images(
 
 
 CAPTION_GROUP = "trained on your labels + captions"
-MODEL_GROUPS = {
+MODEL_GROUPS = {  # the groups Home and Compare show the models under (model_groups)
     "trained on your labels": ("baseline", "multimodal", "text_only"),
     CAPTION_GROUP: ("baseline_captions", "multimodal_captions"),
+    "no labels": ("zeroshot",),
 }
+OTHER_GROUP = "other"  # any other model: the predictions a user attached (core.predictions)
 MODEL_TITLES = {
     "baseline": "Baseline (visual)",
     "multimodal": "Multimodal",
@@ -126,6 +134,16 @@ MODEL_TITLES = {
 _PREFERENCE = ("multimodal_captions", "baseline_captions", "multimodal", "baseline", "text_only")
 
 
+def model_groups(models: Iterable[str]) -> dict[str, list[str]]:
+    """``models`` under the group Home and Compare show them in: every group of
+    :data:`MODEL_GROUPS`, in order (empty where the workspace has none of its models), then
+    :data:`OTHER_GROUP` with the models of no group (the predictions a user attached)."""
+    models = list(models)
+    groups = {g: [m for m in ms if m in models] for g, ms in MODEL_GROUPS.items()}
+    grouped = {m for ms in MODEL_GROUPS.values() for m in ms}
+    return {**groups, OTHER_GROUP: [m for m in models if m not in grouped]}
+
+
 def caption_models_note(explorer: Explorer) -> str | None:
     """One sentence saying why the workspace has no models trained on labels + captions, or ``None``
     when it has them (Home and Compare show it where that group would be)."""
@@ -136,6 +154,9 @@ def caption_models_note(explorer: Explorer) -> str | None:
     lead = f"No models {CAPTION_GROUP}: "
     if cfg.get("caption_labels", "auto") == "off":
         return lead + "this workspace was fitted with caption labels off (`fit --caption-labels on` adds them)."
+    summary = ws.manifest.get("captions")
+    if summary is not None and not summary["n_caption_labels"]:
+        return lead + NO_CAPTION_LABELS + "."
     unlabelled, captioned = explorer.captioned_training_rows
     if not captioned:
         return lead + "no training image has a caption (text or tags) to read a label from."

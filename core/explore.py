@@ -14,6 +14,7 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
+from core.captions import caption_texts
 from core.config import ALL_MODELS
 from core.phrases.substring import PhraseFilter
 from core.progress import ProgressFn, silent
@@ -131,9 +132,8 @@ class Explorer:
         """``(unlabelled, all)``: training images with a caption (text or tags) and no training label,
         and all training images with a caption: what ``fit --caption-labels auto`` decides on."""
         items = self.ws.items
-        text = items["text"].fillna("").astype(str).str.strip().ne("").to_numpy()
-        tagged = np.fromiter((any(str(t).strip() for t in tags) for tags in items["tags"]), dtype=bool, count=self.n)
-        captioned = (text | tagged) & (self.split != "test")
+        texts = caption_texts(list(items["text"]), list(items["tags"]))  # what the fit reads a caption label from
+        captioned = np.array([bool(t) for t in texts], dtype=bool) & (self.split != "test")
         return int((captioned & ~items["labelled"].to_numpy(dtype=bool)).sum()), int(captioned.sum())
 
     # --- one image ------------------------------------------------------------------------

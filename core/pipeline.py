@@ -26,6 +26,7 @@ from core.captions import (
     caption_targets,
     caption_texts,
     label_name_rows,
+    useful_caption_labels,
     wants_caption_labels,
 )
 from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS, FitConfig
@@ -324,7 +325,7 @@ def fit(
             text = text_stage(phrases, source, encoder, cfg, cache_root, prog)
         with timings("caption_labels"):
             captions = caption_stage(feats.items, feats.visual, targets, ds.multilabel, cfg, encoder, cache_root, prog)
-            cap_labels = captions.labels if captions is not None else None
+            cap_labels = useful_caption_labels(captions and captions.labels)
         with timings("classifiers"):
             arrays = ImageArrays(feats.visual, text.image_vectors)
             models = CLASSIFIER_MODELS + (CAPTION_MODELS if cap_labels is not None else ())

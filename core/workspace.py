@@ -271,8 +271,10 @@ class Workspace:
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
-        """Test metrics per model (``top1``, ``top5``, ``macro_f1`` or the multi-label ones)."""
-        return self.manifest["metrics"]
+        """Test metrics per model (``top1``, ``top5``, ``macro_f1`` or the multi-label ones); NaN
+        where undefined (no test image of a known label): ``manifest.json`` holds ``null`` there
+        (:mod:`core.jsonio`), workspaces written before it ``NaN``."""
+        return {m: {k: np.nan if v is None else v for k, v in d.items()} for m, d in self.manifest["metrics"].items()}
 
     @property
     def models(self) -> list[str]:

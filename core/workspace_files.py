@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 from safetensors.numpy import save_file
 
+from core.jsonio import strict_json
+
 FORMAT = 1  # the layout version this code reads and writes (``manifest.json``'s ``format``)
 MANIFEST = "manifest.json"
 FIT_FILES = (
@@ -358,7 +360,7 @@ def write_fit(
     )
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "arrays.safetensors"))
     save_predictions(folder / "predictions.safetensors", predictions)
-    (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, **manifest}, indent=2, default=str))
+    (folder / MANIFEST).write_text(strict_json({"format": FORMAT, **manifest}, default=str))
 
 
 def save_predictions(path: Path, predictions: dict[str, np.ndarray]) -> None:
@@ -396,7 +398,7 @@ def commit_retrain(ws: Path, classifiers: Path, predictions: dict[str, np.ndarra
         classifiers.rename(ws / "classifiers.new")
     save_predictions(_staged(ws, "predictions.safetensors"), predictions)
     items.to_parquet(_staged(ws, "items.parquet"), index=False)
-    _staged(ws, MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    _staged(ws, MANIFEST).write_text(strict_json(manifest, default=str))
     _replace_file(ws / RETRAIN_MARK, lambda p: p.write_text("staged\n"))
     _install_retrain(ws)
 

@@ -11,6 +11,8 @@ any label set a user types.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
@@ -90,16 +92,63 @@ def parse_label_spec(spec: str) -> list[tuple[str, list[str]]]:
     return out
 
 
-def match_labels(typed: list[str], dataset_labels: list[str]) -> dict[str, int]:
-    """Map dataset labels to the index of the typed label naming them ("birds" names
-    "animals/birds"); dataset labels no typed label names are left out."""
-    out: dict[str, int] = {}
+@dataclass
+class LabelMatch:
+    """Which dataset labels typed label names name (:func:`match_labels`).
+
+    Attributes:
+        matched: dataset label -> index of the typed name naming it.
+        ambiguous: typed name -> the dataset labels it names equally well (it is matched to none).
+    """
+
+    matched: dict[str, int]
+    ambiguous: dict[str, list[str]]
+
+
+def _singular_forms(word: str) -> set[str]:
+    """``word`` and what it is the simple English plural of ("berries" -> "berry", "boxes" -> "box")."""
+    forms = {word}
+    if len(word) > 3 and word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    if len(word) > 2 and word.endswith("es"):
+        forms.add(word[:-2])
+    if len(word) > 1 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+    return forms
+
+
+def _same_but_plural(a: str, b: str) -> bool:
+    """Whether two normalised names are the same words, each perhaps a simple plural of the other's."""
+    wa, wb = a.split(), b.split()
+    return len(wa) == len(wb) and all(_singular_forms(x) & _singular_forms(y) for x, y in zip(wa, wb, strict=True))
+
+
+def match_labels(typed: list[str], dataset_labels: list[str]) -> LabelMatch:
+    """The dataset labels the typed names name. A typed name names a dataset label when it is,
+    case and punctuation aside (:func:`core.phrases.vocab.normalize`), the label ("animals/birds")
+    or else its last path segment ("birds"), or failing both for every label, either of them up to
+    a simple English plural ("bird" for "animals/birds", "berries" for "berry"). A typed name that
+    names two dataset labels at the same step ("bird" with "animals/birds" and "toys/birds") names
+    neither: it is :attr:`LabelMatch.ambiguous`. A dataset label two typed names name goes to the first."""
+    full = {lab: normalize(lab) for lab in dataset_labels}
+    forms = {lab: {full[lab], normalize(lab.split("/")[-1])} for lab in dataset_labels}
+    tests = (
+        lambda n, lab: n == full[lab],
+        lambda n, lab: n in forms[lab],
+        lambda n, lab: any(_same_but_plural(n, f) for f in forms[lab]),
+    )
+    matched: dict[str, int] = {}
+    ambiguous: dict[str, list[str]] = {}
     for j, name in enumerate(typed):
         n = normalize(name)
-        for lab in dataset_labels:
-            if n in label_terms(lab) and lab not in out:
-                out[lab] = j
-    return out
+        if not n:
+            continue
+        found = next((hit for test in tests if (hit := [lab for lab in dataset_labels if test(n, lab)])), [])
+        if len(found) > 1:
+            ambiguous[name] = found
+        elif found:
+            matched.setdefault(found[0], j)
+    return LabelMatch(matched, ambiguous)
 
 
 def label_embeddings(

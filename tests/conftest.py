@@ -111,6 +111,14 @@ def quick_fit(data: Path, out: Path, cache_dir: Path, *, epochs: int = 5, max_ep
 
 
 @pytest.fixture(scope="session")
+def untested_workspace(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three labels, every image labelled and in the training split, fitted with caption labels on:
+    the test metrics are undefined, and the caption teacher has no unlabelled image to label."""
+    data = edit_manifest(write_subset(tmp_path_factory.mktemp("untested"), SMALL_LABELS[:3], per_label=8), split="train")
+    return quick_fit(data, tmp_path_factory.mktemp("ws") / "untested-ws", cache_dir, caption_labels="on").path
+
+
+@pytest.fixture(scope="session")
 def extended_workspace(fitted_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the fitted workspace with semantic retrieval and tag-neighbourhood models fitted (few epochs)."""
     from core.retrieval.model import RetrievalConfig

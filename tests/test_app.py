@@ -42,6 +42,28 @@ def test_home_and_compare_say_why_there_are_no_caption_models(app):
         assert len(notes) == 1 and "have none" in notes[0], page
 
 
+def test_home_and_compare_group_the_models_alike(app):
+    """The zero-shot model is under "No labels" on both pages (before: "Other" on Compare)."""
+    app.run()
+    for page in ("home", "compare"):
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception
+        headers = [m.value for m in app.markdown if m.value.startswith("**") and m.value.endswith("**")]
+        assert "**No labels**" in headers and "**Other**" not in headers, (page, headers)
+
+
+def test_home_and_compare_show_undefined_metrics_as_a_dash(untested_workspace):
+    """No test image: every test metric is undefined (``null`` in the manifest), shown as "—" (before:
+    "nan" on Home)."""
+    at = _app_on(untested_workspace)
+    at.run()
+    assert not at.exception
+    scores = [m.value for m in at.metric if " · " in m.label]  # one per model: "Multimodal · top1"
+    assert scores and set(scores) == {"—"}
+    at.switch_page("views/compare.py").run()
+    assert not at.exception
+
+
 def test_home_gallery_filter_changes_the_view(app):
     app.run()
     before = [c.value for c in app.caption]

@@ -13,6 +13,7 @@ from core.captions import (
     CaptionLabelConfig,
     _feature_blocks,
     _fit_predict,
+    _keep,
     _model,
     _row_space,
     _teacher_features,
@@ -285,6 +286,20 @@ def test_every_unlabelled_training_caption_is_labelled_by_default(caption_ws):
     assert (cv.confidence[cv.caption] >= cv.threshold).all() and (cv.confidence[todo & ~cv.caption] < cv.threshold).all()
 
 
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_cv_threshold_keeps_no_caption_label_when_none_earns_its_place(multilabel):
+    """``keep="cv"``: the most confident out-of-fold caption label is wrong and the next is right,
+    so at no confidence are they more often right than wrong, and no caption label is kept, not
+    even one more confident than every out-of-fold label (before: the threshold sat just above the
+    most confident out-of-fold label, and that one was kept)."""
+    oof = np.array([[0.9, 0.1], [0.3, 0.7]])  # row 0 wrong at 0.9, row 1 right at 0.7
+    y = np.array([[0.0, 1.0], [0.0, 1.0]]) if multilabel else np.array([1, 1])
+    proba = np.array([[0.97, 0.03], [0.6, 0.4]])  # row 0 more confident than every out-of-fold label
+    thr, keep, chosen = _keep(oof, y, proba, multilabel, "cv")
+    assert not keep.any() and len(chosen) == 0 and thr == np.inf
+    assert _keep(oof, y, proba, multilabel, "all")[1][0]  # every caption label kept: row 0's too
+
+
 def test_teacher_with_both_views_and_label_names_beats_captions_alone(caption_ws):
     """On the demo subset with 10% of the labels, the caption labels of a teacher that sees the
     image and reads the label names are right more often than a caption-only teacher's."""
@@ -442,7 +457,10 @@ def test_multilabel_caption_label_names_at_least_one_label(caption_ws, keep):
     unsure = train & ~labelled & (out.predicted < 0.5).all(1) & (out.predicted.sum(1) > 0)
     assert unsure.any()  # the teacher is unsure of every label on some captioned rows
     assert not out.caption[unsure].any()
-    assert out.caption.any() and (out.targets[out.caption].sum(1) >= 1).all()
+    # with keep="cv" here no out-of-fold caption label is right (cv_accuracy 0), so none is kept: the
+    # rows it kept before were only more confident than every wrong out-of-fold label
+    assert out.caption.any() if keep == "all" else (out.cv_accuracy == 0 and not out.caption.any())
+    assert (out.targets[out.caption].sum(1) >= 1).all()
     assert not (out.targets[train & ~labelled & ~out.caption] > 0).any()
 
 

@@ -112,16 +112,24 @@ def test_evaluate_json_is_strict_json_without_a_test_split(cache_dir, tmp_path):
     assert r.returncode == 0 and "metrics are undefined" in r.stdout
 
 
-@pytest.mark.slow  # a whole CLI fit (about 40 s here)
-def test_fit_says_why_caption_labels_on_gave_no_caption_models(cache_dir, tmp_path):
+@pytest.mark.slow  # a whole CLI fit each (about 40 s here)
+@pytest.mark.parametrize(
+    ("captions", "why"),
+    [
+        ({"text": "", "tags": ""}, "no image has a caption"),  # before: silently no caption models
+        # every image labelled: no caption label (before: caption models that repeated baseline and multimodal)
+        ({}, "gave no unlabelled training image a caption label"),
+    ],
+)
+def test_fit_says_why_caption_labels_on_gave_no_caption_models(cache_dir, tmp_path, captions, why):
     from tests.conftest import SMALL_LABELS, edit_manifest, write_subset
 
-    data = edit_manifest(write_subset(tmp_path / "data", SMALL_LABELS[:2], per_label=6), text="", tags="")
+    data = edit_manifest(write_subset(tmp_path / "data", SMALL_LABELS[:2], per_label=6), **captions)
     ws = tmp_path / "ws"
     fit = ["fit", str(data), "--workspace", str(ws), "--phrase-source", "imagenet", "--no-maps", "--cache-dir", str(cache_dir)]
     r = run_here(*fit, "--caption-labels", "on")
     assert r.returncode == 0, r.stderr
-    assert "no image has a caption" in r.stderr  # before: silently no caption models
+    assert why in r.stderr
     assert "baseline_captions" not in json.loads(run_here("evaluate", "--workspace", str(ws), "--json").stdout)
 
 

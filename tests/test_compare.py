@@ -9,6 +9,7 @@ from core.compare import (
     best_model,
     caption_models_note,
     confusion_matrix,
+    model_groups,
     per_label_table,
     top_confusions,
     zeroshot_images,
@@ -46,6 +47,17 @@ def test_caption_models_note_says_why_they_are_missing(ex, caption_ex):
     assert "multimodal_captions" in caption_ex.ws.metrics and caption_models_note(caption_ex) is None
     unlabelled, total = caption_ex.captioned_training_rows
     assert total == captioned and unlabelled == int((train & ~caption_ex.ws.items["labelled"].to_numpy()).sum())
+
+
+def test_model_groups_put_every_model_under_one_group():
+    """The one grouping Home and Compare show (before: zero-shot was "No labels" on one, "Other" on the other)."""
+    groups = model_groups(["zeroshot", "baseline", "multimodal", "mine (your predictions)"])
+    assert groups == {
+        "trained on your labels": ["baseline", "multimodal"],
+        "trained on your labels + captions": [],
+        "no labels": ["zeroshot"],
+        "other": ["mine (your predictions)"],
+    }
 
 
 def test_confusion_matrix_matches_metrics(ex):

@@ -73,3 +73,20 @@ def test_prediction_and_probability_table(ex):
     assert set(table["model"]) == {"baseline", "multimodal"}
     assert pred.multimodal[0][0] in set(table["label"]) and pred.baseline[0][0] in set(table["label"])
     assert ex.row_of(str(ex.ws.items.at[row, "item"])) == row and ex.row_of("nope.png") is None
+
+
+def test_a_caption_of_invisible_characters_is_no_caption(fitted_workspace, tmp_path):
+    """What Compare's note counts as a captioned training image is what a fit reads a caption label
+    from: a caption of zero-width spaces and a byte-order mark, with no tag, is none (before: it
+    counted, as in a workspace written before datasets were read that way)."""
+    import pandas as pd
+
+    from tests.conftest import copy_with_labels_aside
+
+    aside = copy_with_labels_aside(fitted_workspace, tmp_path / "ws", 3)
+    items = pd.read_parquet(tmp_path / "ws" / "items.parquet")
+    items.loc[aside[0], "text"] = "\u200b \ufeff\u200b"
+    items.at[aside[0], "tags"] = []
+    items.to_parquet(tmp_path / "ws" / "items.parquet")
+    unlabelled, captioned = Explorer(open_workspace(tmp_path / "ws")).captioned_training_rows
+    assert (unlabelled, captioned) == (2, Explorer(open_workspace(fitted_workspace)).captioned_training_rows[1] - 1)

@@ -161,3 +161,41 @@ def test_one_label_fails_before_any_feature_is_computed(tmp_path):
         quick_fit(one, tmp_path / "ws", cache)
     assert not [f for f in cache.rglob("*") if f.is_file()]  # it failed at once (before: after the images' features)
     assert not (tmp_path / "ws").exists()
+
+
+def _strict_json(text: str):
+    """``json.loads`` that refuses ``NaN`` and ``Infinity``, as every JSON parser but Python's does."""
+    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"not JSON: {c}")))
+
+
+def test_manifest_is_strict_json_where_a_number_is_undefined(untested_workspace, tmp_path):
+    """No test image: every test metric is undefined, and so is the caption teacher's cross-validated
+    accuracy with no unlabelled image to label. ``manifest.json`` says ``null`` there (before:
+    ``NaN``, which jq and JavaScript refuse); the workspace reads it as NaN, as it reads the ``NaN``
+    of a workspace written before."""
+    manifest = _strict_json((untested_workspace / "manifest.json").read_text())
+    assert manifest["n_test"] == 0 and manifest["metrics"]["baseline"]["top1"] is None
+    assert manifest["captions"]["cv_accuracy"] is None
+    ws = open_workspace(untested_workspace)
+    assert all(np.isnan(v) for d in ws.metrics.values() for v in d.values())
+    old = tmp_path / "old"
+    shutil.copytree(untested_workspace, old)
+    manifest["metrics"] = {m: {k: float("nan") for k in d} for m, d in manifest["metrics"].items()}
+    (old / "manifest.json").write_text(json.dumps(manifest, indent=2))  # as workspaces were written before
+    assert "NaN" in (old / "manifest.json").read_text()
+    assert open_workspace(old).metrics.keys() == ws.metrics.keys()
+    assert all(np.isnan(v) for d in open_workspace(old).metrics.values() for v in d.values())
+
+
+def test_caption_labels_on_without_a_caption_label_trains_no_caption_models(untested_workspace):
+    """Every training image is labelled: the caption teacher labels none, and caption models would
+    train on exactly the rows and targets of the baseline and multimodal ones. None is trained
+    (before: two duplicates), and the manifest says why (0 caption labels)."""
+    from core.compare import caption_models_note
+    from core.config import CAPTION_MODELS
+    from core.explore import Explorer
+
+    ws = open_workspace(untested_workspace)
+    assert ws.config.caption_labels == "on" and ws.manifest["captions"]["n_caption_labels"] == 0
+    assert not set(CAPTION_MODELS) & set(ws.models)
+    assert "gave no unlabelled training image a caption label" in caption_models_note(Explorer(ws))

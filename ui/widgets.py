@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,9 +36,18 @@ def model_name(key: str) -> str:
     return MODEL_NAMES.get(key) or METHOD_NAMES.get(key) or text[:1].upper() + text[1:]
 
 
-def human_index(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its index (model keys) renamed for people."""
-    return df.rename(index=model_name)
+UNDEFINED = "—"  # a score that is undefined: no test image of a known label, no typed label matched
+
+
+def score_text(value: float | None, spec: str = ".3f") -> str:
+    """``value`` formatted by ``spec``, or :data:`UNDEFINED` when it is None or NaN."""
+    return UNDEFINED if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> pd.io.formats.style.Styler:
+    """Per-model metrics (:attr:`core.workspace.Workspace.metrics`) as a table for people: one row
+    per model, three decimals, :data:`UNDEFINED` where a metric is undefined."""
+    return pd.DataFrame(metrics).T.rename(index=model_name).style.format("{:.3f}", na_rep=UNDEFINED)
 
 
 class StreamlitProgress:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from core.compare import (
     CAPTION_GROUP,
-    MODEL_GROUPS,
     best_model,
     caption_models_note,
     confusion_matrix,
+    model_groups,
     per_label_table,
     pr_curves,
     top_confusions,
@@ -24,7 +23,7 @@ from ui import state
 from ui.frame import workspace
 from ui.loaders import explorer_for
 from ui.safe_text import md, md_join, plotly_text
-from ui.widgets import MODEL_NAMES, grid, human_index, image, open_item
+from ui.widgets import MODEL_NAMES, grid, image, metrics_table, open_item
 
 HEATMAP_MAX_LABELS = 60  # above this a confusion matrix is unreadable: show the top confusions instead
 
@@ -35,17 +34,13 @@ metric_name = "AP" if ws.multilabel else "F1"
 
 st.subheader(f"Test-split metrics ({ws.manifest['n_test']} images)")
 st.info(best_model(ws).sentence)
-groups = {g: {m: ws.metrics[m] for m in ms if m in ws.metrics} for g, ms in MODEL_GROUPS.items()}
-groups["other"] = {
-    **{m: ws.metrics[m] for m in ws.metrics if not any(m in ms for ms in MODEL_GROUPS.values())},
-    **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()},
-}
-for group, metrics in groups.items():
+metrics = {**ws.metrics, **{f"{n} (your predictions)": m for n, m in attached_metrics(ws).items()}}
+for group, models in model_groups(metrics).items():
     if group == CAPTION_GROUP and (note := caption_models_note(ex)):
         st.caption(note)
-    if metrics:
+    if models:
         st.markdown(f"**{group[0].upper()}{group[1:]}**")
-        st.dataframe(human_index(pd.DataFrame(metrics).T).style.format("{:.3f}"), width="stretch")
+        st.dataframe(metrics_table({m: metrics[m] for m in models}), width="stretch")
 
 table = per_label_table(ex)
 plotted = table.dropna(subset=["delta"]).assign(label=lambda t: t["label"].map(plotly_text))  # Plotly reads HTML

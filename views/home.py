@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.compare import CAPTION_GROUP, MODEL_GROUPS, best_model, caption_models_note
+from core.compare import CAPTION_GROUP, best_model, caption_models_note, model_groups
 from core.explore import GalleryFilter
 from ui.frame import workspace
 from ui.loaders import explorer_for
 from ui.safe_text import md, md_join, plotly_text
-from ui.widgets import MODEL_NAMES, grid, human_index, image, wrappable
+from ui.widgets import MODEL_NAMES, grid, image, metrics_table, score_text, wrappable
 
 
 def _mark(ok: bool) -> str:
@@ -59,12 +58,10 @@ if m["config"].get("label_fraction", 1.0) < 1.0:
         "captions for all."
     )
 st.info(best_model(ws).sentence)
-metrics = human_index(pd.DataFrame(ws.metrics).T)
-key = "top1" if "top1" in ws.metrics["baseline"] else "mAP"
-base, multi = ws.metrics["baseline"][key], ws.metrics["multimodal"][key]
-groups = {**MODEL_GROUPS, "no labels": ("zeroshot",)}
-for group, models in groups.items():
-    present = [model for model in models if model in ws.metrics]
+metrics = ws.metrics
+key = "top1" if "top1" in metrics["baseline"] else "mAP"
+base, multi = metrics["baseline"][key], metrics["multimodal"][key]
+for group, present in model_groups(metrics).items():
     if group == CAPTION_GROUP and (note := caption_models_note(ex)):
         st.caption(note)
     if not present:
@@ -72,10 +69,10 @@ for group, models in groups.items():
     st.markdown(f"**{group[0].upper()}{group[1:]}**")
     cols = st.columns(4)
     for col, model in zip(cols, present):
-        val = ws.metrics[model][key]
-        delta = None if model == "baseline" else f"{val - base:+.3f} vs baseline"
-        col.metric(f"{MODEL_NAMES[model]} · {key}", f"{val:.3f}", delta=delta)
-st.dataframe(metrics.style.format("{:.3f}"), width="stretch")
+        val = metrics[model][key]
+        delta = None if model == "baseline" or np.isnan(val - base) else f"{val - base:+.3f} vs baseline"
+        col.metric(f"{MODEL_NAMES[model]} · {key}", score_text(val), delta=delta)
+st.dataframe(metrics_table(metrics), width="stretch")
 if multi < base:
     st.warning(
         f"Here the multimodal model is below the baseline ({multi:.3f} vs {base:.3f} {key}). The phrases help most "

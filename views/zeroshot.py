@@ -12,7 +12,7 @@ from core.zeroshot import parse_label_spec
 from ui.frame import workspace
 from ui.loaders import explorer_for, predict_upload
 from ui.safe_text import md, md_join, plotly_text
-from ui.widgets import MODEL_NAMES, grid, image
+from ui.widgets import MODEL_NAMES, grid, image, score_text
 
 ws = workspace()
 ex = explorer_for(ws)
@@ -41,11 +41,15 @@ if source == "The test split":
     c1, c2, *cols = st.columns(2 + len(compared))
     # short labels: five metrics side by side (the full wording in each one's help)
     c1.metric("Labels matched", f"{len(report.matched)} / {len(ex.labels)}", help="Typed labels matching dataset labels")
-    accuracy = "—" if np.isnan(report.accuracy) else f"{report.accuracy:.3f}"
-    c2.metric("Zero-shot top-1", accuracy, help="On the test images whose true label a typed label names")
+    c2.metric("Zero-shot top-1", score_text(report.accuracy), help="On the test images whose true label a typed label names")
     for col, m in zip(cols, compared):
         v = report.trained_accuracy[m]
-        col.metric(f"{MODEL_NAMES[m]} top-1", "—" if np.isnan(v) else f"{v:.3f}", help="On the same test images")
+        col.metric(f"{MODEL_NAMES[m]} top-1", score_text(v), help="On the same test images")
+    for name, candidates in report.ambiguous.items():
+        st.warning(
+            f"**{md(name)}** is ambiguous: it could name {md_join(candidates, sep=' or ')}, so it is scored against "
+            f"none of them. Type the whole label (e.g. {md(candidates[0])}) to score it."
+        )
     st.caption(
         f"{report.n_evaluated} of {len(rows)} test images have a true label named by a typed label: every score is "
         "on those images. The trained models choose among all dataset labels, the zero-shot model among the typed "

@@ -111,13 +111,13 @@ def _split_list(value: object) -> list[str]:
         parts = str(value).split(";")
     seen: dict[str, None] = {}
     for p in parts:
-        p = _visible(p.strip())
+        p = visible_text(p.strip())
         if p:
             seen.setdefault(p, None)
     return list(seen)
 
 
-def _visible(text: str) -> str:
+def visible_text(text: str) -> str:
     """``text``, or "" when it has no visible character (only spaces, zero-width spaces, a
     byte-order mark...): such a caption, tag or label says nothing."""
     return text if any(ch.isprintable() and not ch.isspace() for ch in text) else ""
@@ -126,7 +126,7 @@ def _visible(text: str) -> str:
 def _clean(value: object) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
-    return _visible(str(value).strip())
+    return visible_text(str(value).strip())
 
 
 #: a manifest row, or the reason it cannot be read

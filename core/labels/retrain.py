@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from core.caption_cache import cached_caption_labels
-from core.captions import CaptionLabels, caption_label_columns, caption_targets, caption_texts, label_name_rows
+from core.captions import (
+    CaptionLabels,
+    caption_label_columns,
+    caption_targets,
+    caption_texts,
+    label_name_rows,
+    useful_caption_labels,
+)
 from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS, FitConfig, default_cache_dir
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels, reviewed_items
@@ -148,7 +155,8 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         "captions"
     ):  # fitted with caption labels: re-read them; the store's labels win
         captions = workspace_caption_labels(ws, y_all, labelled, train, names)
-    models = CLASSIFIER_MODELS + (CAPTION_MODELS if captions is not None else ())
+    used = useful_caption_labels(captions)  # as a fit: no caption model without a caption label
+    models = CLASSIFIER_MODELS + (CAPTION_MODELS if used is not None else ())
     arrays = ws.image_arrays
     new_dir = classifiers_staging(ws.path)
     trained = train_classifiers(
@@ -160,7 +168,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
         ws.config.classifier,
         new_dir,
         progress,
-        targets=caption_targets(captions, fit_idx, CAPTION_MODELS),
+        targets=caption_targets(used, fit_idx, CAPTION_MODELS),
         blocks={m: input_blocks(m, arrays) for m in models},
         crossfit=CLASSIFIER_MODELS,
         twins=CAPTION_TWINS,

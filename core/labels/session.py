@@ -49,21 +49,21 @@ def current_labels(ws: Workspace, store: LabelStore) -> list[list[str]]:
 
 def reviewed_items(store: LabelStore) -> set[str]:
     """Items with a labeler's label in effect: set, and not undone (an undone change un-reviews its
-    image, as the Annotate page counts; undoing the undo puts the change back): their current labels
-    count as labelled."""
+    image; undoing the undo puts the change back): their current labels
+    count as labelled. A "not sure" mark is never a label, whatever undo chain leads back to it."""
     history = store.history()
     by_id = {ch.id: ch for ch in history}
     active: set[int] = set()
     for ch in history:  # oldest first
         if ch.action == SET:
             active.add(ch.id)
-        elif ch.action == UNDO and ch.undoes in by_id:
-            target = by_id[ch.undoes]
-            if target.action == UNDO:
-                active.add(target.undoes)
-            else:
-                active.discard(target.id)
-    return {by_id[i].item for i in active if i in by_id}
+        elif ch.action == UNDO:
+            root, depth = ch, 0  # follow an undo of an undo ... back to the change it started from
+            while root.action == UNDO and root.undoes in by_id:
+                root, depth = by_id[root.undoes], depth + 1
+            if root.action == SET:  # an odd chain takes the change back, an even one puts it back
+                (active.discard if depth % 2 else active.add)(root.id)
+    return {by_id[i].item for i in active}
 
 
 def stored_corrections(
