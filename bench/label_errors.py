@@ -6,6 +6,8 @@ labeler's corrections would be (the workspace's embeddings are reused, its model
 source cross-validates on the flipped labels). Sources:
 
 * ``product`` -- the multimodal classifier, 5-fold, ranked by the product's queue (cleanlab);
+* ``best`` -- the workspace's best model on its validation rows, 5-fold (a caption model's teacher
+  refitted per fold), same queue;
 * ``linear`` -- the product's logistic regression on the visual features and caption embeddings
   (``core.labels.oof.linear_features``), 5-fold, same queue;
 * ``cleanlab+sklearn LR (visual)`` -- the reference recipe: ``cross_val_predict(LogisticRegression())``
@@ -15,11 +17,13 @@ source cross-validates on the flipped labels). Sources:
   change (given-label probability among rows whose top prediction differs).
 
 precision@k counts planted rows among the first k of the ranking (flagged rows first, then every
-other labelled row by label quality). Writes ``bench/results/label_errors_<name>.json`` (the dataset's
-folder name, or ``<name>_workspace`` with ``--workspace``).
+other labelled row by label quality), recall@k the share of the planted rows found there. Writes
+``bench/results/label_errors_<name>.json`` (the dataset's folder name, or ``<name>_workspace``
+with ``--workspace``).
 
     python bench/label_errors.py [--seeds 0,1,2,3,4]  # the demo dataset: linear sources (features from the cache)
     python bench/label_errors.py --workspace WS   # a fitted workspace: every source through the product's queue
+    python bench/label_errors.py --workspace WS --hide-aside  # a --label-fraction fit: only its kept labels exist
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.labels.issues import rank_label_issues  # noqa: E402
-from core.labels.oof import linear_features, linear_oof, out_of_fold  # noqa: E402
+from core.labels.oof import linear_features, linear_oof, out_of_fold, source_title  # noqa: E402
 from core.labels.queue import review_queue  # noqa: E402
 from core.training import label_targets  # noqa: E402
 from core.vectors import l2n  # noqa: E402
@@ -86,7 +90,12 @@ def dataset_inputs(data: Path) -> tuple[list[list[str]], np.ndarray, list[str], 
 
 
 def precision(ranking: np.ndarray, planted: set[int]) -> dict[str, float]:
-    return {f"p@{k}": round(len(set(ranking[:k].tolist()) & planted) / k, 3) for k in KS}
+    """precision@k and recall@k of the planted rows, for each k of :data:`KS`."""
+    out = {}
+    for k in KS:
+        hits = len(set(ranking[:k].tolist()) & planted)
+        out |= {f"p@{k}": round(hits / k, 3), f"r@{k}": round(hits / max(1, len(planted)), 3)}
+    return out
 
 
 def reference_ranking(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
@@ -130,6 +139,7 @@ def workspace_sources(ws, current: list[list[str]], y: np.ndarray, planted: set[
         rows.append(
             {
                 "source": source,
+                "title": source_title(ws, source),
                 **precision(found.ranking, planted),
                 "flagged": len(found.order),
                 "queue_hits_top50": len({q.row for q in queue[:50]} & planted),
@@ -191,7 +201,13 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0, help="the planted draw (and folds) with --workspace")
     ap.add_argument("--seeds", default="0", help="without --workspace: comma-separated planted draws (the table shows the first)")
-    ap.add_argument("--sources", default="linear,product", help="comma-separated out-of-fold sources to measure")
+    ap.add_argument("--sources", default="linear,best,product", help="comma-separated out-of-fold sources to measure")
+    ap.add_argument(
+        "--hide-aside",
+        action="store_true",
+        help="with --workspace: the training labels a --label-fraction fit kept aside are hidden (no label), as in a "
+        "dataset labelled that sparsely; else they stay, as the app shows them",
+    )
     ap.add_argument("--out", default=None, help="result JSON (default: bench/results/label_errors_<name>.json)")
     args = ap.parse_args()
     if args.out is None:
@@ -207,6 +223,9 @@ def main() -> None:
             ws = open_workspace(dest)
             train = np.flatnonzero(ws.items["labelled"].to_numpy())
             current, planted_rows = plant(list(ws.items["labels"]), train, ws.labels, args.fraction, args.seed)
+            if args.hide_aside:
+                aside = ~ws.items["labelled"].to_numpy() & (ws.items["split"].to_numpy() != "test")
+                current = [[] if aside[r] else labs for r, labs in enumerate(current)]
             y = label_targets(current, ws.labels, ws.multilabel)
             planted = set(planted_rows.tolist())
             rows = workspace_sources(ws, current, y, planted, args.sources.split(","))
@@ -221,12 +240,14 @@ def main() -> None:
         summary = mean_rows(per_seed) if len(seeds) > 1 else []
         n_items, n_planted = len(labels), round(args.fraction * len(train))
     print(f"{n_planted} planted errors among {n_items} rows ({args.fraction:.0%} of the training labels, seed {seeds[0]})")
-    print(f"{'source':<40}{'p@100':>7}{'p@200':>7}{'flagged':>9}{'first s':>9}{'cached s':>9}")
+    print(f"{'source':<40}{'p@100':>7}{'r@100':>7}{'p@200':>7}{'flagged':>9}{'first s':>9}{'cached s':>9}")
     for r in rows:
         print(
-            f"{r['source']:<40}{r['p@100']:>7.2f}{r['p@200']:>7.2f}{r.get('flagged', ''):>9}"
+            f"{r['source']:<40}{r['p@100']:>7.2f}{r['r@100']:>7.2f}{r['p@200']:>7.2f}{r.get('flagged', ''):>9}"
             f"{r.get('first_queue_s', ''):>9}{r.get('cached_queue_s', ''):>9}"
         )
+        if r.get("title"):
+            print(f"  ({r['title']})")
     if summary:
         print(f"\nmean over seeds {seeds}")
         print(f"{'source':<40}{'p@100':>7}{'p@200':>7}{'min p@100':>11}")
@@ -234,6 +255,7 @@ def main() -> None:
             print(f"{r['source']:<40}{r['p@100']:>7.3f}{r['p@200']:>7.3f}{r['min p@100']:>11.2f}")
     meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)}
     result = {**meta, "input": str(src), "rows": n_items, "planted": n_planted, "fraction": args.fraction, "seeds": seeds}
+    result["hide_aside"] = args.hide_aside
     Path(args.out).write_text(json.dumps({**result, "sources": rows, "mean_over_seeds": summary}, indent=1))
     print(f"wrote {args.out}")
 

@@ -525,23 +525,29 @@ def test_large_workspaces_pick_an_image_by_typed_id(ext_app, monkeypatch):
     assert not ext_app.exception and any(m.startswith("True label") for m in _markdown(ext_app))
 
 
-def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_path):
-    """The label-error queue offers another label than the current one, and says that the two
-    models shown were trained with that very label (their agreement is no evidence)."""
+def _with_label_errors(workspace, dest):
+    """A copy of ``workspace`` whose dataset labels of 4 training images name another label family
+    (errors in the dataset itself: a store edit would count as reviewed)."""
     import shutil
 
     import pandas as pd
 
     from core.workspace import open_workspace
 
-    ws_path = tmp_path / "ws"
-    shutil.copytree(fitted_workspace, ws_path)
-    ws = open_workspace(ws_path)
-    items = pd.read_parquet(ws_path / "items.parquet")  # errors in the dataset itself (a store edit is "reviewed")
+    shutil.copytree(workspace, dest)
+    ws = open_workspace(dest)
+    items = pd.read_parquet(dest / "items.parquet")
     for r in np.flatnonzero(ws.items["labelled"].to_numpy())[:4]:
         true = ws.items.at[r, "labels"][0]
         items.at[r, "labels"] = [next(lab for lab in ws.labels if lab.split("/")[0] != true.split("/")[0])]
-    items.to_parquet(ws_path / "items.parquet")
+    items.to_parquet(dest / "items.parquet")
+    return dest
+
+
+def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_path):
+    """The label-error queue offers another label than the current one, and says that the two
+    models shown were trained with that very label (their agreement is no evidence)."""
+    ws_path = _with_label_errors(fitted_workspace, tmp_path / "ws")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.session_state["workspace_path"] = str(ws_path)
     _page(at, "annotate")
@@ -553,3 +559,21 @@ def test_annotate_label_error_queue_explains_its_evidence(fitted_workspace, tmp_
     assert any("out-of-fold" in c.value for c in at.caption)
     suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
     assert md("out-of-fold probabilities of Logistic regression") in suggested  # its source, not the best model
+
+
+def test_annotate_offers_the_best_models_out_of_fold_source(fitted_workspace, tmp_path):
+    """The label-error queue's source selector offers the best model, named, beside the default."""
+    from core.labels.oof import source_title
+    from core.workspace import open_workspace
+
+    ws_path = _with_label_errors(fitted_workspace, tmp_path / "ws")
+    title = source_title(open_workspace(ws_path), "best")
+    assert title.startswith("Best model (") and title.endswith("), cross-validated")
+    at = _page(_app_on(ws_path), "annotate")
+    at.selectbox(key="ann_strategy").set_value("label_errors").run()
+    source = at.selectbox(key="ann_source")
+    assert source.value == "linear" and source.options[1] == title
+    source.set_value("best").run()
+    assert not at.exception, [e.message for e in at.exception]
+    suggested = next(m for m in _markdown(at) if m.startswith("**Suggested label**"))
+    assert md(f"out-of-fold probabilities of {title}") in suggested

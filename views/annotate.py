@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.labels.export import log_text, manifest_rows, rows_text
-from core.labels.oof import SOURCE_NAMES as OOF_SOURCE_NAMES
+from core.labels.oof import source_title
 from core.labels.oof import sources as oof_sources
 from core.labels.queue import DEFAULT_SOURCE, STRATEGIES, review_item, review_queue, suggesting_model
 from core.labels.retrain import retrain
@@ -18,12 +18,6 @@ from ui.frame import workspace
 from ui.loaders import explorer_for, label_store
 from ui.safe_text import md, md_join
 from ui.widgets import MODEL_NAMES, StreamlitProgress, image
-
-
-def source_name(source: str) -> str:
-    """An out-of-fold source for people."""
-    return OOF_SOURCE_NAMES.get(source, source.removeprefix("predictions:") + " (your predictions)")
-
 
 ws = workspace()
 ex = explorer_for(ws)
@@ -62,7 +56,7 @@ if strategy == "label_errors":
     source = st.selectbox(
         "Out-of-fold probabilities from",
         oof_sources(ws),
-        format_func=source_name,
+        format_func=lambda s: source_title(ws, s),
         key="ann_source",
     )
 current = current_labels(ws, store)
@@ -101,7 +95,7 @@ else:
         )
         by = f"{MODEL_NAMES[best]}, best on held-out labelled images"
         if from_oof:
-            by = f"out-of-fold probabilities of {source_name(source)}"
+            by = f"out-of-fold probabilities of {source_title(ws, source)}"
         # the suggestion, unless it is the current label: then the other model's top label, then the runners-up
         # (a low-margin image's alternative); "Accept" never just repeats "Keep"
         ranked = [

@@ -145,8 +145,9 @@ def add_labels_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--source",
         default="linear",
-        help="out-of-fold probabilities of label_errors: linear (logistic regression, fast), product "
-        "(the multimodal classifier cross-validated, minutes once) or predictions:NAME (attached with `predictions attach`)",
+        help="out-of-fold probabilities of label_errors: linear (logistic regression, fast), best (the workspace's "
+        "best model cross-validated, its caption teacher refitted per fold, minutes once), product (the multimodal "
+        "classifier cross-validated) or predictions:NAME (attached with `predictions attach`)",
     )
     q.add_argument("--limit", type=positive_int, default=20)
     q.add_argument("--include-reviewed", action="store_true")

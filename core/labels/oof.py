@@ -10,6 +10,10 @@ Sources:
   the demo). A caption that contradicts its label is strong evidence the pixels alone lack: on
   the demo with 5% of the labels flipped it lifts precision@100 from about 0.43 to 0.77
   (``bench/label_errors.py``, ``docs/results.md``);
+* ``best`` -- the workspace's best model on its validation rows (:func:`core.compare.best_model`)
+  cross-validated like ``product`` (which it is when that model is the multimodal one). A caption
+  model's folds each train on the other folds' human labels and on caption labels from a teacher
+  refitted without the held-out fold (:func:`fold_probabilities`);
 * ``predictions:NAME`` -- a predictions file the user attached (``core.predictions``), taken
   as out of sample.
 
@@ -32,18 +36,18 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from core.classifiers import Classifier
 from core.forward import input_blocks, model_inputs
 from core.progress import ProgressFn, silent
-from core.training import crossfit_folds, has_target, label_targets
+from core.training import crossfit_folds, has_target, label_targets, train_classifiers
 from core.vectors import l2n
 from core.workspace import Workspace
 from core.workspace_files import cache_arrays
 
 OOF_DIR = "oof"
-BASE_SOURCES = ("linear", "product")
+BASE_SOURCES = ("linear", "best", "product")
 SOURCE_NAMES = {
     "linear": "Logistic regression on the visual features and captions (fast)",
+    "best": "Best model, cross-validated",
     "product": "Multimodal classifier, cross-validated (stored by the fit; refitted after label changes)",
 }
 PREDICTIONS_PREFIX = "predictions:"
@@ -54,6 +58,26 @@ def sources(ws: Workspace) -> list[str]:
     from core.predictions import attached_names
 
     return [*BASE_SOURCES, *(PREDICTIONS_PREFIX + n for n in attached_names(ws))]
+
+
+def source_title(ws: Workspace, source: str) -> str:
+    """A source for people; ``best`` names the workspace's best model."""
+    if source == "best":
+        from core.compare import MODEL_TITLES, best_model
+
+        return f"Best model ({MODEL_TITLES[best_model(ws).name]}), cross-validated"
+    return SOURCE_NAMES.get(source, source.removeprefix(PREDICTIONS_PREFIX) + " (your predictions)")
+
+
+def _computed_as(ws: Workspace, source: str) -> str:
+    """What a base source computes: ``best`` is ``product`` when the best model is the
+    multimodal one (same probabilities, same cache), else ``best:MODEL``."""
+    if source != "best":
+        return source
+    from core.compare import best_model
+
+    model = best_model(ws).name
+    return "product" if model == "multimodal" else f"best:{model}"
 
 
 def cache_key(ws: Workspace, source: str, current: list[list[str]]) -> str:
@@ -89,7 +113,7 @@ def out_of_fold(
 
     Args:
         ws: the workspace.
-        source: ``product``, ``linear`` or ``predictions:NAME`` (see :func:`sources`).
+        source: ``linear``, ``best``, ``product`` or ``predictions:NAME`` (see :func:`sources`).
         current: every row's current labels (corrections applied); default: the workspace's.
         n_folds: cross-validation folds.
         progress: progress callback.
@@ -102,42 +126,84 @@ def out_of_fold(
         return attached.proba
     if source not in BASE_SOURCES:
         raise ValueError(f"unknown source {source!r}; one of {', '.join(sources(ws))}")
-    key = cache_key(ws, source, current)
-    path = _cache_path(ws, source)
+    name = _computed_as(ws, source)
+    key = cache_key(ws, name, current)
+    path = _cache_path(ws, name)
     if path.is_file():
         cached = load_file(str(path))
         if bytes(cached["key"]).decode() == key:
             return cached["proba"]
-    fn = _product_oof if source == "product" else _linear_oof
-    proba = fn(ws, current, n_folds, progress).astype(np.float32)
+    if name == "linear":
+        proba = _linear_oof(ws, current, n_folds, progress)
+    else:
+        model = "multimodal" if name == "product" else name.removeprefix("best:")
+        proba = _model_oof(ws, model, current, n_folds, progress)
+    proba = proba.astype(np.float32)
     cache_arrays(ws.path, OOF_DIR, path.name, {"proba": proba, "key": np.frombuffer(key.encode(), dtype=np.uint8)})
     return proba
 
 
-def _product_oof(ws: Workspace, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
-    """The multimodal classifier's configuration, cross-validated on the training rows.
+def _model_oof(ws: Workspace, model: str, current: list[list[str]], n_folds: int, progress: ProgressFn) -> np.ndarray:
+    """``model``'s configuration cross-validated on the human-labelled training rows; every other
+    row keeps the workspace's predictions of ``model``.
 
-    When no training row's label has changed since the fit or retrain, these are the cross-fitted
-    probabilities that fit stored (:attr:`Workspace.crossfit_models`): nothing is retrained."""
-    proba = ws.predictions["multimodal"].copy()
+    For a model the fit cross-fitted (:attr:`Workspace.crossfit_models`: the paper's three),
+    when no training row's label has changed since the fit or retrain, these are the cross-fitted
+    probabilities that fit stored: nothing is retrained."""
+    proba = ws.predictions[model].copy()
     y = label_targets(current, ws.labels, ws.multilabel)
     train = np.flatnonzero(ws.items["labelled"].to_numpy() & has_target(y, ws.multilabel))
     trained_on = ws.items["labels"]
-    stored = "multimodal" in ws.crossfit_models and n_folds == ws.config.classifier.crossfit_folds
+    stored = model in ws.crossfit_models and n_folds == ws.config.classifier.crossfit_folds
     if stored and all(sorted(current[r]) == sorted(trained_on[r]) for r in train):
         return proba
-    x = model_inputs(ws.image_arrays, ["multimodal"])["multimodal"]
-    blocks = input_blocks("multimodal", ws.image_arrays)  # the same fusion balancing as the fitted model
+    x = model_inputs(ws.image_arrays, [model])[model]
     fold = crossfit_folds(y[train], n_folds, ws.config.seed, ws.multilabel)
+    step = f"out-of-fold predictions ({model})"
     for f in range(n_folds):
-        progress("out-of-fold predictions", f, n_folds)
+        progress(step, f, n_folds)
         held, fit = train[fold == f], train[fold != f]
-        if len(held) == 0 or len(fit) == 0:
-            continue
-        clf = Classifier(len(ws.labels), ws.multilabel, ws.config.classifier).fit(x[fit], y[fit], blocks=blocks)
-        proba[held] = clf.predict_proba(x[held])
-    progress("out-of-fold predictions", n_folds, n_folds)
+        if len(held) and len(fit):
+            proba[held] = fold_probabilities(ws, model, x, y, fit, held)
+    progress(step, n_folds, n_folds)
     return proba
+
+
+def fold_probabilities(ws: Workspace, model: str, x: np.ndarray, y: np.ndarray, fit: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The ``held`` rows' probabilities from ``model``'s configuration trained as the fit trains
+    it (:func:`core.training.train_classifiers`) on the ``fit`` rows' labels ``y``.
+
+    A caption model also trains on the caption labels of a teacher refitted on the ``fit`` rows'
+    labels only (:func:`core.labels.retrain.workspace_caption_labels`), given to the training rows
+    outside ``held``: neither a held-out row nor its label reaches the model, even through the
+    teacher. Human labels win over caption labels, as in the fit.
+
+    Args:
+        ws: the workspace.
+        model: a classifier model of the workspace.
+        x: every row's input of ``model`` (:func:`core.forward.model_inputs`).
+        y: every row's current target (:func:`core.training.label_targets`).
+        fit: the human-labelled rows to train on.
+        held: the rows to predict.
+    """
+    from core.captions import caption_targets
+    from core.config import CAPTION_MODELS
+    from core.labels.retrain import workspace_caption_labels
+
+    targets = {}
+    if model in CAPTION_MODELS:
+        labelled = np.zeros(len(y), dtype=bool)
+        labelled[fit] = True
+        train = ws.items["split"].to_numpy() != "test"
+        train[held] = False
+        captions = workspace_caption_labels(ws, y, labelled, train, ws.labels, reuse=False)
+        targets = caption_targets(captions, fit, (model,))
+    cfg = ws.config.classifier
+    blocks = {model: input_blocks(model, ws.image_arrays)}  # the same fusion balancing as the fitted model
+    trained = train_classifiers(
+        {model: x}, y, fit, len(ws.labels), ws.multilabel, cfg, None, silent, targets=targets, blocks=blocks
+    )
+    return trained.probs[model][held]
 
 
 def linear_oof(x: np.ndarray, y: np.ndarray, n_classes: int, multilabel: bool, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,9 @@ Strategies:
   :func:`cleanlab.filter.find_label_issues` over *out-of-fold* probabilities of the row's
   current label, ranked by :func:`cleanlab.rank.get_label_quality_scores`. The probabilities
   come from any model (``source``, see :mod:`core.labels.oof`): a cross-validated logistic
-  regression on the visual features and captions (default: five linear fits), the product's
-  multimodal classifier cross-validated (stored by the fit; refitted after label changes), or predictions the user attached.
+  regression on the visual features and captions (default: five linear fits), the workspace's
+  best model cross-validated (``best``), the product's multimodal classifier cross-validated
+  (stored by the fit; refitted after label changes), or predictions the user attached.
   Rows whose label both cross-fitted image models predict are left out
   (:func:`confirmed_by_both_models`).
 * ``near_duplicates`` / ``outliers`` -- cleanlab Datalab's checks on the visual features.

@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from core.caption_cache import cached_caption_labels
-from core.captions import caption_label_columns, caption_targets, caption_texts, label_name_rows, useful_caption_labels
+from core.captions import (
+    CaptionLabels,
+    caption_label_columns,
+    caption_targets,
+    caption_texts,
+    label_name_rows,
+    useful_caption_labels,
+)
 from core.config import CAPTION_MODELS, CAPTION_TWINS, CLASSIFIER_MODELS, FitConfig, default_cache_dir
 from core.forward import input_blocks, model_inputs
 from core.labels.session import current_labels, dataset_labels, reviewed_items
@@ -76,6 +83,41 @@ def _cache_root(cfg: FitConfig) -> Path:
     return default_cache_dir()
 
 
+def workspace_caption_labels(
+    ws: Workspace, y_all: np.ndarray, labelled: np.ndarray, train: np.ndarray, names: list[str], *, reuse: bool = True
+) -> CaptionLabels:
+    """The caption labels a fit of ``ws`` makes for these human targets and rows: the teacher of
+    :func:`core.captions.caption_labels` with the workspace's captions, visual features, caption
+    settings and seed, reading the label names as captions, as the fit does.
+
+    Args:
+        ws: the workspace (fitted with captions).
+        y_all: every row's human target over ``names``.
+        labelled: rows whose human label the teacher may read.
+        train: rows that may get a caption label (training rows).
+        names: the label names.
+        reuse: read and write the teacher cache (:mod:`core.caption_cache`); off for one-off
+            teachers (a cross-validation fold's), which would push the fit's entry out.
+    """
+    texts = caption_texts(list(ws.items["text"]), list(ws.items["tags"]))
+    cfg = ws.config
+    cache = _cache_root(cfg)
+    names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cache))  # as the fit does
+    return cached_caption_labels(
+        cache if reuse else None,
+        texts,
+        ws.caption_vectors,
+        y_all,
+        labelled,
+        train,
+        ws.multilabel,
+        cfg.captions,
+        cfg.seed,
+        visual=ws.visual,
+        label_names=names_rows,
+    )
+
+
 def retrain(ws: Workspace, store: LabelStore, *, progress: ProgressFn = silent) -> RetrainReport:
     """Refit the classifiers of ``ws`` on the store's current labels and rewrite the workspace.
 
@@ -112,23 +154,7 @@ def _retrain(ws: Workspace, store: LabelStore, progress: ProgressFn) -> RetrainR
     if ws.caption_vectors is not None and ws.manifest.get(
         "captions"
     ):  # fitted with caption labels: re-read them; the store's labels win
-        texts = caption_texts(list(items["text"]), list(items["tags"]))
-        cfg = ws.config
-        cache = _cache_root(cfg)
-        names_rows = label_name_rows(names, lambda t: embed_texts(t, ws.text_encoder, cache))  # as the fit does
-        captions = cached_caption_labels(
-            cache,
-            texts,
-            ws.caption_vectors,
-            y_all,
-            labelled,
-            train,
-            ws.multilabel,
-            cfg.captions,
-            cfg.seed,
-            visual=ws.visual,
-            label_names=names_rows,
-        )
+        captions = workspace_caption_labels(ws, y_all, labelled, train, names)
     used = useful_caption_labels(captions)  # as a fit: no caption model without a caption label
     models = CLASSIFIER_MODELS + (CAPTION_MODELS if used is not None else ())
     arrays = ws.image_arrays
