@@ -80,9 +80,9 @@ def _computed_as(ws: Workspace, source: str) -> str:
     return "product" if model == "multimodal" else f"best:{model}"
 
 
-def cache_key(ws: Workspace, source: str, current: list[list[str]]) -> str:
+def cache_key(ws: Workspace, source: str, current: list[list[str]], n_folds: int = 5) -> str:
     """Hash of everything the probabilities depend on: the fit and retrain stamp, the dataset,
-    the label space, and every row's item and current labels, in order.
+    the label space, the number of folds, and every row's item and current labels, in order.
 
     The previous cache (``oof_multimodal.safetensors``) was keyed by ``created|number of
     retrains`` only: labels changed between retrains were cross-validated with their old values,
@@ -91,7 +91,7 @@ def cache_key(ws: Workspace, source: str, current: list[list[str]]) -> str:
     """
     h = hashlib.sha256()
     stamp = [ws.manifest.get("created"), len(ws.manifest.get("retrains", [])), ws.manifest["dataset"]["fingerprint"]]
-    h.update(json.dumps([source, stamp, ws.labels]).encode())
+    h.update(json.dumps([source, n_folds, stamp, ws.labels]).encode())
     for item, labs in zip(ws.items["item"].astype(str), current, strict=True):
         h.update(json.dumps([item, sorted(labs)]).encode())
     return h.hexdigest()
@@ -127,7 +127,7 @@ def out_of_fold(
     if source not in BASE_SOURCES:
         raise ValueError(f"unknown source {source!r}; one of {', '.join(sources(ws))}")
     name = _computed_as(ws, source)
-    key = cache_key(ws, name, current)
+    key = cache_key(ws, name, current, n_folds)
     path = _cache_path(ws, name)
     if path.is_file():
         cached = load_file(str(path))

@@ -35,10 +35,10 @@ def _plant(ws, store, n: int, seed: int) -> np.ndarray:
     return rows
 
 
-def _fresh_oof(path, source: str, current: list[list[str]]) -> np.ndarray:
+def _fresh_oof(path, source: str, current: list[list[str]], n_folds: int = 5) -> np.ndarray:
     """Out-of-fold probabilities computed from scratch: no cache, a new Workspace object."""
     shutil.rmtree(path / OOF_DIR, ignore_errors=True)
-    return out_of_fold(open_workspace(path), source, current=current)
+    return out_of_fold(open_workspace(path), source, current=current, n_folds=n_folds)
 
 
 @pytest.mark.parametrize("source", ["linear", pytest.param("product", marks=pytest.mark.slow)])  # a retrain each: ~20 s
@@ -105,6 +105,9 @@ def test_cache_is_keyed_by_current_labels(ws_copy):
     changed = out_of_fold(ws, "linear", current=current_labels(ws, store))
     assert not np.array_equal(first, changed)  # recomputed for the new labels
     np.testing.assert_allclose(changed, _fresh_oof(ws.path, "linear", current_labels(ws, store)), atol=1e-6)
+    three = out_of_fold(ws, "linear", current=current_labels(ws, store), n_folds=3)  # other folds: not the 5-fold cache
+    np.testing.assert_allclose(three, _fresh_oof(ws.path, "linear", current_labels(ws, store), n_folds=3), atol=1e-6)
+    assert not np.allclose(three, changed)
 
 
 def test_rank_label_issues_finds_obvious_flips():
