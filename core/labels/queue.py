@@ -158,7 +158,7 @@ def _label_errors(ws: Workspace, current: list[list[str]], source: str, progress
     y = label_targets(current, ws.labels, ws.multilabel)
     found = rank_label_issues(y, proba, ws.multilabel)
     order = found.order[~confirmed_by_both_models(ws, y)[found.order]]
-    name = source.removeprefix("predictions:")
+    name = f"best: {suggesting_model(ws)}" if source == "best" else source.removeprefix("predictions:")
     return order, found.quality, proba, lambda r: f"label quality {{score:.2f}} ({name} out-of-fold)"
 
 

@@ -86,5 +86,5 @@ def test_cli_queue_accepts_the_best_source(best_is_baseline_captions):
     ws = best_is_baseline_captions
     out = run_here("labels", "queue", "--workspace", str(ws.path), "--source", "best", "--limit", "3")
     assert out.returncode == 0, out.stderr
-    assert all("(best out-of-fold)" in line for line in out.stdout.strip().splitlines()[:3])
+    assert all("(best: baseline_captions out-of-fold)" in line for line in out.stdout.strip().splitlines()[:3])
     assert (ws.path / OOF_DIR / "best_baseline_captions.safetensors").is_file()
