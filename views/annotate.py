@@ -58,6 +58,8 @@ if strategy == "label_errors":
         oof_sources(ws),
         format_func=lambda s: source_title(ws, s),
         key="ann_source",
+        help="The logistic regression takes seconds. The best and the multimodal model are refitted 5 times "
+        "(about a minute on the demo), and again after every label change.",
     )
 current = current_labels(ws, store)
 with st.spinner("Building the queue…"):
