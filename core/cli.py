@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from core.cli_common import json_text, positive_int
+from core.cli_common import positive_int
+from core.jsonio import strict_json
 
 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
@@ -200,7 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.workspace)
     if args.json:
-        print(json_text({**ws.metrics, "n_test": ws.manifest["n_test"]}))
+        print(strict_json({**ws.metrics, "n_test": ws.manifest["n_test"]}))
     else:
         _print_metrics(ws)
     return 0
@@ -246,7 +247,7 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
     result = {"labels": names, "n_test": int(test.sum()), "n_scored": int(known.sum()), "ambiguous": match.ambiguous}
     if known.any():
         result.update(evaluate(truth[known], proba[known], multilabel=False))
-    print(json_text(result) if args.json else result)
+    print(strict_json(result) if args.json else result)
     return 0
 
 

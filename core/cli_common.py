@@ -1,12 +1,10 @@
 """Helpers shared by the command-line modules (``core.cli``, ``core.labels.cli``): argparse types
-and strict JSON output. A module of its own so that a sub-command's module need not import
+(their strict JSON output is :mod:`core.jsonio`'s). A module of its own so that a sub-command's module need not import
 ``core.cli``, which imports it back."""
 
 from __future__ import annotations
 
 import argparse
-
-from core.jsonio import strict_json
 
 
 def positive_int(value: str) -> int:
@@ -18,9 +16,3 @@ def positive_int(value: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
-
-
-def json_text(obj: object) -> str:
-    """``obj`` as strict JSON (indented): a metric that is undefined (NaN, e.g. with no test image)
-    is ``null``, not the ``NaN`` that ``json.dumps`` writes and JSON parsers other than Python's refuse."""
-    return strict_json(obj)

@@ -7,7 +7,8 @@ import getpass
 import json
 import os
 
-from core.cli_common import json_text, positive_int
+from core.cli_common import positive_int
+from core.jsonio import strict_json
 
 #: the strategies of :data:`core.labels.queue.STRATEGIES` (kept literal: ``--help`` imports no model code)
 QUEUE_STRATEGIES = ["disagree", "margin", "label_errors", "near_duplicates", "outliers", "unlabeled", "random"]
@@ -94,7 +95,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     ws, store = _store(args)
     report = retrain(ws, store, progress=TqdmProgress())
     if args.json:
-        print(json_text(report.to_dict()))
+        print(strict_json(report.to_dict()))
         return 0
     print(f"retrained on {report.n_labelled} labelled images ({report.n_corrected} corrected)")
     keys = list(next(iter(report.after.values())))
